@@ -1,0 +1,105 @@
+"""Pickle streams: raw pickles, several pickles back to back, joblib, and legacy PyTorch files.
+
+A stream may hold several pickles: legacy ``torch.save`` writes five in a row, and any
+loader calling ``pickle.load`` repeatedly reads on. Every pickle is emulated until the
+data ends. The legacy PyTorch layout is recognised by its leading magic number; after
+its five pickles come raw tensor bytes that no loader unpickles.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from .. import rules
+from ..context import Item, ScanContext
+from ..picklevm.joblib_arrays import WRAPPER_CLASSES, step_over_array
+from ..picklevm.judge import Judge
+from ..picklevm.reader import Reader
+from ..picklevm.vm import Machine, Malformed
+
+TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+TORCH_LEGACY_PICKLES = 5  # magic, protocol version, sys info, the object, storage keys
+
+BUILD_HOOKS = {name: step_over_array for name in WRAPPER_CLASSES}
+
+
+class PickleSession:
+    """Emulates the pickles of one item in order, with one judge for all of them."""
+
+    def __init__(self, ctx: ScanContext, item: Item, start: int = 0) -> None:
+        self.ctx = ctx
+        self.item = item
+        self.judge = Judge(ctx.policy, item.location, self._scan_nested)
+        self.reader = Reader(item.stream, start, item.size)
+        self.count = 0
+
+    def next_pickle(self) -> Any:
+        """Run one pickle to its STOP; raises Malformed where the real loader would stop."""
+        events_before = self.judge.events
+        start = self.reader.tell()
+        machine = Machine(self.reader, self.ctx.policy, self.judge, self.ctx.limits, self.ctx.budget, BUILD_HOOKS)
+        try:
+            result = machine.run()
+        except Malformed as exc:
+            self._report_break(exc, start, self.judge.events > events_before)
+            raise
+        self.count += 1
+        return result
+
+    def _report_break(self, exc: Malformed, start: int, ran: bool) -> None:
+        location = self.item.location
+        if self.count > 0 and not ran:
+            finding = rules.TRAILING_DATA.finding(
+                location.at(start),
+                f"bytes after pickle #{self.count} (from byte {start}) are not a valid pickle: {exc}",
+                {"pickles_before": str(self.count)},
+            )
+        else:
+            finding = rules.MALFORMED.finding(location.at(exc.offset), f"pickle #{self.count + 1}: {exc}")
+        self.ctx.report(finding)
+
+    def malformed(self, message: str) -> Malformed:
+        """Report a break found outside the machine (in data a loader reads itself)."""
+        exc = Malformed(message, self.reader.tell())
+        self.ctx.report(rules.MALFORMED.finding(self.item.location.at(exc.offset), message))
+        return exc
+
+    def _scan_nested(self, data: bytes, offset: int, via: str) -> None:
+        self.ctx.scan(self.item.child(io.BytesIO(data), f"<bytes@{offset} via {via}>", len(data), "nested"))
+
+    def finish(self, label: str) -> None:
+        for finding in self.judge.judged():
+            self.ctx.report(finding)
+        self.ctx.record(self.item, self._refine(label))
+
+    def _refine(self, label: str) -> str:
+        """A more precise label for the format summary, from the modules the stream used."""
+        if label != "pickle":
+            return label
+        modules = {module.split(".", 1)[0] for module, _ in self.judge.uses}
+        for module, refined in (
+            ("joblib", "joblib"),
+            ("dill", "dill"),
+            ("cloudpickle", "cloudpickle"),
+            ("torch", "pytorch-pickle"),
+        ):
+            if module in modules:
+                return refined
+        return label
+
+
+def analyze(ctx: ScanContext, item: Item, start: int = 0, label: str = "pickle") -> None:
+    """Emulate every pickle in ``item`` from ``start`` to the end of its data."""
+    session = PickleSession(ctx, item, start)
+    try:
+        while session.count == 0 or not session.reader.at_end():
+            result = session.next_pickle()
+            if session.count == 1 and result == TORCH_LEGACY_MAGIC and not isinstance(result, bool):
+                label = "pytorch-legacy"
+            if label == "pytorch-legacy" and session.count == TORCH_LEGACY_PICKLES:
+                break
+    except Malformed:
+        pass  # reported by the session
+    finally:
+        session.finish(label)

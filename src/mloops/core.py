@@ -1,0 +1,223 @@
+"""The one vocabulary every part of mloops speaks: assets, findings and the report.
+
+Analyzers, sources and reporters exchange only these types, so a new format, a
+network probe or a manifest check plugs in without touching the others.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class Severity(enum.IntEnum):
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        return cls[text.strip().upper()]
+
+
+class AttackClass(enum.Enum):
+    """The research taxonomy ("From MLOps to MLOops"): where an attack enters, and where it leads."""
+
+    MALICIOUS_MODEL = (
+        "malicious-model",
+        "a model file that runs code or touches the host when it is loaded",
+        "A poisoned model runs code on whoever loads it. On a data scientist's machine it finds registry "
+        "credentials, backdoors every model in the registry, and reaches every consumer that pulls them (the "
+        "'ML worm'); uploaded to a serving platform it takes over the serving container, a step away from "
+        "escaping to the node.",
+    )
+    MALICIOUS_DATASET = (
+        "malicious-dataset",
+        "a dataset whose loading runs code",
+        "A dataset that runs code when loaded compromises every training job and notebook that uses it.",
+    )
+    NOTEBOOK_XSS = (
+        "notebook-xss",
+        "active content in a notebook, which runs with the user's kernel",
+        "Script in a notebook output drives the kernel: cross-site scripting becomes code execution on the "
+        "Jupyter host, which usually holds registry credentials.",
+    )
+    MISSING_AUTH = (
+        "missing-auth",
+        "an ML platform reachable without authentication",
+        "An open registry lets anyone replace models; open pipelines and notebooks run code by design.",
+    )
+    CONTAINER_ESCAPE = (
+        "container-escape",
+        "a serving or pipeline container an attacker can leave",
+        "Code running in a model server reaches the node or the cluster through the container's privileges.",
+    )
+    VULNERABLE_PLATFORM = (
+        "vulnerable-platform",
+        "an ML platform version with known vulnerabilities",
+        "A known CVE in the platform gives the first foothold for the chains above.",
+    )
+
+    def __init__(self, slug: str, description: str, chain: str) -> None:
+        self.slug = slug
+        self.description = description
+        self.chain = chain
+
+
+class Capability(enum.Enum):
+    """What a finding hands an attacker; attack chains are built from these links."""
+
+    CODE_EXECUTION = ("code-execution", "runs attacker code on whoever loads the file")
+    FILE_ACCESS = ("file-access", "reads or writes files on the machine that loads the file")
+    NETWORK_ACCESS = ("network-access", "opens network connections from the machine that loads the file")
+    SCANNER_EVASION = (
+        "scanner-evasion",
+        "hides content from scanners while a lenient loader may still run it",
+    )
+
+    def __init__(self, slug: str, description: str) -> None:
+        self.slug = slug
+        self.description = description
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where something was found: a file, members nested inside it, and a byte offset.
+
+    The offset is relative to the innermost member (or to the file when there are no members).
+    """
+
+    path: str
+    members: tuple[str, ...] = ()
+    offset: int | None = None
+
+    def child(self, member: str) -> Location:
+        return Location(self.path, (*self.members, member))
+
+    def at(self, offset: int | None) -> Location:
+        return Location(self.path, self.members, offset)
+
+    @property
+    def nested_name(self) -> str:
+        """``outer.zip!inner.tar!data.pkl`` style name, without the offset."""
+        return "!".join((self.path, *self.members))
+
+    def __str__(self) -> str:
+        if self.offset is None:
+            return self.nested_name
+        return f"{self.nested_name} @ byte {self.offset}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A stable check: its id never changes meaning, so users can suppress or track it."""
+
+    id: str
+    name: str
+    title: str
+    severity: Severity
+    attack_class: AttackClass
+    capability: Capability
+    description: str
+    remediation: str
+    operational: bool = False  # the scan itself failed: the CLI exits 2
+
+    def finding(
+        self,
+        location: Location,
+        message: str,
+        evidence: Mapping[str, str] | None = None,
+        *,
+        severity: Severity | None = None,
+        capability: Capability | None = None,
+    ) -> Finding:
+        return Finding(
+            rule=self,
+            severity=self.severity if severity is None else severity,
+            location=location,
+            message=message,
+            evidence=dict(evidence or {}),
+            capability=self.capability if capability is None else capability,
+        )
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: Rule
+    severity: Severity
+    location: Location
+    message: str
+    evidence: dict[str, str]
+    capability: Capability
+
+    @property
+    def attack_class(self) -> AttackClass:
+        return self.rule.attack_class
+
+    @property
+    def remediation(self) -> str:
+        return self.rule.remediation
+
+    def sort_key(self) -> tuple:
+        loc = self.location
+        return (loc.path, -self.severity, loc.members, -1 if loc.offset is None else loc.offset, self.rule.id)
+
+
+@dataclass(frozen=True)
+class Asset:
+    """Something that was scanned: a file, an archive member or a nested stream."""
+
+    location: Location
+    format: str
+    size: int | None = None
+
+
+@dataclass
+class FileResult:
+    """Everything learned about one top-level file."""
+
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    assets: list[Asset] = field(default_factory=list)
+
+    @property
+    def formats(self) -> list[str]:
+        return sorted({a.format for a in self.assets})
+
+
+@dataclass
+class Report:
+    files: list[FileResult]
+    duration_seconds: float
+
+    @property
+    def findings(self) -> list[Finding]:
+        return sorted((f for r in self.files for f in r.findings), key=Finding.sort_key)
+
+    @property
+    def assets(self) -> list[Asset]:
+        return [a for r in self.files for a in r.assets]
+
+    @property
+    def has_operational_errors(self) -> bool:
+        return any(f.rule.operational for r in self.files for f in r.findings)
+
+    def counts(self) -> dict[Severity, int]:
+        counter = Counter(f.severity for r in self.files for f in r.findings)
+        return {sev: counter.get(sev, 0) for sev in sorted(Severity, reverse=True)}
+
+    def exit_code(self, fail_on: Severity) -> int:
+        """0 clean, 1 findings at or above ``fail_on``, 2 when some input could not be scanned."""
+        if self.has_operational_errors:
+            return 2
+        if any(f.severity >= fail_on for r in self.files for f in r.findings):
+            return 1
+        return 0

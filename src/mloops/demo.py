@@ -1,0 +1,104 @@
+"""``mloops demo``: build a small workspace of benign and booby-trapped models, then scan it.
+
+The booby-trapped files carry harmless commands (``echo``) and are never loaded by
+mloops; they show what a real attack looks like to the scanner.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import io
+import os
+import pickle
+import struct
+import tarfile
+import zipfile
+import zlib
+from decimal import Decimal
+
+from .picklevm.assemble import PickleBuilder
+
+HARMLESS = "echo mloops-demo-payload"
+
+
+def _state_dict_pickle() -> bytes:
+    """What torch.save writes for {'weight': a 2x3 float tensor}, assembled by hand."""
+    b = PickleBuilder(2).call("collections", "OrderedDict").mark().push("weight")
+    b.global_("torch._utils", "_rebuild_tensor_v2").mark()
+    b.mark().push("storage").global_("torch", "FloatStorage").push("0").push("cpu").push(
+        6
+    ).tuple_from_mark().persistent()
+    b.push(0).push((2, 3)).push((3, 1)).push(False).call("collections", "OrderedDict").tuple_from_mark().reduce()
+    return b.op(b"u").stop().build()
+
+
+def _torch_zip(pickle_bytes: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data.pkl", pickle_bytes)
+        archive.writestr("archive/byteorder", "little")
+        archive.writestr("archive/data/0", struct.pack("<6f", *range(6)))
+        archive.writestr("archive/version", "3\n")
+    return buffer.getvalue()
+
+
+def _npy(values: list[float]) -> bytes:
+    header = f"{{'descr': '<f8', 'fortran_order': False, 'shape': ({len(values)},), }}"
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    return (
+        b"\x93NUMPY\x01\x00"
+        + struct.pack("<H", len(header))
+        + header.encode()
+        + struct.pack(f"<{len(values)}d", *values)
+    )
+
+
+def _call(module: str, name: str, *args: object) -> bytes:
+    return PickleBuilder(2).call(module, name, *args).stop().build()
+
+
+def _tar_with(name: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _zip_with(name: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def build_workspace(root: str) -> dict[str, bool]:
+    """Write the demo files under ``root``; returns each relative path -> is it malicious."""
+    config = {
+        "lr": Decimal("0.001"),
+        "layers": [64, 32],
+        "saved": datetime.datetime(2026, 1, 1),
+        "meta": collections.OrderedDict(a=1),
+    }
+    files = {
+        "benign/state_dict.pt": (_torch_zip(_state_dict_pickle()), False),
+        "benign/embeddings.npy": (_npy([0.5, 1.5, 2.5]), False),
+        "benign/config.pkl": (pickle.dumps(config, protocol=4), False),
+        "malicious/reverse_shell.pkl": (_call("os", "system", HARMLESS), True),
+        "malicious/pytorch_model.bin": (_call("runpy", "_run_code", f"import os; os.system({HARMLESS!r})", {}), True),
+        "malicious/classifier.joblib": (zlib.compress(_call("builtins", "exec", f"print({HARMLESS!r})")), True),
+        "malicious/stacked.pkl": (pickle.dumps([1, 2, 3]) + _call("subprocess", "call", HARMLESS), True),
+        "malicious/nested_archive.zip": (
+            _zip_with("inner.tar", _tar_with("weights.pkl", _call("pty", "spawn", HARMLESS))),
+            True,
+        ),
+        "malicious/hijacked_checkpoint.pt": (_torch_zip(_call("pydoc", "locate", "os.system")), True),
+    }
+    for relative, (data, _) in files.items():
+        path = os.path.join(root, relative)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(data)
+    return {relative: malicious for relative, (_, malicious) in files.items()}

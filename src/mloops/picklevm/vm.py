@@ -1,0 +1,690 @@
+"""A symbolic pickle virtual machine: every opcode's effect, nothing imported or called.
+
+The machine follows CPython's unpickler (both the C and the pure-Python one, taking the
+more lenient where they differ) so that it sees what a real loader would run. Each
+import, call, instantiation and state change is reported to an observer, which judges it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import struct
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..limits import Budget, LimitExceeded, Limits
+from .policy import CallSemantics, Policy
+from .reader import Reader, Truncated
+from .values import Attr, Blob, Call, Ext, Global, Instance, Opaque, Persistent, Seq
+
+BLOB_THRESHOLD = 1 << 20  # byte and text payloads larger than this are skipped, not read
+HIGHEST_PROTOCOL = 5
+MAX_NAME_DEPTH = 64  # attribute chains deeper than this are left unnamed (and judged as such)
+
+Name = tuple[str, str]  # (module, qualname), canonical
+
+
+class Malformed(Exception):
+    """The real unpickler stops here; everything before this offset has already run."""
+
+    def __init__(self, message: str, offset: int, truncated: bool = False) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.truncated = truncated
+
+
+class Observer(Protocol):
+    def reference(self, name: Name, offset: int, opcode: str, spelled: str | None) -> None: ...
+    def call(self, name: Name | None, callee: Any, args: Any, offset: int, opcode: str) -> None: ...
+    def instantiate(self, name: Name | None, cls: Any, offset: int, opcode: str) -> None: ...
+    def build(self, target: Any, name: Name | None, offset: int, opcode: str) -> None: ...
+    def extension(self, code: int, offset: int) -> None: ...
+    def computed_global(self, offset: int, detail: str) -> None: ...
+    def nested(self, data: bytes | None, offset: int, via: str) -> None: ...
+    def anomaly(self, offset: int, message: str) -> None: ...
+
+
+# BUILD hooks handle loaders that read raw data from the stream after an object (joblib).
+BuildHook = Callable[["Machine", Any, Any], Any]
+
+
+class Machine:
+    def __init__(
+        self,
+        reader: Reader,
+        policy: Policy,
+        observer: Observer,
+        limits: Limits,
+        budget: Budget,
+        build_hooks: dict[str, BuildHook] | None = None,
+        depth: int = 0,
+    ) -> None:
+        self.reader = reader
+        self.policy = policy
+        self.observer = observer
+        self.limits = limits
+        self.budget = budget
+        self.build_hooks = build_hooks or {}
+        self.depth = depth
+        self.stack: list[Any] = []
+        self.metastack: list[list[Any]] = []
+        self.memo: dict[int, Any] = {}
+        self.proto = 0
+        self.offset = 0  # offset of the opcode being executed
+        self.opcode_count = 0
+        self._table = self._build_table()
+
+    # ----------------------------------------------------------------- driving
+
+    def run(self) -> Any:
+        """Execute up to and including STOP; return the symbolic result."""
+        reader = self.reader
+        table = self._table
+        budget = self.budget
+        limit_stack = self.limits.max_stack_items
+        count = 0
+        try:
+            while True:
+                self.offset = reader.tell()
+                op = reader.byte()
+                handler = table[op]
+                if handler is None:
+                    raise Malformed(f"invalid opcode 0x{op:02x}", self.offset)
+                if handler():
+                    self.opcode_count += count + 1
+                    return self._stop()
+                count += 1
+                if not count & 0x3FFF:
+                    budget.check_time()
+                    if len(self.stack) > limit_stack:
+                        raise LimitExceeded(f"more than {limit_stack} items on the pickle stack")
+        except Truncated as exc:
+            raise Malformed(f"truncated: {exc}", self.offset, truncated=True) from None
+        except (IndexError, KeyError) as exc:
+            raise Malformed(self._describe_lookup_error(exc), self.offset) from None
+        except (ValueError, UnicodeDecodeError, OverflowError, struct.error) as exc:
+            raise Malformed(f"invalid argument: {exc}", self.offset) from None
+
+    def _describe_lookup_error(self, exc: Exception) -> str:
+        if isinstance(exc, KeyError):
+            return f"memo slot {exc.args[0]} read before it was written"
+        return "stack underflow (an opcode needs more values than the stack or current MARK frame holds)"
+
+    def _stop(self) -> Any:
+        if not self.stack:
+            raise Malformed("STOP with an empty stack", self.offset)
+        return self.stack.pop()
+
+    # ------------------------------------------------------------ stack helpers
+
+    def _pop_mark(self) -> list[Any]:
+        if not self.metastack:
+            raise Malformed("no MARK to pop to", self.offset)
+        items = self.stack
+        self.stack = self.metastack.pop()
+        return items
+
+    def _pop(self) -> Any:
+        return self.stack.pop()
+
+    def _memo_put(self, index: int) -> None:
+        self.memo[index] = self.stack[-1]
+        if len(self.memo) > self.limits.max_memo_entries:
+            raise LimitExceeded(f"more than {self.limits.max_memo_entries} memo entries")
+
+    # -------------------------------------------------------------- constants
+
+    def _payload(self, kind: str, length: int) -> Any:
+        if length < 0:
+            raise Malformed(f"negative length {length}", self.offset)
+        if length > BLOB_THRESHOLD:
+            start = self.reader.tell()
+            self.reader.skip(length)
+            return Blob(kind, start, length)
+        data = self.reader.read(length)
+        if kind == "str":
+            return str(data, "utf-8", "surrogatepass")
+        return data
+
+    def _text(self, data: bytes) -> str:
+        # Python 2 strings: loaders pass encoding="latin1" (torch, numpy), which never fails.
+        return data.decode("latin-1")
+
+    # ------------------------------------------------------------ naming
+
+    def target_name(self, value: Any, depth: int = 0) -> Name | None:
+        """The importable object a value is, when it can be named."""
+        if isinstance(value, Global):
+            return value.module, value.qualname
+        if depth > MAX_NAME_DEPTH:
+            return None
+        if isinstance(value, Attr):
+            if value.name is None:
+                return None
+            if isinstance(value.base, (Global, Attr)):
+                base = self.target_name(value.base, depth + 1)
+            else:
+                base = self.class_name(value.base, depth + 1)
+            if base is None:
+                return None
+            module, qualname = base
+            return module, f"{qualname}.{value.name}" if qualname else value.name
+        if isinstance(value, Call):
+            sem = self._semantics(value.func)
+            if sem is not None and sem.wraps is not None:
+                return self.target_name(_arg(value.args, sem.wraps), depth + 1)
+        return None
+
+    def class_name(self, value: Any, depth: int = 0) -> Name | None:
+        """The class an instance was made from, when it can be named."""
+        if isinstance(value, Instance):
+            return self.target_name(value.cls, depth + 1)
+        if isinstance(value, Call):
+            return self.target_name(value.func, depth + 1)
+        return None
+
+    def _semantics(self, func: Any) -> CallSemantics | None:
+        name = self.target_name(func) if isinstance(func, (Global, Attr)) else None
+        return None if name is None else self.policy.semantics_of(name)
+
+    def make_global(self, module: str, qualname: str, opcode: str) -> Global:
+        canon_module, canon_qualname = self.policy.canonical(module, qualname)
+        spelled = f"{module}.{qualname}" if qualname else module
+        value = Global(canon_module, canon_qualname, self.offset, opcode)
+        shown = spelled if spelled != value.dotted else None
+        self.observer.reference((canon_module, canon_qualname), self.offset, opcode, shown)
+        return value
+
+    # --------------------------------------------------------------- calls
+
+    def call(self, func: Any, args: Any, opcode: str) -> Any:
+        offset = self.offset
+        name = self.target_name(func)
+        self.observer.call(name, func, args, offset, opcode)
+        result = Call(func, args, offset, opcode)
+        sem = self.policy.semantics_of(name) if name else None
+        if sem is None:
+            return result
+        return self._apply(sem, name, result, args)
+
+    def _apply(self, sem: CallSemantics, name: Name, result: Call, args: Any) -> Any:
+        offset = self.offset
+        via = ".".join(part for part in name if part)
+        for index in sem.calls:
+            arg = _arg(args, index)
+            if _is_object(arg):
+                self.observer.call(self.target_name(arg), arg, None, offset, f"called by {via}")
+        for index in sem.instantiates:
+            arg = _arg(args, index)
+            if _is_object(arg):
+                self.observer.instantiate(self.target_name(arg), arg, offset, f"instantiated by {via}")
+        for index in sem.loads:
+            self.observer.nested(self.materialize(_arg(args, index)), offset, via)
+        if sem.resolves:
+            resolved = self._resolve(sem.resolves, args)
+            if resolved is not None:
+                return resolved
+        return result
+
+    def _resolve(self, how: str, args: Any) -> Any:
+        first = _arg(args, 0)
+        if how == "attribute":
+            attr = _arg(args, 1)
+            if not isinstance(attr, str):
+                return Attr(first, None, self.offset)
+            if isinstance(first, (Global, Attr)) and self.target_name(first) is not None:
+                module, qualname = self.target_name(first)  # type: ignore[misc]
+                return self.make_global(module, f"{qualname}.{attr}" if qualname else attr, "getattr")
+            value = Attr(first, attr, self.offset)
+            name = self.target_name(value)
+            if name is not None:
+                self.observer.reference(name, self.offset, "getattr", None)
+            return value
+        if not isinstance(first, str):
+            return None
+        if how == "module":
+            return self.make_global(first, "", "import")
+        if how == "object":
+            module, _, qualname = first.partition(":")
+            return self.make_global(module, qualname, "resolve")
+        if how == "builtin-type":
+            return self.make_global("types", first, "resolve")
+        return None
+
+    def materialize(self, value: Any) -> bytes | None:
+        """The bytes a value holds, re-reading skipped payloads and folding pure decoders."""
+        from .folding import fold  # imported late: folding needs materialize in turn
+
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value)
+        if isinstance(value, str):
+            return value.encode("utf-8", "surrogatepass")
+        if isinstance(value, Blob):
+            if value.length > self.limits.max_nested_bytes:
+                raise LimitExceeded(f"nested payload of {value.length} bytes")
+            return self.reader.read_at(value.offset, value.length)
+        if isinstance(value, Call):
+            if value.folded is None:
+                name = self.target_name(value.func)
+                sem = self.policy.semantics_of(name) if name else None
+                if sem is None or sem.folds is None:
+                    return None
+                value.folded = fold(sem.folds, self, value.args, self.limits.max_nested_bytes)
+            return value.folded
+        return None
+
+    # ------------------------------------------------------------- opcodes
+
+    def _build_table(self) -> list[Callable[[], bool | None] | None]:
+        table: list[Callable[[], bool | None] | None] = [None] * 256
+        ops = {
+            b"(": self.op_mark,
+            b".": self.op_stop,
+            b"0": self.op_pop,
+            b"1": self.op_pop_mark,
+            b"2": self.op_dup,
+            b"F": self.op_float,
+            b"I": self.op_int,
+            b"J": self.op_binint,
+            b"K": self.op_binint1,
+            b"L": self.op_long,
+            b"M": self.op_binint2,
+            b"N": self.op_none,
+            b"P": self.op_persid,
+            b"Q": self.op_binpersid,
+            b"R": self.op_reduce,
+            b"S": self.op_string,
+            b"T": self.op_binstring,
+            b"U": self.op_short_binstring,
+            b"V": self.op_unicode,
+            b"X": self.op_binunicode,
+            b"a": self.op_append,
+            b"b": self.op_build,
+            b"c": self.op_global,
+            b"d": self.op_dict,
+            b"}": self.op_empty_dict,
+            b"e": self.op_appends,
+            b"g": self.op_get,
+            b"h": self.op_binget,
+            b"i": self.op_inst,
+            b"j": self.op_long_binget,
+            b"l": self.op_list,
+            b"]": self.op_empty_list,
+            b"o": self.op_obj,
+            b"p": self.op_put,
+            b"q": self.op_binput,
+            b"r": self.op_long_binput,
+            b"s": self.op_setitem,
+            b"t": self.op_tuple,
+            b")": self.op_empty_tuple,
+            b"u": self.op_setitems,
+            b"G": self.op_binfloat,
+            b"\x80": self.op_proto,
+            b"\x81": self.op_newobj,
+            b"\x82": self.op_ext1,
+            b"\x83": self.op_ext2,
+            b"\x84": self.op_ext4,
+            b"\x85": self.op_tuple1,
+            b"\x86": self.op_tuple2,
+            b"\x87": self.op_tuple3,
+            b"\x88": self.op_newtrue,
+            b"\x89": self.op_newfalse,
+            b"\x8a": self.op_long1,
+            b"\x8b": self.op_long4,
+            b"B": self.op_binbytes,
+            b"C": self.op_short_binbytes,
+            b"\x8c": self.op_short_binunicode,
+            b"\x8d": self.op_binunicode8,
+            b"\x8e": self.op_binbytes8,
+            b"\x8f": self.op_empty_set,
+            b"\x90": self.op_additems,
+            b"\x91": self.op_frozenset,
+            b"\x92": self.op_newobj_ex,
+            b"\x93": self.op_stack_global,
+            b"\x94": self.op_memoize,
+            b"\x95": self.op_frame,
+            b"\x96": self.op_bytearray8,
+            b"\x97": self.op_next_buffer,
+            b"\x98": self.op_readonly_buffer,
+        }
+        for code, handler in ops.items():
+            table[code[0]] = handler
+        return table
+
+    def op_proto(self) -> None:
+        proto = self.reader.byte()
+        if proto > HIGHEST_PROTOCOL:
+            raise Malformed(f"unsupported pickle protocol {proto}", self.offset)
+        self.proto = proto
+
+    def op_frame(self) -> None:
+        length = struct.unpack("<Q", self.reader.read(8))[0]
+        remaining = self.reader.remaining()
+        if remaining is not None and length > remaining:
+            # CPython's C unpickler stops here, its pure-Python twin (used by joblib) reads on.
+            self.observer.anomaly(self.offset, f"FRAME announces {length} bytes but {remaining} remain")
+
+    def op_stop(self) -> bool:
+        return True
+
+    def op_mark(self) -> None:
+        self.metastack.append(self.stack)
+        self.stack = []
+
+    def op_pop(self) -> None:
+        if self.stack:
+            self.stack.pop()
+        else:
+            self._pop_mark()
+
+    def op_pop_mark(self) -> None:
+        self._pop_mark()
+
+    def op_dup(self) -> None:
+        self.stack.append(self.stack[-1])
+
+    # numbers
+    def op_int(self) -> None:
+        line = self.reader.readline()
+        if line == b"00":
+            self.stack.append(False)
+        elif line == b"01":
+            self.stack.append(True)
+        else:
+            self.stack.append(_parse_int(line))
+
+    def op_long(self) -> None:
+        line = self.reader.readline()
+        if line.endswith(b"L"):
+            line = line[:-1]
+        self.stack.append(_parse_int(line))
+
+    def op_binint(self) -> None:
+        self.stack.append(struct.unpack("<i", self.reader.read(4))[0])
+
+    def op_binint1(self) -> None:
+        self.stack.append(self.reader.byte())
+
+    def op_binint2(self) -> None:
+        self.stack.append(struct.unpack("<H", self.reader.read(2))[0])
+
+    def op_long1(self) -> None:
+        size = self.reader.byte()
+        self.stack.append(int.from_bytes(self.reader.read(size), "little", signed=True))
+
+    def op_long4(self) -> None:
+        size = struct.unpack("<i", self.reader.read(4))[0]
+        if size < 0:
+            raise Malformed("LONG4 with a negative byte count", self.offset)
+        if size > 4096:
+            self.reader.skip(size)
+            self.stack.append(Opaque(f"integer of {size} bytes"))
+        else:
+            self.stack.append(int.from_bytes(self.reader.read(size), "little", signed=True))
+
+    def op_float(self) -> None:
+        self.stack.append(float(self.reader.readline()))
+
+    def op_binfloat(self) -> None:
+        self.stack.append(struct.unpack(">d", self.reader.read(8))[0])
+
+    def op_none(self) -> None:
+        self.stack.append(None)
+
+    def op_newtrue(self) -> None:
+        self.stack.append(True)
+
+    def op_newfalse(self) -> None:
+        self.stack.append(False)
+
+    # strings and bytes
+    def op_string(self) -> None:
+        data = self.reader.readline()
+        if len(data) < 2 or data[0] != data[-1] or data[0] not in b"\"'":
+            raise Malformed("STRING argument is not quoted", self.offset)
+        self.stack.append(self._text(codecs.escape_decode(data[1:-1])[0]))
+
+    def op_binstring(self) -> None:
+        length = struct.unpack("<i", self.reader.read(4))[0]
+        value = self._payload("bytes", length)
+        self.stack.append(self._text(value) if isinstance(value, bytes) else value)
+
+    def op_short_binstring(self) -> None:
+        self.stack.append(self._text(self.reader.read(self.reader.byte())))
+
+    def op_unicode(self) -> None:
+        self.stack.append(str(self.reader.readline(), "raw-unicode-escape"))
+
+    def op_binunicode(self) -> None:
+        self.stack.append(self._payload("str", struct.unpack("<I", self.reader.read(4))[0]))
+
+    def op_short_binunicode(self) -> None:
+        self.stack.append(str(self.reader.read(self.reader.byte()), "utf-8", "surrogatepass"))
+
+    def op_binunicode8(self) -> None:
+        self.stack.append(self._payload("str", struct.unpack("<Q", self.reader.read(8))[0]))
+
+    def op_binbytes(self) -> None:
+        self.stack.append(self._payload("bytes", struct.unpack("<I", self.reader.read(4))[0]))
+
+    def op_short_binbytes(self) -> None:
+        self.stack.append(self.reader.read(self.reader.byte()))
+
+    def op_binbytes8(self) -> None:
+        self.stack.append(self._payload("bytes", struct.unpack("<Q", self.reader.read(8))[0]))
+
+    def op_bytearray8(self) -> None:
+        value = self._payload("bytearray", struct.unpack("<Q", self.reader.read(8))[0])
+        self.stack.append(bytearray(value) if isinstance(value, bytes) else value)
+
+    def op_next_buffer(self) -> None:
+        self.stack.append(Opaque("out-of-band buffer"))
+
+    def op_readonly_buffer(self) -> None:
+        self.stack[-1]
+
+    # containers
+    def op_empty_list(self) -> None:
+        self.stack.append(Seq("list"))
+
+    def op_empty_tuple(self) -> None:
+        self.stack.append(Seq("tuple"))
+
+    def op_empty_dict(self) -> None:
+        self.stack.append(Seq("dict"))
+
+    def op_empty_set(self) -> None:
+        self.stack.append(Seq("set"))
+
+    # Pop the MARK frame before touching self.stack: popping it rebinds self.stack.
+    def op_list(self) -> None:
+        items = self._pop_mark()
+        self.stack.append(Seq("list", items))
+
+    def op_tuple(self) -> None:
+        items = self._pop_mark()
+        self.stack.append(Seq("tuple", items))
+
+    def op_frozenset(self) -> None:
+        items = self._pop_mark()
+        self.stack.append(Seq("frozenset", items))
+
+    def op_dict(self) -> None:
+        items = self._pop_mark()
+        if len(items) % 2:
+            raise Malformed("odd number of items for DICT", self.offset)
+        self.stack.append(Seq("dict", items))
+
+    def op_tuple1(self) -> None:
+        self.stack[-1] = Seq("tuple", [self.stack[-1]])
+
+    def op_tuple2(self) -> None:
+        second = self.stack.pop()
+        self.stack[-1] = Seq("tuple", [self.stack[-1], second])
+
+    def op_tuple3(self) -> None:
+        third = self.stack.pop()
+        second = self.stack.pop()
+        self.stack[-1] = Seq("tuple", [self.stack[-1], second, third])
+
+    def _into(self, items: list[Any], opcode: str) -> None:
+        target = self.stack[-1]
+        if isinstance(target, Seq):
+            target.extend(items)
+        else:
+            # Not a plain container: the loader calls the object's own append/extend/__setitem__/add.
+            self.observer.build(target, self.class_name(target) or self.target_name(target), self.offset, opcode)
+
+    def op_append(self) -> None:
+        value = self.stack.pop()
+        self._into([value], "APPEND")
+
+    def op_appends(self) -> None:
+        self._into(self._pop_mark(), "APPENDS")
+
+    def op_setitem(self) -> None:
+        value = self.stack.pop()
+        key = self.stack.pop()
+        self._into([key, value], "SETITEM")
+
+    def op_setitems(self) -> None:
+        items = self._pop_mark()
+        if len(items) % 2:
+            raise Malformed("odd number of items for SETITEMS", self.offset)
+        self._into(items, "SETITEMS")
+
+    def op_additems(self) -> None:
+        self._into(self._pop_mark(), "ADDITEMS")
+
+    # memo
+    def op_get(self) -> None:
+        self.stack.append(self.memo[_parse_int(self.reader.readline())])
+
+    def op_binget(self) -> None:
+        self.stack.append(self.memo[self.reader.byte()])
+
+    def op_long_binget(self) -> None:
+        self.stack.append(self.memo[struct.unpack("<I", self.reader.read(4))[0]])
+
+    def op_put(self) -> None:
+        index = _parse_int(self.reader.readline())
+        if index < 0:
+            raise Malformed("negative PUT index", self.offset)
+        self._memo_put(index)
+
+    def op_binput(self) -> None:
+        self._memo_put(self.reader.byte())
+
+    def op_long_binput(self) -> None:
+        self._memo_put(struct.unpack("<I", self.reader.read(4))[0])
+
+    def op_memoize(self) -> None:
+        self._memo_put(len(self.memo))
+
+    # globals
+    def op_global(self) -> None:
+        module = self.reader.readline().decode("utf-8")
+        name = self.reader.readline().decode("utf-8")
+        self.stack.append(self.make_global(module, name, "GLOBAL"))
+
+    def op_stack_global(self) -> None:
+        name = self.stack.pop()
+        module = self.stack.pop()
+        if isinstance(name, str) and isinstance(module, str):
+            self.stack.append(self.make_global(module, name, "STACK_GLOBAL"))
+            return
+        if _plainly_not_str(name) or _plainly_not_str(module):
+            raise Malformed("STACK_GLOBAL requires two strings", self.offset)
+        # A name computed at load time (the result of a call): the scanner cannot say what it imports.
+        self.observer.computed_global(self.offset, "STACK_GLOBAL on a module or name computed at load time")
+        self.stack.append(Attr(Opaque("computed global"), None, self.offset))
+
+    def _ext(self, code: int) -> None:
+        if code <= 0:
+            raise Malformed("EXT code must be positive", self.offset)
+        self.observer.extension(code, self.offset)
+        self.stack.append(Ext(code, self.offset))
+
+    def op_ext1(self) -> None:
+        self._ext(self.reader.byte())
+
+    def op_ext2(self) -> None:
+        self._ext(struct.unpack("<H", self.reader.read(2))[0])
+
+    def op_ext4(self) -> None:
+        self._ext(struct.unpack("<i", self.reader.read(4))[0])
+
+    # calls and objects
+    def op_reduce(self) -> None:
+        args = self.stack.pop()
+        self.stack[-1] = self.call(self.stack[-1], args, "REDUCE")
+
+    def op_newobj(self) -> None:
+        self.stack.pop()  # arguments to __new__ do not run code of their own
+        cls = self.stack[-1]
+        self.stack[-1] = self._new(cls, "NEWOBJ")
+
+    def op_newobj_ex(self) -> None:
+        self.stack.pop()
+        self.stack.pop()
+        cls = self.stack[-1]
+        self.stack[-1] = self._new(cls, "NEWOBJ_EX")
+
+    def _new(self, cls: Any, opcode: str) -> Instance:
+        self.observer.instantiate(self.target_name(cls), cls, self.offset, opcode)
+        return Instance(cls, self.offset, opcode)
+
+    def op_obj(self) -> None:
+        items = self._pop_mark()
+        cls = items.pop(0)
+        # cls(*args) unless cls is a class and there are no args; unknowable here, so a call.
+        self.stack.append(self.call(cls, Seq("tuple", items), "OBJ"))
+
+    def op_inst(self) -> None:
+        module = self.reader.readline().decode("utf-8")
+        name = self.reader.readline().decode("utf-8")
+        cls = self.make_global(module, name, "INST")
+        args = Seq("tuple", self._pop_mark())
+        self.stack.append(self.call(cls, args, "INST"))
+
+    def op_build(self) -> None:
+        state = self.stack.pop()
+        target = self.stack[-1]
+        name = self.class_name(target) or self.target_name(target)
+        self.observer.build(target, name, self.offset, "BUILD")
+        if isinstance(target, (Global, Ext, Attr, Call, Instance, Seq, Persistent, Opaque)):
+            target.state = state
+        if name is not None:
+            hook = self.build_hooks.get(".".join(part for part in name if part))
+            if hook is not None:
+                self.stack[-1] = hook(self, target, state)
+
+    def op_persid(self) -> None:
+        pid = self.reader.readline().decode("ascii")
+        self.stack.append(Persistent(pid))
+
+    def op_binpersid(self) -> None:
+        self.stack[-1] = Persistent(self.stack[-1])
+
+
+def _arg(args: Any, index: int) -> Any:
+    if isinstance(args, Seq) and index < len(args.items):
+        return args.items[index]
+    return None
+
+
+def _is_object(value: Any) -> bool:
+    """An argument that can be a callable; constants and containers are passed as data."""
+    return isinstance(value, (Global, Attr, Call, Instance, Ext, Opaque, Persistent))
+
+
+def _parse_int(line: bytes) -> int | Opaque:
+    text = line.strip()
+    if len(text) > 4000:
+        return Opaque(f"integer of {len(text)} digits")
+    return int(text, 0) if text[:2].lower() in (b"0x", b"0o", b"0b") else int(text)
+
+
+def _plainly_not_str(value: Any) -> bool:
+    """True for values that certainly are not str at load time (the loader then fails)."""
+    return isinstance(value, (bytes, bytearray, int, float, type(None), Seq, Blob, Persistent, Ext))

@@ -1,0 +1,61 @@
+"""One JSON document per scan; its shape is documented in the README (schema_version 1)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from .. import __version__
+from ..core import Finding, Report, Severity
+
+SCHEMA_VERSION = 1
+
+
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    loc = finding.location
+    return {
+        "rule_id": finding.rule.id,
+        "rule_name": finding.rule.name,
+        "title": finding.rule.title,
+        "severity": finding.severity.label,
+        "attack_class": finding.attack_class.slug,
+        "capability": finding.capability.slug,
+        "message": finding.message,
+        "location": {"path": loc.path, "members": list(loc.members), "offset": loc.offset, "display": str(loc)},
+        "evidence": finding.evidence,
+        "why": finding.rule.description,
+        "impact": finding.capability.description,
+        "attack_chain": finding.attack_class.chain,
+        "remediation": finding.remediation,
+    }
+
+
+def render(report: Report, fail_on: Severity) -> str:
+    files = []
+    for result in report.files:
+        worst = max((f.severity for f in result.findings), default=None)
+        files.append(
+            {
+                "path": result.path,
+                "formats": result.formats,
+                "max_severity": None if worst is None else worst.label,
+                "findings": len(result.findings),
+            }
+        )
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "mloops", "version": __version__},
+        "fail_on": fail_on.label,
+        "exit_code": report.exit_code(fail_on),
+        "summary": {
+            "files": len(report.files),
+            "assets": len(report.assets),
+            "duration_seconds": round(report.duration_seconds, 3),
+            "findings": {severity.label: count for severity, count in report.counts().items()},
+            "formats": dict(sorted(Counter(asset.format for asset in report.assets).items())),
+        },
+        "files": files,
+        "findings": [finding_dict(f) for f in report.findings],
+    }
+    return json.dumps(document, indent=2) + "\n"

@@ -1,0 +1,134 @@
+"""SARIF 2.1.0 for code-scanning dashboards.
+
+Artifact URIs are plain file paths. A finding inside an archive member or a nested
+stream points at the outer file, names the member path as a logical location, and
+keeps the member and its byte offset in properties: SARIF regions can only address
+bytes of the file itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import PurePath
+from typing import Any
+from urllib.parse import quote
+
+from .. import __version__
+from ..core import Finding, Report, Rule, Severity
+from ..rules import ALL_RULES
+
+SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+
+
+_LEVEL = {
+    Severity.CRITICAL: "error",
+    Severity.HIGH: "error",
+    Severity.MEDIUM: "warning",
+    Severity.LOW: "note",
+    Severity.INFO: "note",
+}
+# GitHub code scanning ranks security alerts by this 0-10 score.
+_SECURITY_SEVERITY = {
+    Severity.CRITICAL: "9.8",
+    Severity.HIGH: "8.0",
+    Severity.MEDIUM: "5.0",
+    Severity.LOW: "2.0",
+    Severity.INFO: "0.0",
+}
+
+
+def artifact_uri(path: str) -> str:
+    """A clean URI: relative paths stay relative (for uriBaseId-free upload), absolute become file:."""
+    pure = PurePath(path)
+    if pure.is_absolute():
+        return pure.as_uri()
+    return quote(pure.as_posix().removeprefix("./"), safe="/")
+
+
+def _rule(rule: Rule) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "name": rule.name,
+        "shortDescription": {"text": rule.title},
+        "fullDescription": {"text": rule.description},
+        "help": {
+            "text": f"{rule.description}\n\nFix: {rule.remediation}",
+            "markdown": (
+                f"{rule.description}\n\n**Impact:** {rule.capability.description}.\n\n"
+                f"**Attack chain:** {rule.attack_class.chain}\n\n**Fix:** {rule.remediation}"
+            ),
+        },
+        "defaultConfiguration": {"level": _LEVEL[rule.severity]},
+        "properties": {
+            "tags": ["security", rule.attack_class.slug, rule.capability.slug],
+            "security-severity": _SECURITY_SEVERITY[rule.severity],
+            "precision": "high",
+        },
+    }
+
+
+def _fingerprint(finding: Finding) -> str:
+    loc = finding.location
+    key = "\x00".join([finding.rule.id, loc.path, *loc.members, str(loc.offset), finding.message])
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _result(finding: Finding, index: dict[str, int]) -> dict[str, Any]:
+    loc = finding.location
+    physical: dict[str, Any] = {"artifactLocation": {"uri": artifact_uri(loc.path)}}
+    if not loc.members and loc.offset is not None:
+        physical["region"] = {"byteOffset": loc.offset}
+    location: dict[str, Any] = {"physicalLocation": physical}
+    properties: dict[str, Any] = {
+        "severity": finding.severity.label,
+        "attack_class": finding.attack_class.slug,
+        "capability": finding.capability.slug,
+        "evidence": finding.evidence,
+    }
+    if loc.members:
+        location["logicalLocations"] = [
+            {"name": loc.members[-1], "fullyQualifiedName": "!".join(loc.members), "kind": "resource"}
+        ]
+        properties["member_path"] = list(loc.members)
+        if loc.offset is not None:
+            properties["member_byte_offset"] = loc.offset
+    return {
+        "ruleId": finding.rule.id,
+        "ruleIndex": index[finding.rule.id],
+        "level": _LEVEL[finding.severity],
+        "message": {"text": f"{finding.message}. Fix: {finding.remediation}"},
+        "locations": [location],
+        "partialFingerprints": {"mloopsFinding/v1": _fingerprint(finding)},
+        "properties": properties,
+    }
+
+
+def render(report: Report, fail_on: Severity) -> str:
+    index = {rule.id: i for i, rule in enumerate(ALL_RULES)}
+    document = {
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "mloops",
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "rules": [_rule(rule) for rule in ALL_RULES],
+                    }
+                },
+                "invocations": [
+                    {
+                        "executionSuccessful": not report.has_operational_errors,
+                        "exitCode": report.exit_code(fail_on),
+                        "workingDirectory": {"uri": PurePath(os.getcwd()).as_uri() + "/"},
+                    }
+                ],
+                "results": [_result(finding, index) for finding in report.findings],
+            }
+        ],
+    }
+    return json.dumps(document, indent=2) + "\n"

@@ -1,0 +1,56 @@
+"""Human-readable report, grouped by file."""
+
+from __future__ import annotations
+
+import textwrap
+from collections import Counter
+
+from .. import __version__
+from ..core import Finding, Report, Severity
+
+WIDTH = 100
+
+
+def _wrap(label: str, text: str) -> list[str]:
+    lead = f"    {label:<9} "
+    return textwrap.wrap(text, WIDTH, initial_indent=lead, subsequent_indent=" " * len(lead)) or [lead]
+
+
+def _finding(finding: Finding, explained: set[str]) -> list[str]:
+    where = "" if finding.location.offset is None else f" @ byte {finding.location.offset}"
+    member = "!".join(finding.location.members)
+    inside = f"  in {member}" if member else ""
+    lines = [f"  {finding.severity.name:<8} {finding.rule.id} {finding.rule.name}{inside}{where}"]
+    lines += _wrap("", finding.message)
+    if finding.evidence:
+        lines += _wrap("evidence:", "  ".join(f"{k}={v}" for k, v in finding.evidence.items()))
+    if finding.severity > Severity.INFO:
+        lines += _wrap("impact:", f"{finding.capability.slug}: {finding.capability.description}")
+        if finding.rule.id not in explained:  # the fix is the same for every finding of a rule
+            explained.add(finding.rule.id)
+            lines += _wrap("fix:", finding.remediation)
+    return lines
+
+
+def render(report: Report, fail_on: Severity) -> str:
+    out = [f"mloops {__version__}: {len(report.files)} file(s) scanned in {report.duration_seconds:.2f} s", ""]
+    chains = {}
+    for result in report.files:
+        if not result.findings:
+            continue
+        out.append(result.path)
+        explained: set[str] = set()
+        for finding in sorted(result.findings, key=Finding.sort_key):
+            out += _finding(finding, explained)
+            if finding.severity >= Severity.MEDIUM:
+                chains[finding.attack_class.slug] = finding.attack_class.chain
+        out.append("")
+    for slug, chain in sorted(chains.items()):
+        out += [*textwrap.wrap(f"Attack chain ({slug}): {chain}", WIDTH), ""]
+    formats = Counter(asset.format for asset in report.assets if asset.format != "other")
+    if formats:
+        out.append("Formats: " + ", ".join(f"{name} {count}" for name, count in sorted(formats.items())))
+    counts = report.counts()
+    summary = ", ".join(f"{count} {severity.label}" for severity, count in counts.items())
+    out.append(f"Summary: {summary}; exit {report.exit_code(fail_on)} (fail on {fail_on.label})")
+    return "\n".join(out) + "\n"

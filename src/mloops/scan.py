@@ -1,0 +1,174 @@
+"""The pipeline: files -> format sniffing -> sources and analyzers -> findings -> report."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+
+from . import rules
+from .analyzers import numpy_npy, pickle_stream
+from .context import Item, ScanContext
+from .core import FileResult, Location, Report
+from .limits import Limits
+from .picklevm.policy import default_policy
+from .sniff import HEAD_BYTES, has_model_extension, sniff
+from .sources import compressed, tar, zip
+
+PICKLE_FORMATS = {
+    "pickle",
+    "joblib",
+    "dill",
+    "cloudpickle",
+    "pytorch-pickle",
+    "pytorch-legacy",
+    "pytorch-legacy-tar",
+    "numpy-object",
+}
+
+Handler = Callable[[ScanContext, Item], None]
+
+HANDLERS: dict[str, Handler] = {
+    "pickle": pickle_stream.analyze,
+    "npy": numpy_npy.analyze,
+    "zip": zip.scan,
+    "tar": tar.scan,
+    **{
+        kind: (lambda ctx, item, kind=kind: compressed.scan(ctx, item, kind))
+        for kind in ("gzip", "bz2", "xz", "lzma", "zlib")
+    },
+}
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for (a path that does not exist)."""
+
+
+def dispatch(ctx: ScanContext, item: Item) -> None:
+    item.stream.seek(0)
+    head = item.stream.read(HEAD_BYTES)
+    tail = b""
+    if item.size is not None and item.size > len(head) and not head.startswith(b"PK"):
+        item.stream.seek(max(0, item.size - zip.TAIL_BYTES))
+        tail = item.stream.read(zip.TAIL_BYTES)
+    elif item.size is not None:
+        tail = head
+    formats = sniff(head, tail, item.size)
+    if not formats:
+        _unidentified(ctx, item, head)
+        return
+    for fmt in formats:
+        if fmt == "7z":
+            ctx.record(item, "7z")
+            ctx.report(
+                rules.MALFORMED_CONTAINER.finding(
+                    item.location, "7z archive: mloops cannot look inside, contents unscanned"
+                )
+            )
+            continue
+        HANDLERS[fmt](ctx, item)
+
+
+def _unidentified(ctx: ScanContext, item: Item, head: bytes) -> None:
+    if has_model_extension(item.name) or item.name == "nested":
+        ctx.record(item, "unrecognized")
+        ctx.report(
+            rules.UNRECOGNIZED.finding(
+                item.location,
+                "named like a pickle-family model, but the content is no supported format",
+                {"first_bytes": head[:16].hex()},
+            )
+        )
+    else:
+        ctx.record(item, "other")
+
+
+def scan_file(path: str, limits: Limits) -> FileResult:
+    """Scan one file completely; never raises for problems with the file itself."""
+    ctx = ScanContext(path, limits, default_policy(), dispatch)
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            ctx.scan(Item(handle, Location(path), size, os.path.basename(path), 0))
+    except OSError as exc:
+        ctx.report(rules.UNREADABLE.finding(Location(path), f"cannot read: {exc.strerror or exc}"))
+    except RecursionError:
+        ctx.report(rules.SCAN_LIMIT.finding(Location(path), "structure nested too deeply to analyze"))
+    except Exception as exc:  # noqa: BLE001 - a crash must become a finding, never a pass
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        ctx.report(
+            rules.INTERNAL_ERROR.finding(
+                Location(path),
+                f"{type(exc).__name__}: {exc}",
+                {"at": f"{os.path.basename(where.filename)}:{where.lineno}"},
+            )
+        )
+    _add_format_note(ctx.result)
+    return ctx.result
+
+
+def _add_format_note(result: FileResult) -> None:
+    pickled = [asset for asset in result.assets if asset.format in PICKLE_FORMATS]
+    if pickled:
+        kinds = ", ".join(sorted({asset.format for asset in pickled}))
+        result.findings.append(
+            rules.PICKLE_FORMAT.finding(
+                Location(result.path),
+                f"contains {len(pickled)} pickle stream(s) ({kinds}); loading it executes code by design",
+            )
+        )
+
+
+def collect_files(paths: Iterable[str]) -> tuple[list[str], list[FileResult]]:
+    """Regular files under the given paths in a stable order, and results for folders that
+    could not be listed. Symlinked folders are not followed."""
+    files: list[str] = []
+    unreadable: list[FileResult] = []
+    for path in paths:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            raise UsageError(f"{path}: {exc.strerror}") from None
+        if stat.S_ISDIR(mode):
+            files.extend(_walk(path, unreadable))
+        elif stat.S_ISREG(mode):
+            files.append(path)
+        else:
+            raise UsageError(f"{path}: not a regular file or folder")
+    return files, unreadable
+
+
+def _walk(root: str, unreadable: list[FileResult]) -> Iterator[str]:
+    def failed(error: OSError) -> None:
+        path = str(error.filename)
+        finding = rules.UNREADABLE.finding(Location(path), f"cannot list folder: {error.strerror}")
+        unreadable.append(FileResult(path, [finding]))
+
+    for folder, dirs, files in os.walk(root, onerror=failed):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(folder, name)
+            try:
+                regular = stat.S_ISREG(os.stat(full).st_mode)
+            except OSError:
+                regular = True  # scan_file reports why it cannot be read
+            if regular:
+                yield full
+
+
+def scan_path(*paths: str, jobs: int = 1, limits: Limits | None = None) -> Report:
+    """Scan files and folders; the Python API behind ``mloops scan``."""
+    limits = limits or Limits()
+    started = time.monotonic()
+    files, unreadable = collect_files(paths)
+    if jobs > 1 and len(files) > 1:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
+            results = list(
+                pool.map(scan_file, files, [limits] * len(files), chunksize=max(1, len(files) // (jobs * 8)))
+            )
+    else:
+        results = [scan_file(path, limits) for path in files]
+    return Report(unreadable + results, time.monotonic() - started)

@@ -1,0 +1,176 @@
+"""Identify formats by their bytes; a file name is only a hint.
+
+``sniff`` may return several formats for one stream: a file that is both a pickle
+and a ZIP (data prepended to an archive) is analyzed both ways, because different
+loaders read it differently.
+"""
+
+from __future__ import annotations
+
+import io
+import lzma
+import zlib
+
+from .limits import Budget, LimitExceeded, Limits
+from .picklevm.policy import default_policy
+from .picklevm.reader import Reader
+from .picklevm.vm import Machine, Malformed, Name
+from .sources.zip import find_end_record
+
+HEAD_BYTES = 64 * 1024
+
+# Extensions under which a file is expected to be a pickle-family model. Content that
+# matches none of the supported layouts is then reported, not skipped.
+MODEL_EXTENSIONS = (
+    ".pkl",
+    ".pickle",
+    ".pck",
+    ".pcl",
+    ".joblib",
+    ".jbl",
+    ".dill",
+    ".cloudpickle",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".npy",
+    ".npz",
+    ".mar",
+    ".pth.tar",
+    ".pt.tar",
+)
+COMPRESSION_EXTENSIONS = (".gz", ".bz2", ".xz", ".lzma", ".z", ".zlib")
+
+_SIMPLE_MAGIC = (
+    (b"\x93NUMPY", "npy"),
+    (b"PK\x03\x04", "zip"),
+    (b"PK\x05\x06", "zip"),
+    (b"7z\xbc\xaf\x27\x1c", "7z"),
+    (b"\x1f\x8b\x08", "gzip"),
+    (b"\xfd7zXZ\x00", "xz"),
+)
+
+
+def has_model_extension(name: str) -> bool:
+    lower = name.lower()
+    for ext in COMPRESSION_EXTENSIONS:
+        if lower.endswith(ext):
+            lower = lower[: -len(ext)]
+            break
+    return lower.endswith(MODEL_EXTENSIONS)
+
+
+def sniff(head: bytes, tail: bytes, size: int | None) -> list[str]:
+    """Formats the content matches, most specific first; empty when none."""
+    for magic, fmt in _SIMPLE_MAGIC:
+        if head.startswith(magic):
+            return [fmt]
+    for fmt, test in (("bz2", _is_bz2), ("zlib", _is_zlib), ("lzma", _is_lzma_alone), ("tar", _is_tar)):
+        if test(head):
+            return [fmt]
+    found = []
+    if looks_like_pickle(head, complete=size is not None and size <= len(head)):
+        found.append("pickle")
+    if size is not None and tail and find_end_record(tail, size) is not None:
+        found.append("zip")
+    return found
+
+
+class _Sniffer:
+    """An observer that only notes whether the stream imports anything."""
+
+    saw_global = False
+
+    def reference(self, name: Name, offset: int, opcode: str, spelled: str | None) -> None:
+        self.saw_global = True
+
+    def call(self, *args: object) -> None: ...
+    def instantiate(self, *args: object) -> None: ...
+    def build(self, *args: object) -> None: ...
+    def extension(self, *args: object) -> None:
+        self.saw_global = True
+
+    def computed_global(self, *args: object) -> None:
+        self.saw_global = True
+
+    def nested(self, *args: object) -> None: ...
+    def anomaly(self, *args: object) -> None: ...
+
+
+_SNIFF_LIMITS = Limits(max_seconds_per_file=5.0)
+# A prefix that parses cleanly this far, and is only cut off by the end of the sample,
+# is a pickle; random binary data and text fail within a few bytes.
+_PLAUSIBLE_PREFIX = 256
+
+
+def looks_like_pickle(head: bytes, complete: bool) -> bool:
+    if not head:
+        return False
+    observer = _Sniffer()
+    # An incomplete sample has no known end, so large payloads are stepped over, not "truncated".
+    reader = Reader(io.BytesIO(head), 0, len(head) if complete else None)
+    machine = Machine(reader, default_policy(), observer, _SNIFF_LIMITS, Budget(_SNIFF_LIMITS))
+    try:
+        machine.run()
+        return True
+    except Malformed as exc:
+        if observer.saw_global:
+            return True
+        return exc.truncated and not complete and exc.offset >= min(_PLAUSIBLE_PREFIX, len(head) - 16)
+    except LimitExceeded:
+        return True
+    except RecursionError:
+        return observer.saw_global
+
+
+def _is_bz2(head: bytes) -> bool:
+    return (
+        len(head) >= 10
+        and head[:3] == b"BZh"
+        and head[3:4] in b"123456789"
+        and head[4:10]
+        in (
+            b"1AY&SY",
+            b"\x17rE8P\x90",
+        )
+    )
+
+
+def _is_zlib(head: bytes) -> bool:
+    # zlib.compress (and joblib) always write CMF 0x78; the check bytes make the pair divisible by 31.
+    if len(head) < 2 or head[0] != 0x78 or (head[0] << 8 | head[1]) % 31 or head[1] & 0x20:
+        return False
+    try:
+        zlib.decompressobj().decompress(head[:4096], 64)
+    except zlib.error:
+        return False
+    return True
+
+
+def _is_lzma_alone(head: bytes) -> bool:
+    # .lzma ("alone") header: properties byte, power-of-two dictionary size, uncompressed size.
+    if len(head) < 13 or head[0] != 0x5D:
+        return False
+    dict_size = int.from_bytes(head[1:5], "little")
+    if dict_size < 4096 or dict_size & (dict_size - 1):
+        return False
+    try:
+        lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(head[:4096], 64)
+    except lzma.LZMAError:
+        return False
+    return True
+
+
+def _is_tar(head: bytes) -> bool:
+    if len(head) < 512:
+        return False
+    if head[257:262] == b"ustar":
+        return True
+    # Old V7 archives have no magic: trust a valid header checksum over a printable name.
+    try:
+        stored = int(head[148:156].replace(b"\x00", b" ").strip() or b"-1", 8)
+    except ValueError:
+        return False
+    computed = sum(head[:148]) + 8 * 32 + sum(head[156:512])
+    name = head[:100].split(b"\x00", 1)[0]
+    return stored == computed and bool(name) and all(32 <= c < 127 for c in name)
