@@ -264,6 +264,11 @@ def enumerated_classes() -> dict[str, str]:
         walk(sklearn, lambda cls: issubclass(cls, BaseEstimator) and not cls.__name__.startswith("_"))
     except ImportError:
         pass
+    import numpy
+
+    for name, value in vars(numpy).items():
+        if isinstance(value, numpy.ufunc) and not name.startswith("_"):
+            found[f"numpy.{value.__name__}"] = "ref"  # pickled by their canonical name
     try:
         import pandas
 

@@ -169,7 +169,7 @@ class Machine:
                 return None
             module, qualname = base
             return module, f"{qualname}.{value.name}" if qualname else value.name
-        if isinstance(value, Call):
+        if isinstance(value, Call) and value.state is None:  # BUILD may swap what a wrapper calls
             sem = self._semantics(value.func)
             if sem is not None and sem.wraps is not None:
                 return self.target_name(_arg(value.args, sem.wraps), depth + 1)

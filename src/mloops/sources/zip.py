@@ -30,6 +30,8 @@ ZIP64_LOCATOR_SIG = b"PK\x06\x07"
 ZIP64_EOCD_SIG = b"PK\x06\x06"
 TAIL_BYTES = 65535 + 22  # the end record plus the longest possible comment
 CRC_CHECK_MAX = 16 * MiB  # members up to this size are re-read to verify their CRC
+# Encryption, patched data, strong encryption: Python's zipfile refuses members with these.
+REFUSED_FLAGS = 0x01 | 0x20 | 0x40
 
 _STORAGE = re.compile(r"^(data|constants)/\d+$")
 
@@ -285,10 +287,13 @@ def _report_header_anomalies(ctx: ScanContext, location: Location, entry: Entry)
                 {"local_name": entry.local_name, "central_name": entry.name},
             )
         )
-    if entry.flags & 0x01:
+    if entry.flags & REFUSED_FLAGS:
         ctx.report(
             rules.CONTAINER_ANOMALY.finding(
-                location, "member is flagged as encrypted but readable; PyTorch ignores the flag, zipfile refuses it"
+                location,
+                f"member claims encryption or patched data (flags 0x{entry.flags:04x}) yet is readable; "
+                "readers disagree on such members",
+                {"flags": f"0x{entry.flags:04x}"},
             )
         )
     if entry.method == 0 and entry.csize is not None and entry.csize != entry.usize:

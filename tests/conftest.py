@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mloops import scan_path
+from mloops.core import Finding, Report, Severity
+
+
+def worst(report: Report) -> Severity:
+    return max((f.severity for f in report.findings), default=Severity.INFO)
+
+
+def rule_ids(report: Report) -> set[str]:
+    return {f.rule.id for f in report.findings}
+
+
+def findings_at_least(report: Report, severity: Severity) -> list[Finding]:
+    return [f for f in report.findings if f.severity >= severity]
+
+
+def scan_bytes(tmp_path: Path, name: str, data: bytes) -> Report:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return scan_path(str(path))
+
+
+@pytest.fixture
+def scan(tmp_path: Path):
+    """Write bytes under a name and scan them."""
+    return lambda name, data: scan_bytes(tmp_path, name, data)
