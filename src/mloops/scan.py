@@ -49,14 +49,14 @@ class UsageError(Exception):
 
 def dispatch(ctx: ScanContext, item: Item) -> None:
     item.stream.seek(0)
-    head = item.stream.read(HEAD_BYTES)
-    tail = b""
-    if item.size is not None and item.size > len(head) and not head.startswith(b"PK"):
-        item.stream.seek(max(0, item.size - zip.TAIL_BYTES))
-        tail = item.stream.read(zip.TAIL_BYTES)
-    elif item.size is not None:
-        tail = head
-    formats = sniff(head, tail, item.size)
+    head = item.stream.read(4)
+    if head == zip.LOCAL_SIG:
+        formats = ["zip"]  # read nothing more here: members are reached through the central directory
+    else:
+        head += item.stream.read(HEAD_BYTES - len(head))
+        formats = sniff(head)
+        if "pickle" in formats or not formats:
+            formats += _appended_zip(item)
     if not formats:
         _unidentified(ctx, item, head)
         return
@@ -70,6 +70,13 @@ def dispatch(ctx: ScanContext, item: Item) -> None:
             )
             continue
         HANDLERS[fmt](ctx, item)
+
+
+def _appended_zip(item: Item) -> list[str]:
+    """A ZIP whose data does not start the file (prepended data, pickle/ZIP polyglots)."""
+    if item.size is None or item.size < 22:
+        return []
+    return ["zip"] if zip.has_archive_at_end(item.stream, item.size) else []
 
 
 def _unidentified(ctx: ScanContext, item: Item, head: bytes) -> None:

@@ -15,7 +15,6 @@ from .limits import Budget, LimitExceeded, Limits
 from .picklevm.policy import default_policy
 from .picklevm.reader import Reader
 from .picklevm.vm import Machine, Malformed, Name
-from .sources.zip import find_end_record
 
 HEAD_BYTES = 64 * 1024
 
@@ -60,20 +59,18 @@ def has_model_extension(name: str) -> bool:
     return lower.endswith(MODEL_EXTENSIONS)
 
 
-def sniff(head: bytes, tail: bytes, size: int | None) -> list[str]:
-    """Formats the content matches, most specific first; empty when none."""
+def sniff(head: bytes) -> list[str]:
+    """Formats the first bytes match, most specific first; empty when none.
+
+    ``head`` is the start of the stream, at most HEAD_BYTES long; shorter means complete.
+    """
     for magic, fmt in _SIMPLE_MAGIC:
         if head.startswith(magic):
             return [fmt]
     for fmt, test in (("bz2", _is_bz2), ("zlib", _is_zlib), ("lzma", _is_lzma_alone), ("tar", _is_tar)):
         if test(head):
             return [fmt]
-    found = []
-    if looks_like_pickle(head, complete=size is not None and size <= len(head)):
-        found.append("pickle")
-    if size is not None and tail and find_end_record(tail, size) is not None:
-        found.append("zip")
-    return found
+    return ["pickle"] if looks_like_pickle(head, complete=len(head) < HEAD_BYTES) else []
 
 
 class _Sniffer:
@@ -116,7 +113,11 @@ def looks_like_pickle(head: bytes, complete: bool) -> bool:
     except Malformed as exc:
         if observer.saw_global:
             return True
-        return exc.truncated and not complete and exc.offset >= min(_PLAUSIBLE_PREFIX, len(head) - 16)
+        if not exc.truncated:
+            return False
+        if head[0] == 0x80 and 2 <= head[1:2][0] <= 5 and exc.offset > 2:
+            return True  # a protocol header and valid opcodes up to where the data stops
+        return not complete and exc.offset >= min(_PLAUSIBLE_PREFIX, len(head) - 16)
     except LimitExceeded:
         return True
     except RecursionError:

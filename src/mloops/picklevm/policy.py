@@ -49,6 +49,8 @@ class CallSemantics:
     wraps: int | None = None  # calling the result calls this argument (functools.partial)
 
 
+MAX_PARTS = 64  # longer dotted names are judged on their first parts (and their dunders)
+
 SAFE = "safe"
 BUILD_ONLY = "build-only"
 DANGEROUS = "dangerous"
@@ -107,7 +109,7 @@ class Policy:
             return Verdict(SAFE, dotted)
         if dotted in self.allow_build:
             return Verdict(BUILD_ONLY, dotted)
-        parts = dotted.split(".")
+        parts = dotted.split(".")[:MAX_PARTS]
         category = self._denied(parts)
         if category is not None:
             return Verdict(DANGEROUS, dotted, category)

@@ -232,8 +232,9 @@ class Machine:
             attr = _arg(args, 1)
             if not isinstance(attr, str):
                 return Attr(first, None, self.offset)
-            if isinstance(first, (Global, Attr)) and self.target_name(first) is not None:
-                module, qualname = self.target_name(first)  # type: ignore[misc]
+            name = self.target_name(first) if isinstance(first, (Global, Attr)) else None
+            if name is not None and name[1].count(".") < MAX_NAME_DEPTH:
+                module, qualname = name
                 return self.make_global(module, f"{qualname}.{attr}" if qualname else attr, "getattr")
             value = Attr(first, attr, self.offset)
             name = self.target_name(value)

@@ -80,6 +80,32 @@ def find_end_record(tail: bytes, size: int) -> EndRecord | None:
     return None
 
 
+def read_end_record(stream: Stream, size: int) -> EndRecord | None:
+    """The end record, reading only its 22 bytes when the archive has no comment (as torch writes)."""
+    for length in (22, TAIL_BYTES):
+        stream.seek(max(0, size - length))
+        end = find_end_record(stream.read(length), size)
+        if end is not None:
+            return end
+    return None
+
+
+def has_archive_at_end(stream: Stream, size: int) -> bool:
+    """True when the file ends with a ZIP whose central directory really is where it claims."""
+    end = read_end_record(stream, size)
+    if end is None or not end.entries:
+        return False
+    try:
+        end = _resolve_zip64(stream, end)
+    except (ValueError, struct.error):
+        return False
+    for start in (end.cd_offset, end.offset - end.cd_size):
+        stream.seek(start)
+        if stream.read(4) == CD_SIG:
+            return True
+    return False
+
+
 def _resolve_zip64(stream: Stream, end: EndRecord) -> EndRecord:
     if end.zip64_locator is None:
         return end
@@ -225,9 +251,7 @@ def _is_storage(name: str | None, prefixes: set[str]) -> bool:
 
 def scan(ctx: ScanContext, item: Item) -> None:
     size = item.size if item.size is not None else item.stream.seek(0, 2)
-    item.stream.seek(max(0, size - TAIL_BYTES))
-    tail = item.stream.read(TAIL_BYTES)
-    end = find_end_record(tail, size)
+    end = read_end_record(item.stream, size)
     try:
         if end is None:
             raise ValueError("no end-of-central-directory record")

@@ -1,0 +1,359 @@
+"""The symbolic pickle machine: opcode semantics, name resolution, severities and bounds."""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import decimal
+import io
+import pickle
+import struct
+
+import pytest
+
+from mloops.context import Item, ScanContext
+from mloops.core import Location, Severity
+from mloops.limits import Limits
+from mloops.picklevm.assemble import PickleBuilder
+from mloops.picklevm.policy import default_policy
+from mloops.scan import dispatch
+
+from .conftest import rule_ids, worst
+
+
+def by_rule(report, rule_id):
+    return [f for f in report.findings if f.rule.id == rule_id]
+
+
+# ------------------------------------------------------------ every real pickle parses
+
+
+class Plain:
+    def __init__(self):
+        self.values = [1, 2.5, "x", b"y", None, True]
+
+
+SAMPLES = [
+    {"a": [1, 2, (3, 4)], "b": {1, 2}, "c": frozenset([5]), "d": b"\x00" * 300, "e": "é" * 10},
+    collections.OrderedDict(z=1),
+    [datetime.datetime(2024, 1, 2, 3, 4, 5), datetime.date(2020, 1, 1), datetime.timedelta(1)],
+    decimal.Decimal("-1.25"),
+    [2**70, -(2**70), 1.5e300, float("inf"), complex(1, -1)],
+    bytearray(b"abc"),
+    ["shared"] * 3,
+    list(range(1000)),
+]
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+@pytest.mark.parametrize("index", range(len(SAMPLES)))
+def test_every_cpython_pickle_parses_cleanly(scan, protocol, index):
+    report = scan("sample.pkl", pickle.dumps(SAMPLES[index], protocol=protocol))
+    assert worst(report) == Severity.INFO, [f.message for f in report.findings]
+    assert [a.format for a in report.assets] == ["pickle"]
+
+
+def test_recursive_structures_do_not_hang(scan):
+    looped: list = []
+    looped.append(looped)
+    report = scan("loop.pkl", pickle.dumps({"loop": looped, "self": [looped] * 3}, protocol=2))
+    assert worst(report) == Severity.INFO
+
+
+# ------------------------------------------------------------ names and resolution
+
+
+def test_posix_spelling_is_judged_as_os(scan):
+    report = scan("x.pkl", PickleBuilder(2).call("posix", "system", "id").stop().build())
+    (finding,) = by_rule(report, "MLO101")
+    assert finding.severity == Severity.CRITICAL
+    assert finding.evidence["callable"] == "os.system"
+    assert finding.evidence["spelled"] == "posix.system"
+    assert finding.evidence["arguments"] == "('id',)"
+    assert finding.evidence["opcode"] == "REDUCE"
+
+
+def test_python2_names_are_mapped_like_the_unpickler(scan):
+    report = scan("x.pkl", PickleBuilder(2).call("__builtin__", "eval", "1").stop().build())
+    assert by_rule(report, "MLO101")[0].evidence["callable"] == "builtins.eval"
+
+
+def test_dotted_attribute_path_reaches_the_real_object(scan):
+    report = scan("x.pkl", PickleBuilder(4).stack_global("pathlib", "os.system").push(("id",)).reduce().stop().build())
+    (finding,) = by_rule(report, "MLO101")
+    assert finding.evidence["reaches"] == "os.system"
+    assert finding.evidence["callable"] == "pathlib.os.system"
+
+
+def test_dunder_path_is_introspection(scan):
+    report = scan(
+        "x.pkl", PickleBuilder(4).stack_global("collections", "OrderedDict.__init__.__globals__").stop().build()
+    )
+    assert by_rule(report, "MLO102")[0].severity == Severity.CRITICAL
+
+
+def test_getattr_on_a_global_is_resolved_and_judged(scan):
+    b = PickleBuilder(2).global_("builtins", "getattr").mark().global_("builtins", "print")
+    data = b.push("__self__").tuple_from_mark().reduce().stop().build()
+    report = scan("x.pkl", data)
+    assert by_rule(report, "MLO102")[0].evidence["global"] == "builtins.print.__self__"
+    assert "MLO110" not in rule_ids(report)  # getattr itself is a resolver, not an unknown call
+
+
+def test_method_of_an_allowlisted_class_instance_is_judged_by_class(scan):
+    b = PickleBuilder(2).global_("builtins", "getattr").mark().global_("pathlib", "PosixPath").push(("x",)).reduce()
+    data = b.push("touch").tuple_from_mark().reduce().push(()).reduce().stop().build()
+    (finding,) = by_rule(scan("x.pkl", data), "MLO101")
+    assert finding.evidence["callable"] == "pathlib.PosixPath.touch"
+    assert finding.evidence["category"] == "file-access"
+
+
+def test_getattr_with_a_computed_name_then_called_is_a_computed_call(scan):
+    b = PickleBuilder(2).global_("builtins", "getattr").mark().global_("collections", "OrderedDict")
+    b.global_("builtins", "str").push(("fromkeys",)).reduce().tuple_from_mark().reduce()
+    report = scan("x.pkl", b.push(([1],)).reduce().stop().build())
+    assert "MLO111" in rule_ids(report)
+
+
+def test_stack_global_on_computed_strings_is_reported(scan):
+    b = PickleBuilder(4).call("builtins", "str", "os").call("builtins", "str", "system").op(b"\x93")
+    report = scan("x.pkl", b.stop().build())
+    assert any(f.evidence.get("opcode") == "STACK_GLOBAL" for f in by_rule(report, "MLO111"))
+
+
+def test_stack_global_on_bytes_stops_like_the_real_unpickler(scan):
+    b = PickleBuilder(4).call("os", "system", "id").pop().push(b"os").push(b"system").op(b"\x93").stop()
+    report = scan("x.pkl", b.build())
+    assert {"MLO101", "MLO201"} <= rule_ids(report)
+
+
+def test_memo_indirection_of_stack_global_names(scan):
+    b = PickleBuilder(4).push("os").memoize().pop().push("system").put(300).pop()
+    data = b.push("decoy").memoize().pop().get(0).get(300).op(b"\x93").push(("id",)).reduce().stop().build()
+    assert by_rule(scan("x.pkl", data), "MLO101")[0].evidence["callable"] == "os.system"
+
+
+def test_text_memo_and_global_opcodes(scan):
+    data = b"(S'os'\np1\n0S'system'\np2\n0cposix\nsystem\n(g1\ntR."
+    report = scan("x.txt", data)
+    assert by_rule(report, "MLO101")[0].evidence["callable"] == "os.system"
+
+
+def test_ext_opcodes_are_reported_high(scan):
+    for code in (5, 300, 70000):
+        report = scan("x.pkl", PickleBuilder(2).ext(code).push(("id",)).reduce().stop().build())
+        assert by_rule(report, "MLO112")[0].evidence["extension_code"] == str(code)
+        assert worst(report) == Severity.HIGH
+
+
+def test_inst_and_obj_are_calls(scan):
+    inst = b"(S'id'\nios\nsystem\n."
+    obj = PickleBuilder(2).mark().global_("mypkg.tools", "Runner").push("x").op(b"o").stop().build()
+    assert by_rule(scan("a.pkl", inst), "MLO101")[0].evidence["opcode"] == "INST"
+    assert by_rule(scan("b.pkl", obj), "MLO110")[0].evidence["callable"] == "mypkg.tools.Runner"
+
+
+# ------------------------------------------------------------ severity ladder
+
+
+def test_unlisted_callable_called_is_high(scan):
+    report = scan("x.pkl", PickleBuilder(2).call("mypkg.hooks", "on_load", 1).stop().build())
+    (finding,) = by_rule(report, "MLO110")
+    assert finding.severity == Severity.HIGH
+
+
+def test_unlisted_class_built_by_newobj_is_medium(scan):
+    b = PickleBuilder(2).global_("mypkg.models", "Net").push(()).newobj().push({"w": 1}).build_state().stop()
+    report = scan("x.pkl", b.build())
+    assert by_rule(report, "MLO120")[0].severity == Severity.MEDIUM
+    assert worst(report) == Severity.MEDIUM
+
+
+def test_unlisted_reference_only_is_medium(scan):
+    report = scan("x.pkl", PickleBuilder(2).push({"fn": None}).global_("mypkg.losses", "focal").pop().stop().build())
+    assert by_rule(report, "MLO121")[0].severity == Severity.MEDIUM
+
+
+def test_allowlisted_build_only_class_called_is_high(scan):
+    report = scan("x.pkl", PickleBuilder(2).call("torch.nn.modules.linear", "Linear", 2, 2).stop().build())
+    (finding,) = by_rule(report, "MLO110")
+    assert "only as a class to rebuild" in finding.message
+
+
+def test_reconstructor_with_a_foreign_base_calls_that_base(scan):
+    b = PickleBuilder(2).global_("copyreg", "_reconstructor").mark().global_("mypkg", "Thing")
+    data = b.global_("mypkg.base", "Loader").push(None).tuple_from_mark().reduce().stop().build()
+    report = scan("x.pkl", data)
+    called = {f.evidence.get("callable") for f in by_rule(report, "MLO110")}
+    assert called == {"mypkg.base.Loader"}
+    assert by_rule(report, "MLO120")[0].evidence["global"] == "mypkg.Thing"
+
+
+def test_partial_is_judged_by_what_it_wraps(scan):
+    safe = PickleBuilder(2).global_("functools", "partial").mark().global_("collections", "OrderedDict")
+    safe_data = safe.tuple_from_mark().reduce().push(()).reduce().stop().build()
+    assert worst(scan("safe.pkl", safe_data)) == Severity.INFO
+    swapped = PickleBuilder(2).global_("functools", "partial").mark().global_("collections", "OrderedDict")
+    swapped.tuple_from_mark().reduce().mark().global_("mypkg", "hook").push(()).push({}).push(None)
+    swapped_data = swapped.tuple_from_mark().build_state().push(()).reduce().stop().build()
+    assert "MLO111" in rule_ids(scan("swapped.pkl", swapped_data))
+
+
+def test_build_on_an_imported_global_is_a_mutation(scan):
+    b = PickleBuilder(2).global_("collections", "OrderedDict").push({"__init__": 1}).build_state().stop()
+    assert by_rule(scan("x.pkl", b.build()), "MLO113")[0].severity == Severity.HIGH
+
+
+def test_setitem_into_the_extension_registry_is_caught(scan):
+    b = PickleBuilder(2).global_("copyreg", "_inverted_registry").push(66).push(("os", "system")).op(b"s")
+    report = scan("x.pkl", b.pop().ext(66).push(("id",)).reduce().stop().build())
+    assert {"MLO101", "MLO112", "MLO113"} <= rule_ids(report)
+
+
+# ------------------------------------------------------------ several and nested pickles
+
+
+def test_nested_pickle_in_bytes_is_scanned_with_its_own_location(scan):
+    inner = PickleBuilder(2).call("os", "system", "id").stop().build()
+    report = scan("x.pkl", PickleBuilder(2).call("pickle", "loads", inner).stop().build())
+    nested = [f for f in by_rule(report, "MLO101") if f.location.members]
+    assert nested and nested[0].location.members[0].startswith("<bytes@")
+    assert nested[0].evidence["callable"] == "os.system"
+
+
+def test_nested_payload_hidden_by_latin1_encoding_is_folded(scan):
+    inner = PickleBuilder(2).call("subprocess", "run", "id").stop().build()
+    outer = (
+        PickleBuilder(2).global_("pickle", "loads").mark().call("_codecs", "encode", inner.decode("latin-1"), "latin1")
+    )
+    report = scan("x.pkl", outer.tuple_from_mark().reduce().stop().build())
+    assert any(f.evidence.get("callable") == "subprocess.run" for f in report.findings)
+
+
+def test_torch_load_from_bytes_of_a_clean_checkpoint_is_clean(scan):
+    inner = pickle.dumps({"epoch": 3}, protocol=2)
+    report = scan("x.pkl", PickleBuilder(2).call("torch.storage", "_load_from_bytes", inner).stop().build())
+    assert worst(report) == Severity.INFO
+    assert any(a.location.members for a in report.assets)
+
+
+def test_concatenated_pickles_are_all_checked(scan):
+    clean = pickle.dumps([1, 2], protocol=2)
+    report = scan("x.pkl", clean * 3 + PickleBuilder(2).call("os", "system", "id").stop().build())
+    assert "MLO101" in rule_ids(report) and "MLO202" not in rule_ids(report)
+
+
+def test_trailing_garbage_is_reported(scan):
+    report = scan("x.pkl", pickle.dumps([1], protocol=2) + b"\x00\x00junk")
+    (finding,) = by_rule(report, "MLO202")
+    assert finding.severity == Severity.HIGH and finding.location.offset == len(pickle.dumps([1], protocol=2))
+
+
+def test_truncation_is_reported_with_its_offset(scan):
+    data = pickle.dumps({"k": "v" * 50}, protocol=2)[:-10]
+    (finding,) = by_rule(scan("x.pkl", data), "MLO201")
+    assert "truncated" in finding.message
+
+
+def test_unsupported_protocol_and_invalid_opcode_fail_closed(scan):
+    for data in (b"\x80\x07N.", b"\x80\x02N\xff."):
+        report = scan("a.pkl", data)
+        assert worst(report) == Severity.HIGH and rule_ids(report) & {"MLO201", "MLO203"}
+    report = scan("b.pkl", PickleBuilder(2).call("mypkg", "f").op(b"\xff").build())
+    assert {"MLO110", "MLO201"} <= rule_ids(report)
+
+
+def test_frame_longer_than_the_file_is_reported_but_scanning_goes_on(scan):
+    body = PickleBuilder(None).call("os", "system", "id").stop().build()
+    data = b"\x80\x04\x95" + struct.pack("<Q", 10**6) + body
+    assert {"MLO201", "MLO101"} <= rule_ids(scan("x.pkl", data))
+
+
+def test_legacy_torch_storage_bytes_are_not_mistaken_for_trailing_data(scan):
+    from .fixtures.malicious import legacy_torch
+
+    data = legacy_torch(pickle.dumps({"w": 1}, protocol=2)) + b"\x06" + b"\x00" * 7 + b"\xff" * 24
+    report = scan("model.pt", data)
+    assert worst(report) == Severity.INFO
+    assert [a.format for a in report.assets] == ["pytorch-legacy"]
+
+
+# ------------------------------------------------------------ joblib inline arrays
+
+
+def test_joblib_object_array_inside_joblib_is_emulated(tmp_path):
+    import joblib
+    import numpy as np
+
+    class Payload:
+        def __reduce__(self):
+            return (eval, ("1",))
+
+    path = tmp_path / "x.joblib"
+    joblib.dump({"w": np.zeros(50), "objs": np.array([Payload()], dtype=object), "after": np.ones(3)}, path)
+    from mloops import scan_path
+
+    report = scan_path(str(path))
+    assert by_rule(report, "MLO101")[0].evidence["callable"] == "builtins.eval"
+    assert "MLO201" not in rule_ids(report)
+
+
+def test_joblib_wrapper_without_a_usable_state_is_malformed(scan):
+    b = PickleBuilder(2).global_("joblib.numpy_pickle", "NumpyArrayWrapper").push(()).newobj()
+    report = scan("x.joblib", b.push({"shape": "nonsense"}).build_state().stop().build())
+    assert "MLO201" in rule_ids(report)
+
+
+# ------------------------------------------------------------ bounds
+
+
+def _scan_with(data: bytes, limits: Limits):
+    ctx = ScanContext("x.pkl", limits, default_policy(), dispatch)
+    ctx.scan(Item(io.BytesIO(data), Location("x.pkl"), len(data), "x.pkl", 0))
+    return ctx.result
+
+
+def test_memo_growth_is_bounded():
+    data = b"\x80\x04" + b"N\x94" * 5000 + b"."
+    result = _scan_with(data, Limits(max_memo_entries=1000))
+    assert any(f.rule.id == "MLO901" and "memo" in f.message for f in result.findings)
+
+
+def test_billion_laughs_through_the_memo_stays_small(scan):
+    data = b"\x80\x02]\x94" + b"h\x00h\x00\x86\x94" * 200 + b"."
+    assert worst(scan("x.pkl", data)) == Severity.INFO
+
+
+def test_deep_marks_and_nesting_do_not_crash(scan):
+    data = b"\x80\x02" + b"(" * 200_000 + b"N" + b"t" * 200_000 + b"."
+    assert worst(scan("x.pkl", data)) == Severity.INFO
+
+
+def test_long_getattr_chains_are_bounded(scan):
+    b = PickleBuilder(2).call("mypkg", "factory")
+    for _ in range(3000):
+        b = PickleBuilder(None).global_("builtins", "getattr").mark().op(b.build()).push("x").tuple_from_mark().reduce()
+    report = scan("x.pkl", b.push(()).reduce().stop().build())
+    assert "MLO903" not in rule_ids(report)
+    assert worst(report) >= Severity.HIGH
+
+
+class CountingStream(io.BytesIO):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = super().read(size)
+        self.bytes_read += len(data)
+        return data
+
+
+def test_large_payloads_are_stepped_over_not_read():
+    payload = 64 * 1024 * 1024
+    data = b"\x80\x04\x8e" + struct.pack("<Q", payload) + b"\x00" * payload + b"\x94."
+    stream = CountingStream(data)
+    ctx = ScanContext("x.pkl", Limits(), default_policy(), dispatch)
+    ctx.scan(Item(stream, Location("x.pkl"), len(data), "x.pkl", 0))
+    assert not [f for f in ctx.result.findings if f.severity > Severity.INFO]
+    assert stream.bytes_read < 4 * 1024 * 1024
