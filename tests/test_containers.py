@@ -18,7 +18,7 @@ import pytest
 from mloops import scan_path
 from mloops.context import Item, ScanContext
 from mloops.core import Location, Severity
-from mloops.limits import MiB, Limits
+from mloops.limits import Limits, MiB
 from mloops.picklevm.assemble import PickleBuilder
 from mloops.picklevm.policy import default_policy
 from mloops.scan import dispatch

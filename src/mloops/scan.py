@@ -31,11 +31,14 @@ PICKLE_FORMATS = {
 
 Handler = Callable[[ScanContext, Item], None]
 
+GIT_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
 HANDLERS: dict[str, Handler] = {
     "pickle": pickle_stream.analyze,
     "npy": numpy_npy.analyze,
     "zip": zip.scan,
     "tar": tar.scan,
+    "joblib-zfile": compressed.scan_joblib_zfile,
     **{
         kind: (lambda ctx, item, kind=kind: compressed.scan(ctx, item, kind))
         for kind in ("gzip", "bz2", "xz", "lzma", "zlib")
@@ -80,7 +83,13 @@ def _appended_zip(item: Item) -> list[str]:
 
 
 def _unidentified(ctx: ScanContext, item: Item, head: bytes) -> None:
-    if has_model_extension(item.name) or item.name == "nested":
+    if head.startswith(GIT_LFS_POINTER) and has_model_extension(item.name):
+        ctx.record(item, "git-lfs-pointer")
+        message = "a Git LFS pointer, not the model: the model itself was not scanned (run git lfs pull)"
+        ctx.report(rules.UNRECOGNIZED.finding(item.location, message, {"first_bytes": head[:16].hex()}))
+        return
+    # Plain text under a model name (site-packages' .pth path files) runs in no pickle loader.
+    if (has_model_extension(item.name) and not _is_text(head)) or item.name == "nested":
         ctx.record(item, "unrecognized")
         ctx.report(
             rules.UNRECOGNIZED.finding(
@@ -91,6 +100,16 @@ def _unidentified(ctx: ScanContext, item: Item, head: bytes) -> None:
         )
     else:
         ctx.record(item, "other")
+
+
+def _is_text(head: bytes) -> bool:
+    if not head or b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start > len(head) - 4  # a character cut by the sample's end
+    return True
 
 
 def scan_file(path: str, limits: Limits) -> FileResult:

@@ -47,6 +47,7 @@ _SIMPLE_MAGIC = (
     (b"7z\xbc\xaf\x27\x1c", "7z"),
     (b"\x1f\x8b\x08", "gzip"),
     (b"\xfd7zXZ\x00", "xz"),
+    (b"ZF0x", "joblib-zfile"),  # joblib < 0.10: "ZF", the length in hex padded to 19 bytes, then zlib
 )
 
 
@@ -74,30 +75,38 @@ def sniff(head: bytes) -> list[str]:
 
 
 class _Sniffer:
-    """An observer that only notes whether the stream imports anything."""
+    """An observer that only notes whether the stream imports or calls anything."""
 
     saw_global = False
+    saw_call = False
 
     def reference(self, name: Name, offset: int, opcode: str, spelled: str | None) -> None:
         self.saw_global = True
 
-    def call(self, *args: object) -> None: ...
-    def instantiate(self, *args: object) -> None: ...
-    def build(self, *args: object) -> None: ...
+    def call(self, *args: object) -> None:
+        self.saw_call = True
+
+    def instantiate(self, *args: object) -> None:
+        self.saw_call = True
+
+    def build(self, *args: object) -> None:
+        self.saw_call = True
+
     def extension(self, *args: object) -> None:
-        self.saw_global = True
+        self.saw_call = True
 
     def computed_global(self, *args: object) -> None:
-        self.saw_global = True
+        self.saw_call = True
 
     def nested(self, *args: object) -> None: ...
     def anomaly(self, *args: object) -> None: ...
 
 
 _SNIFF_LIMITS = Limits(max_seconds_per_file=5.0)
-# A prefix that parses cleanly this far, and is only cut off by the end of the sample,
-# is a pickle; random binary data and text fail within a few bytes.
-_PLAUSIBLE_PREFIX = 256
+# A prefix that parses cleanly for this many opcodes, and is only cut off by the end of the
+# sample, is a pickle; random binary data and text fail within a few opcodes.
+_PLAUSIBLE_OPCODES = 64
+_PLAUSIBLE_AFTER_HEADER = 2
 
 
 def looks_like_pickle(head: bytes, complete: bool) -> bool:
@@ -111,17 +120,20 @@ def looks_like_pickle(head: bytes, complete: bool) -> bool:
         machine.run()
         return True
     except Malformed as exc:
-        if observer.saw_global:
+        # Text and binaries often parse for a few opcodes. A real (possibly broken) pickle shows
+        # a call, an import after a protocol header, or many valid opcodes up to where data stops.
+        protocol_header = head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5
+        if observer.saw_call or (observer.saw_global and protocol_header):
             return True
         if not exc.truncated:
             return False
-        if head[0] == 0x80 and 2 <= head[1:2][0] <= 5 and exc.offset > 2:
-            return True  # a protocol header and valid opcodes up to where the data stops
-        return not complete and exc.offset >= min(_PLAUSIBLE_PREFIX, len(head) - 16)
+        if protocol_header:
+            return machine.opcode_count >= _PLAUSIBLE_AFTER_HEADER
+        return not complete and machine.opcode_count >= _PLAUSIBLE_OPCODES
     except LimitExceeded:
         return True
     except RecursionError:
-        return observer.saw_global
+        return observer.saw_call
 
 
 def _is_bz2(head: bytes) -> bool:

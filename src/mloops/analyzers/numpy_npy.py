@@ -16,6 +16,7 @@ from ..context import Item, ScanContext
 from . import pickle_stream
 
 MAGIC = b"\x93NUMPY"
+_PY2_LONG = re.compile(r"\b(\d+)L\b")
 _ITEMSIZE = re.compile(r"^[<>=|]?([a-zA-Z?])(\d*)")
 _CHAR_BYTES = {"U": 4}  # 'U10' is ten UCS-4 characters
 _DEFAULT_SIZES = {
@@ -75,8 +76,10 @@ def _read_header(item: Item, limit: int) -> tuple[dict[str, Any], int]:
     raw = stream.read(length)
     if len(raw) < length:
         raise ValueError("file ends inside the header")
+    text = raw.decode("utf-8" if major == 3 else "latin-1")
+    text = _PY2_LONG.sub(r"\1", text)  # Python 2 wrote shapes as (3L, 4L)
     try:
-        header = ast.literal_eval(raw.decode("utf-8" if major == 3 else "latin-1"))
+        header = ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
         raise ValueError(f"header is not a Python literal ({type(exc).__name__})") from None
     if not isinstance(header, dict) or not {"descr", "fortran_order", "shape"} <= header.keys():

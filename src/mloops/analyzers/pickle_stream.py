@@ -22,6 +22,7 @@ TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 TORCH_LEGACY_PICKLES = 5  # magic, protocol version, sys info, the object, storage keys
 
 BUILD_HOOKS = {name: step_over_array for name in WRAPPER_CLASSES}
+PADDING_MAX = 4096
 
 
 class PickleSession:
@@ -59,6 +60,14 @@ class PickleSession:
             finding = rules.MALFORMED.finding(location.at(exc.offset), f"pickle #{self.count + 1}: {exc}")
         self.ctx.report(finding)
 
+    def at_padding_end(self) -> bool:
+        """True at the end of data, or when only a little whitespace or NUL padding is left
+        (old NumPy wrote a newline after object arrays); such bytes cannot hide anything."""
+        remaining = self.reader.remaining()
+        if remaining is None or remaining > PADDING_MAX:
+            return self.reader.at_end()
+        return not self.reader.read_at(self.reader.tell(), remaining).strip(b" \t\r\n\x00")
+
     def malformed(self, message: str) -> Malformed:
         """Report a break found outside the machine (in data a loader reads itself)."""
         exc = Malformed(message, self.reader.tell())
@@ -93,7 +102,7 @@ def analyze(ctx: ScanContext, item: Item, start: int = 0, label: str = "pickle")
     """Emulate every pickle in ``item`` from ``start`` to the end of its data."""
     session = PickleSession(ctx, item, start)
     try:
-        while session.count == 0 or not session.reader.at_end():
+        while session.count == 0 or not session.at_padding_end():
             result = session.next_pickle()
             if session.count == 1 and result == TORCH_LEGACY_MAGIC and not isinstance(result, bool):
                 label = "pytorch-legacy"

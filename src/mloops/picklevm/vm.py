@@ -90,10 +90,9 @@ class Machine:
                 handler = table[op]
                 if handler is None:
                     raise Malformed(f"invalid opcode 0x{op:02x}", self.offset)
-                if handler():
-                    self.opcode_count += count + 1
-                    return self._stop()
                 count += 1
+                if handler():
+                    return self._stop()
                 if not count & 0x3FFF:
                     budget.check_time()
                     if len(self.stack) > limit_stack:
@@ -104,6 +103,8 @@ class Machine:
             raise Malformed(self._describe_lookup_error(exc), self.offset) from None
         except (ValueError, UnicodeDecodeError, OverflowError, struct.error) as exc:
             raise Malformed(f"invalid argument: {exc}", self.offset) from None
+        finally:
+            self.opcode_count += count
 
     def _describe_lookup_error(self, exc: Exception) -> str:
         if isinstance(exc, KeyError):
@@ -188,6 +189,9 @@ class Machine:
         return None if name is None else self.policy.semantics_of(name)
 
     def make_global(self, module: str, qualname: str, opcode: str) -> Global:
+        if not _importable(module, qualname):
+            # The loader's import or attribute lookup fails here, and the load stops.
+            raise Malformed(f"{opcode} names {module!r} {qualname!r}, which cannot be imported", self.offset)
         canon_module, canon_qualname = self.policy.canonical(module, qualname)
         spelled = f"{module}.{qualname}" if qualname else module
         value = Global(canon_module, canon_qualname, self.offset, opcode)
@@ -532,6 +536,8 @@ class Machine:
         target = self.stack[-1]
         if isinstance(target, Seq):
             target.extend(items)
+        elif _is_constant(target):
+            raise Malformed(f"{opcode} into a {type(target).__name__}, which takes no items", self.offset)
         else:
             # Not a plain container: the loader calls the object's own append/extend/__setitem__/add.
             self.observer.build(target, self.class_name(target) or self.target_name(target), self.offset, opcode)
@@ -651,6 +657,8 @@ class Machine:
     def op_build(self) -> None:
         state = self.stack.pop()
         target = self.stack[-1]
+        if _is_constant(target):
+            raise Malformed(f"BUILD on a {type(target).__name__}, which has no state to set", self.offset)
         name = self.class_name(target) or self.target_name(target)
         self.observer.build(target, name, self.offset, "BUILD")
         if isinstance(target, (Global, Ext, Attr, Call, Instance, Seq, Persistent, Opaque)):
@@ -672,6 +680,16 @@ def _arg(args: Any, index: int) -> Any:
     if isinstance(args, Seq) and index < len(args.items):
         return args.items[index]
     return None
+
+
+def _importable(module: str, qualname: str) -> bool:
+    if not module or not all(part.isidentifier() for part in module.split(".")):
+        return False
+    return not qualname or all(part.isidentifier() for part in qualname.split("."))
+
+
+def _is_constant(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str, bytes, bytearray, Blob))
 
 
 def _is_object(value: Any) -> bool:
