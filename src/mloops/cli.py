@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 from . import __version__
 from .core import Report, Severity
-from .demo import build_workspace
 from .reporters import REPORTERS
 from .scan import UsageError, scan_path
 
@@ -75,6 +74,8 @@ def _emit(report: Report, args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from .demo import build_workspace  # scanning never needs the demo builders
+
     with tempfile.TemporaryDirectory(prefix="mloops-demo-") as temporary:
         root = args.directory or temporary
         expected = build_workspace(root)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from . import rules
 from .core import Asset, FileResult, Finding, Location
@@ -12,15 +11,17 @@ from .picklevm.policy import Policy
 from .streams import Stream
 
 
-@dataclass
 class Item:
     """One byte stream to identify and analyze: a file, a member, or a nested payload."""
 
-    stream: Stream
-    location: Location
-    size: int | None
-    name: str  # file or member name: a hint for the format, never the deciding factor
-    depth: int
+    __slots__ = ("depth", "location", "name", "size", "stream")
+
+    def __init__(self, stream: Stream, location: Location, size: int | None, name: str, depth: int) -> None:
+        self.stream = stream
+        self.location = location
+        self.size = size
+        self.name = name  # file or member name: a hint for the format, never the deciding factor
+        self.depth = depth
 
     def child(self, stream: Stream, member: str, size: int | None, name: str | None = None) -> Item:
         return Item(stream, self.location.child(member), size, name or member, self.depth + 1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class Severity(enum.IntEnum):
@@ -88,8 +88,7 @@ class Capability(enum.Enum):
         self.description = description
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):
     """Where something was found: a file, members nested inside it, and a byte offset.
 
     The offset is relative to the innermost member (or to the file when there are no members).
@@ -116,8 +115,7 @@ class Location:
         return f"{self.nested_name} @ byte {self.offset}"
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     """A stable check: its id never changes meaning, so users can suppress or track it."""
 
     id: str
@@ -149,8 +147,7 @@ class Rule:
         )
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     rule: Rule
     severity: Severity
     location: Location
@@ -171,8 +168,7 @@ class Finding:
         return (loc.path, -self.severity, loc.members, -1 if loc.offset is None else loc.offset, self.rule.id)
 
 
-@dataclass(frozen=True)
-class Asset:
+class Asset(NamedTuple):
     """Something that was scanned: a file, an archive member or a nested stream."""
 
     location: Location
@@ -180,23 +176,23 @@ class Asset:
     size: int | None = None
 
 
-@dataclass
 class FileResult:
     """Everything learned about one top-level file."""
 
-    path: str
-    findings: list[Finding] = field(default_factory=list)
-    assets: list[Asset] = field(default_factory=list)
+    def __init__(self, path: str, findings: list[Finding] | None = None, assets: list[Asset] | None = None) -> None:
+        self.path = path
+        self.findings: list[Finding] = findings or []
+        self.assets: list[Asset] = assets or []
 
     @property
     def formats(self) -> list[str]:
         return sorted({a.format for a in self.assets})
 
 
-@dataclass
 class Report:
-    files: list[FileResult]
-    duration_seconds: float
+    def __init__(self, files: list[FileResult], duration_seconds: float) -> None:
+        self.files = files
+        self.duration_seconds = duration_seconds
 
     @property
     def findings(self) -> list[Finding]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MiB = 1 << 20
 GiB = 1 << 30
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
     max_depth: int = 8  # archives, compressed streams and nested pickles inside each other
     max_seconds_per_file: float = 300.0
     max_expanded_bytes: int = 32 * GiB  # decompressed bytes per top-level file

@@ -7,7 +7,6 @@ import stat
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 
 from . import rules
 from .analyzers import numpy_npy, pickle_stream
@@ -191,6 +190,8 @@ def scan_path(*paths: str, jobs: int = 1, limits: Limits | None = None) -> Repor
     started = time.monotonic()
     files, unreadable = collect_files(paths)
     if jobs > 1 and len(files) > 1:
+        from concurrent.futures import ProcessPoolExecutor  # only parallel runs pay for its import
+
         with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
             results = list(
                 pool.map(scan_file, files, [limits] * len(files), chunksize=max(1, len(files) // (jobs * 8)))

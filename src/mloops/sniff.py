@@ -107,6 +107,7 @@ _SNIFF_LIMITS = Limits(max_seconds_per_file=5.0)
 # sample, is a pickle; random binary data and text fail within a few opcodes.
 _PLAUSIBLE_OPCODES = 64
 _PLAUSIBLE_AFTER_HEADER = 2
+_ENOUGH_AFTER_HEADER = 16
 
 
 def looks_like_pickle(head: bytes, complete: bool) -> bool:
@@ -116,13 +117,14 @@ def looks_like_pickle(head: bytes, complete: bool) -> bool:
     # An incomplete sample has no known end, so large payloads are stepped over, not "truncated".
     reader = Reader(io.BytesIO(head), 0, len(head) if complete else None)
     machine = Machine(reader, default_policy(), observer, _SNIFF_LIMITS, Budget(_SNIFF_LIMITS))
+    protocol_header = head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5
     try:
-        machine.run()
+        # After a protocol header a few clean opcodes decide; without one, the whole sample must parse.
+        machine.run(_ENOUGH_AFTER_HEADER if protocol_header else 0)
         return True
     except Malformed as exc:
         # Text and binaries often parse for a few opcodes. A real (possibly broken) pickle shows
         # a call, an import after a protocol header, or many valid opcodes up to where data stops.
-        protocol_header = head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5
         if observer.saw_call or (observer.saw_global and protocol_header):
             return True
         if not exc.truncated:

@@ -7,7 +7,6 @@ instantiated, then merely imported), located at the first offset of that use.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from .. import rules
@@ -17,15 +16,19 @@ from .values import Attr, Ext, Global, describe
 from .vm import Name
 
 
-@dataclass
 class Use:
-    name: Name
-    offset: int
-    opcode: str
-    spelled: str | None = None
-    called: tuple[int, str, str] | None = None  # offset, how, arguments
-    instantiated: tuple[int, str] | None = None  # offset, how
-    count: int = 0
+    """How one global is used in an asset: first reference, first call, first instantiation."""
+
+    __slots__ = ("called", "count", "instantiated", "name", "offset", "opcode", "spelled")
+
+    def __init__(self, name: Name, offset: int, opcode: str) -> None:
+        self.name = name
+        self.offset = offset
+        self.opcode = opcode
+        self.spelled: str | None = None
+        self.called: tuple[int, str, str] | None = None  # offset, how, arguments
+        self.instantiated: tuple[int, str] | None = None  # offset, how
+        self.count = 0
 
 
 NestedScan = Callable[[bytes, int, str], None]

@@ -15,32 +15,29 @@ Anything neither allowed nor denied is unknown, and unknown is reported.
 from __future__ import annotations
 
 import _compat_pickle
+import os
 import tomllib
-from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
+from typing import NamedTuple
 
 from ..core import Capability, Severity
 
 
-@dataclass(frozen=True)
-class Category:
+class Category(NamedTuple):
     key: str
     severity: Severity
     capability: Capability
     why: str
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     status: str  # SAFE, BUILD_ONLY, DANGEROUS, INTROSPECTION or UNKNOWN
     name: str  # canonical dotted name that was judged
     category: Category | None = None
     reached: str | None = None  # the denied name actually reached, when it differs from `name`
 
 
-@dataclass(frozen=True)
-class CallSemantics:
+class CallSemantics(NamedTuple):
     calls: tuple[int, ...] = ()
     instantiates: tuple[int, ...] = ()
     loads: tuple[int, ...] = ()
@@ -137,19 +134,19 @@ def _dotted(name: tuple[str, str]) -> str:
     return f"{module}.{qualname}" if qualname else module
 
 
-def _data():
-    return resources.files(__package__).joinpath("data")
+DATA = os.path.join(os.path.dirname(__file__), "data")
 
 
-def _read_text(name: str) -> str:
-    return _data().joinpath(name).read_text("utf-8")
+def _read_text(*parts: str) -> str:
+    with open(os.path.join(DATA, *parts), encoding="utf-8") as handle:
+        return handle.read()
 
 
 def _load_allow(tier: str) -> frozenset[str]:
     names: set[str] = set()
-    for entry in _data().joinpath("allow", tier).iterdir():
-        if entry.name.endswith(".txt"):
-            for line in entry.read_text("utf-8").splitlines():
+    for entry in sorted(os.listdir(os.path.join(DATA, "allow", tier))):
+        if entry.endswith(".txt"):
+            for line in _read_text("allow", tier, entry).splitlines():
                 line = line.split("#", 1)[0].strip()
                 if line:
                     names.add(line)

@@ -20,6 +20,7 @@ from .values import Attr, Blob, Call, Ext, Global, Instance, Opaque, Persistent,
 BLOB_THRESHOLD = 1 << 20  # byte and text payloads larger than this are skipped, not read
 HIGHEST_PROTOCOL = 5
 MAX_NAME_DEPTH = 64  # attribute chains deeper than this are left unnamed (and judged as such)
+BUDGET_SPENT = object()  # returned by Machine.run when its opcode budget ran out
 
 Name = tuple[str, str]  # (module, qualname), canonical
 
@@ -72,27 +73,36 @@ class Machine:
         self.proto = 0
         self.offset = 0  # offset of the opcode being executed
         self.opcode_count = 0
-        self._table = self._build_table()
 
     # ----------------------------------------------------------------- driving
 
-    def run(self) -> Any:
-        """Execute up to and including STOP; return the symbolic result."""
+    def run(self, budget_opcodes: int = 0) -> Any:
+        """Execute up to and including STOP and return the symbolic result; with a budget,
+        return BUDGET_SPENT once that many opcodes ran without error (used to sniff)."""
         reader = self.reader
-        table = self._table
+        table = _TABLE
         budget = self.budget
         limit_stack = self.limits.max_stack_items
         count = 0
         try:
             while True:
-                self.offset = reader.tell()
-                op = reader.byte()
+                # The hot loop reads the opcode byte inline; Reader.byte refills when needed.
+                pos = reader.pos
+                if pos < len(reader.buf):
+                    op = reader.buf[pos]
+                    reader.pos = pos + 1
+                    self.offset = reader.base + pos
+                else:
+                    self.offset = reader.tell()
+                    op = reader.byte()
                 handler = table[op]
                 if handler is None:
                     raise Malformed(f"invalid opcode 0x{op:02x}", self.offset)
                 count += 1
-                if handler():
+                if handler(self):
                     return self._stop()
+                if count == budget_opcodes:
+                    return BUDGET_SPENT
                 if not count & 0x3FFF:
                     budget.check_time()
                     if len(self.stack) > limit_stack:
@@ -279,82 +289,6 @@ class Machine:
         return None
 
     # ------------------------------------------------------------- opcodes
-
-    def _build_table(self) -> list[Callable[[], bool | None] | None]:
-        table: list[Callable[[], bool | None] | None] = [None] * 256
-        ops = {
-            b"(": self.op_mark,
-            b".": self.op_stop,
-            b"0": self.op_pop,
-            b"1": self.op_pop_mark,
-            b"2": self.op_dup,
-            b"F": self.op_float,
-            b"I": self.op_int,
-            b"J": self.op_binint,
-            b"K": self.op_binint1,
-            b"L": self.op_long,
-            b"M": self.op_binint2,
-            b"N": self.op_none,
-            b"P": self.op_persid,
-            b"Q": self.op_binpersid,
-            b"R": self.op_reduce,
-            b"S": self.op_string,
-            b"T": self.op_binstring,
-            b"U": self.op_short_binstring,
-            b"V": self.op_unicode,
-            b"X": self.op_binunicode,
-            b"a": self.op_append,
-            b"b": self.op_build,
-            b"c": self.op_global,
-            b"d": self.op_dict,
-            b"}": self.op_empty_dict,
-            b"e": self.op_appends,
-            b"g": self.op_get,
-            b"h": self.op_binget,
-            b"i": self.op_inst,
-            b"j": self.op_long_binget,
-            b"l": self.op_list,
-            b"]": self.op_empty_list,
-            b"o": self.op_obj,
-            b"p": self.op_put,
-            b"q": self.op_binput,
-            b"r": self.op_long_binput,
-            b"s": self.op_setitem,
-            b"t": self.op_tuple,
-            b")": self.op_empty_tuple,
-            b"u": self.op_setitems,
-            b"G": self.op_binfloat,
-            b"\x80": self.op_proto,
-            b"\x81": self.op_newobj,
-            b"\x82": self.op_ext1,
-            b"\x83": self.op_ext2,
-            b"\x84": self.op_ext4,
-            b"\x85": self.op_tuple1,
-            b"\x86": self.op_tuple2,
-            b"\x87": self.op_tuple3,
-            b"\x88": self.op_newtrue,
-            b"\x89": self.op_newfalse,
-            b"\x8a": self.op_long1,
-            b"\x8b": self.op_long4,
-            b"B": self.op_binbytes,
-            b"C": self.op_short_binbytes,
-            b"\x8c": self.op_short_binunicode,
-            b"\x8d": self.op_binunicode8,
-            b"\x8e": self.op_binbytes8,
-            b"\x8f": self.op_empty_set,
-            b"\x90": self.op_additems,
-            b"\x91": self.op_frozenset,
-            b"\x92": self.op_newobj_ex,
-            b"\x93": self.op_stack_global,
-            b"\x94": self.op_memoize,
-            b"\x95": self.op_frame,
-            b"\x96": self.op_bytearray8,
-            b"\x97": self.op_next_buffer,
-            b"\x98": self.op_readonly_buffer,
-        }
-        for code, handler in ops.items():
-            table[code[0]] = handler
-        return table
 
     def op_proto(self) -> None:
         proto = self.reader.byte()
@@ -674,6 +608,87 @@ class Machine:
 
     def op_binpersid(self) -> None:
         self.stack[-1] = Persistent(self.stack[-1])
+
+
+def _build_table() -> list[Callable[[Machine], bool | None] | None]:
+    table: list[Callable[[Machine], bool | None] | None] = [None] * 256
+    m = Machine
+    ops = {
+        b"(": m.op_mark,
+        b".": m.op_stop,
+        b"0": m.op_pop,
+        b"1": m.op_pop_mark,
+        b"2": m.op_dup,
+        b"F": m.op_float,
+        b"I": m.op_int,
+        b"J": m.op_binint,
+        b"K": m.op_binint1,
+        b"L": m.op_long,
+        b"M": m.op_binint2,
+        b"N": m.op_none,
+        b"P": m.op_persid,
+        b"Q": m.op_binpersid,
+        b"R": m.op_reduce,
+        b"S": m.op_string,
+        b"T": m.op_binstring,
+        b"U": m.op_short_binstring,
+        b"V": m.op_unicode,
+        b"X": m.op_binunicode,
+        b"a": m.op_append,
+        b"b": m.op_build,
+        b"c": m.op_global,
+        b"d": m.op_dict,
+        b"}": m.op_empty_dict,
+        b"e": m.op_appends,
+        b"g": m.op_get,
+        b"h": m.op_binget,
+        b"i": m.op_inst,
+        b"j": m.op_long_binget,
+        b"l": m.op_list,
+        b"]": m.op_empty_list,
+        b"o": m.op_obj,
+        b"p": m.op_put,
+        b"q": m.op_binput,
+        b"r": m.op_long_binput,
+        b"s": m.op_setitem,
+        b"t": m.op_tuple,
+        b")": m.op_empty_tuple,
+        b"u": m.op_setitems,
+        b"G": m.op_binfloat,
+        b"\x80": m.op_proto,
+        b"\x81": m.op_newobj,
+        b"\x82": m.op_ext1,
+        b"\x83": m.op_ext2,
+        b"\x84": m.op_ext4,
+        b"\x85": m.op_tuple1,
+        b"\x86": m.op_tuple2,
+        b"\x87": m.op_tuple3,
+        b"\x88": m.op_newtrue,
+        b"\x89": m.op_newfalse,
+        b"\x8a": m.op_long1,
+        b"\x8b": m.op_long4,
+        b"B": m.op_binbytes,
+        b"C": m.op_short_binbytes,
+        b"\x8c": m.op_short_binunicode,
+        b"\x8d": m.op_binunicode8,
+        b"\x8e": m.op_binbytes8,
+        b"\x8f": m.op_empty_set,
+        b"\x90": m.op_additems,
+        b"\x91": m.op_frozenset,
+        b"\x92": m.op_newobj_ex,
+        b"\x93": m.op_stack_global,
+        b"\x94": m.op_memoize,
+        b"\x95": m.op_frame,
+        b"\x96": m.op_bytearray8,
+        b"\x97": m.op_next_buffer,
+        b"\x98": m.op_readonly_buffer,
+    }
+    for code, handler in ops.items():
+        table[code[0]] = handler
+    return table
+
+
+_TABLE = _build_table()
 
 
 def _arg(args: Any, index: int) -> Any:

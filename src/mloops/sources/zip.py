@@ -15,7 +15,7 @@ import lzma
 import re
 import struct
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
@@ -36,8 +36,7 @@ REFUSED_FLAGS = 0x01 | 0x20 | 0x40
 _STORAGE = re.compile(r"^(data|constants)/\d+$")
 
 
-@dataclass(frozen=True)
-class EndRecord:
+class EndRecord(NamedTuple):
     offset: int  # absolute offset of the end-of-central-directory record
     entries: int
     cd_size: int
@@ -45,17 +44,30 @@ class EndRecord:
     zip64_locator: int | None  # absolute offset of the ZIP64 locator, when the record defers to it
 
 
-@dataclass
 class Entry:
-    name: str
-    flags: int
-    method: int
-    crc: int
-    csize: int | None  # None: unknown (local header walk with a data descriptor)
-    usize: int
-    header_offset: int
-    data_offset: int = -1
-    local_name: str | None = None
+    """One archive member, from the central directory and, once read, its local header."""
+
+    def __init__(
+        self,
+        name: str,
+        flags: int,
+        method: int,
+        crc: int,
+        csize: int | None,
+        usize: int,
+        header_offset: int,
+        data_offset: int = -1,
+        local_name: str | None = None,
+    ) -> None:
+        self.name = name
+        self.flags = flags
+        self.method = method
+        self.crc = crc
+        self.csize = csize  # None: unknown (local header walk with a data descriptor)
+        self.usize = usize
+        self.header_offset = header_offset
+        self.data_offset = data_offset
+        self.local_name = local_name
 
 
 def find_end_record(tail: bytes, size: int) -> EndRecord | None:

@@ -1,0 +1,302 @@
+"""Measure mloops against picklescan, modelscan, fickling and modelaudit in one run.
+
+    .venv/bin/python bench/run.py            (needs the [test] extras, which build the corpus)
+
+1. Builds the corpus: every malicious and benign fixture of the test suite, written to
+   bench/work/corpus, plus PyTorch-style ZIP checkpoints of 256 MiB and 2 GiB.
+2. Installs the peer tools, and mloops itself, into bench/.venv-peers: every tool runs
+   from the same kind of install (regular, byte-compiled), never from a source tree.
+3. Runs every tool on every file (verdicts: recall and false positives), on the whole
+   corpus folder in one invocation (wall time, peak RSS), and on the big checkpoints.
+4. Writes the figures to BENCHMARKS.md.
+
+Each measured command is started by a small launcher process, so its peak RSS is its own
+(a child exec'd straight from this process would inherit this process's high-water mark).
+Nothing is loaded: the peers and mloops only read the files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fixtures import benign, malicious  # noqa: E402
+
+WORK = ROOT / "bench" / "work"
+PEERS = ROOT / "bench" / ".venv-peers"
+PEER_PACKAGES = ["picklescan", "modelscan", "fickling", "modelaudit"]
+QUIET_ENV = {"PROMPTFOO_DISABLE_TELEMETRY": "1", "NO_ANALYTICS": "1", "DO_NOT_TRACK": "1"}
+TIMEOUT = 900
+
+# Forks the tool from a small process and reports [exit code, seconds, peak RSS in MiB].
+LAUNCHER = """
+import json, os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps([os.waitstatus_to_exitcode(status), time.perf_counter() - started, usage.ru_maxrss / 1024]))
+"""
+
+
+@dataclass
+class Run:
+    exit: int
+    seconds: float
+    rss_mb: float
+
+
+@dataclass
+class Tool:
+    name: str
+    command: list[str]
+    version: str
+    folders: bool = True  # can scan a folder in one invocation
+    verdicts: dict[str, int] = field(default_factory=dict)
+
+
+def measure(command: list[str]) -> Run:
+    env = {**os.environ, **QUIET_ENV}
+    try:
+        out = subprocess.run(
+            [sys.executable, "-S", "-c", LAUNCHER, *command],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=WORK,
+            timeout=TIMEOUT,
+            check=True,
+        ).stdout
+    except subprocess.TimeoutExpired:
+        return Run(-9, TIMEOUT, 0.0)
+    code, seconds, rss = json.loads(out)
+    return Run(code, seconds, rss)
+
+
+def median_run(command: list[str], repeat: int) -> Run:
+    runs = [measure(command) for _ in range(repeat)]
+    return Run(runs[0].exit, statistics.median(r.seconds for r in runs), max(r.rss_mb for r in runs))
+
+
+# ---------------------------------------------------------------- corpus
+
+
+def build_corpus() -> dict[Path, str]:
+    corpus = WORK / "corpus"
+    aux = WORK / "aux"
+    for folder in (corpus, aux):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    labels: dict[Path, str] = {}
+    for case in malicious.ALL:
+        work = aux / case.name
+        target = corpus / "malicious" / case.name
+        work.mkdir()
+        target.mkdir(parents=True)
+        labels[malicious.write(case, target, work, work / "marker")] = f"malicious:{case.name}"
+    for case in benign.ALL:
+        work = aux / f"benign-{case.name}"
+        target = corpus / "benign" / case.name
+        work.mkdir()
+        target.mkdir(parents=True)
+        labels[benign.write(case, target, work)] = f"benign:{case.name}"
+    return labels
+
+
+def build_checkpoint(path: Path, tensor_bytes: int) -> Path:
+    """A torch.save-style ZIP: a small data.pkl and one stored tensor storage of the given size."""
+    if path.exists() and path.stat().st_size > tensor_bytes:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    floats = (tensor_bytes // 4).to_bytes(4, "little")
+    data_pkl = (
+        b"\x80\x02ccollections\nOrderedDict\n)R(X\x06\x00\x00\x00weightctorch._utils\n_rebuild_tensor_v2\n"
+        b"((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuJ"
+        + floats
+        + b"tQK\x00J"
+        + floats
+        + b"\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtRu."
+    )
+    chunk = b"\x00" * (16 << 20)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data.pkl", data_pkl)
+        archive.writestr("archive/byteorder", "little")
+        with archive.open("archive/data/0", "w", force_zip64=True) as handle:
+            for _ in range(tensor_bytes // len(chunk)):
+                handle.write(chunk)
+        archive.writestr("archive/version", "3\n")
+    return path
+
+
+# ---------------------------------------------------------------- tools
+
+
+def install_tools() -> None:
+    pip = PEERS / "bin" / "pip"
+    if not pip.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS)], check=True)
+        subprocess.run([str(pip), "install", "-q", *PEER_PACKAGES], check=True)
+    subprocess.run([str(pip), "install", "-q", "--force-reinstall", "--no-deps", str(ROOT)], check=True)
+
+
+def version_of(package: str) -> str:
+    code = f"import importlib.metadata as m; print(m.version({package!r}))"
+    return subprocess.run([str(PEERS / "bin" / "python"), "-c", code], capture_output=True, text=True).stdout.strip()
+
+
+def tools() -> list[Tool]:
+    def exe(name: str) -> str:
+        return str(PEERS / "bin" / name)
+
+    return [
+        Tool("mloops", [exe("mloops"), "scan", "--jobs", "1"], version_of("mloops")),
+        Tool("mloops --jobs 2", [exe("mloops"), "scan", "--jobs", "2"], version_of("mloops")),
+        Tool("picklescan", [exe("picklescan"), "-p"], version_of("picklescan")),
+        Tool("picklescan --strict", [exe("picklescan"), "--strict", "-p"], version_of("picklescan")),
+        Tool("modelscan", [exe("modelscan"), "scan", "-p"], version_of("modelscan")),
+        Tool("fickling", [exe("fickling"), "--check-safety"], version_of("fickling"), folders=False),
+        Tool("modelaudit", [exe("modelaudit"), "scan"], version_of("modelaudit")),
+    ]
+
+
+# ---------------------------------------------------------------- report
+
+
+def counts(tool: Tool, labels: dict[Path, str]) -> dict[str, int]:
+    out = dict.fromkeys(("malicious", "detected", "missed", "errors_bad", "benign", "false_pos", "errors_good"), 0)
+    for path, label in labels.items():
+        code = tool.verdicts[str(path)]
+        if label.startswith("malicious"):
+            out["malicious"] += 1
+            out["detected" if code == 1 else "missed" if code == 0 else "errors_bad"] += 1
+        else:
+            out["benign"] += 1
+            out["false_pos"] += code == 1
+            out["errors_good"] += code not in (0, 1)
+    return out
+
+
+def _cell(run: Run | None) -> str:
+    return "n/a | n/a" if run is None else f"{run.seconds:.2f} s | {run.rss_mb:.0f} MB"
+
+
+def render(
+    all_tools: list[Tool], labels: dict[Path, str], corpus: dict[str, Run], big: dict[str, dict[str, Run]]
+) -> str:
+    bad = sum(label.startswith("malicious") for label in labels.values())
+    good = len(labels) - bad
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured by `bench/run.py` on {time.strftime('%Y-%m-%d')}: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}. All tools ran in the same session, on the same files, each installed "
+        "from its package (byte-compiled) in one virtual environment. Times are medians of repeated runs; peak "
+        "RSS is the largest process of a run.",
+        "",
+        "Exit codes read as: 1 = flagged, 0 = clean, anything else = error (modelscan's 3 means \"nothing "
+        'scanned"). Detection counts only exit 1: a CI job that tests for 1 lets errors through.',
+        "",
+        "## Detection on the test fixtures",
+        "",
+        f"{bad} malicious fixtures, one per published technique, each proven by the test suite to run its payload "
+        f"under the real loader; {good} benign models saved by the real libraries (PyTorch, scikit-learn, XGBoost, "
+        "LightGBM, NumPy, pandas, dill, cloudpickle).",
+        "",
+        "| tool | version | detected | missed (exit 0) | errors on malicious | false positives | errors on benign |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for tool in all_tools:
+        c = counts(tool, labels)
+        lines.append(
+            f"| {tool.name} | {tool.version} | {c['detected']}/{c['malicious']} | {c['missed']} | {c['errors_bad']} "
+            f"| {c['false_pos']}/{c['benign']} | {c['errors_good']} |"
+        )
+    header = " | ".join(f"{name}: time | peak RSS" for name in big)
+    lines += ["", "## Speed and memory", "", f"| tool | whole corpus: time | peak RSS | {header} |"]
+    lines.append("|---|---|---|" + "---|---|" * len(big))
+    for tool in all_tools:
+        cells = " | ".join(_cell(big[name][tool.name]) for name in big)
+        lines.append(f"| {tool.name} | {_cell(corpus.get(tool.name))} | {cells} |")
+    lines += [
+        "",
+        "Exit codes on the big checkpoints (benign): "
+        + "; ".join(f"{tool.name} {'/'.join(str(big[name][tool.name].exit) for name in big)}" for tool in all_tools),
+    ]
+    names = " | ".join(t.name for t in all_tools)
+    lines += [
+        "",
+        "## Per technique",
+        "",
+        "Exit code of each tool on each malicious fixture.",
+        "",
+        f"| fixture | {names} |",
+    ]
+    lines.append("|---|" + "---|" * len(all_tools))
+    for path, label in sorted(labels.items(), key=lambda item: item[1]):
+        if label.startswith("malicious"):
+            codes = " | ".join(str(t.verdicts[str(path)]) for t in all_tools)
+            lines.append(f"| {label.split(':', 1)[1]} | {codes} |")
+    lines += ["", "Benign fixtures a tool flagged or failed on:", ""]
+    for path, label in sorted(labels.items(), key=lambda item: item[1]):
+        noisy = [f"{t.name} exit {t.verdicts[str(path)]}" for t in all_tools if t.verdicts[str(path)] != 0]
+        if label.startswith("benign") and noisy:
+            lines.append(f"- {label.split(':', 1)[1]}: " + ", ".join(noisy))
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per measurement (median)")
+    parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    args = parser.parse_args()
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    print("building corpus and checkpoints", flush=True)
+    labels = build_corpus()
+    checkpoints = {
+        "256 MiB checkpoint": build_checkpoint(WORK / "big" / "checkpoint_256m.pt", 256 << 20),
+        "2 GiB checkpoint": build_checkpoint(WORK / "big" / "checkpoint_2g.pt", 2 << 30),
+    }
+    print("installing tools", flush=True)
+    install_tools()
+    all_tools = tools()
+    for tool in all_tools:
+        print(f"verdicts: {tool.name}", flush=True)
+        for path in labels:
+            tool.verdicts[str(path)] = measure([*tool.command, str(path)]).exit
+    corpus = {}
+    for tool in all_tools:
+        if tool.folders:
+            print(f"corpus: {tool.name}", flush=True)
+            corpus[tool.name] = median_run([*tool.command, str(WORK / "corpus")], args.repeat)
+    big: dict[str, dict[str, Run]] = {name: {} for name in checkpoints}
+    for name, path in checkpoints.items():
+        for tool in all_tools:
+            print(f"{name}: {tool.name}", flush=True)
+            big[name][tool.name] = median_run([*tool.command, str(path)], args.repeat)
+    report = render(all_tools, labels, corpus, big)
+    Path(args.output).write_text(report)
+    raw = {t.name: {"version": t.version, "verdicts": t.verdicts} for t in all_tools}
+    (WORK / "results.json").write_text(json.dumps(raw, indent=2))
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
