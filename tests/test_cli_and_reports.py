@@ -16,7 +16,7 @@ from mloops import scan_path
 from mloops.cli import main
 from mloops.core import Severity
 from mloops.picklevm.assemble import PickleBuilder
-from mloops.reporters import REPORTERS
+from mloops.reporters import FORMATS, reporter
 
 from .fixtures import zips
 
@@ -185,9 +185,9 @@ def test_output_into_a_missing_folder_fails_in_one_line(tree: Path, tmp_path: Pa
     assert result.returncode == 2 and "Traceback" not in result.stderr and result.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("fmt", sorted(REPORTERS))
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_every_reporter_handles_an_empty_scan(tmp_path: Path, fmt: str):
-    text = REPORTERS[fmt](scan_path(str(tmp_path)), Severity.HIGH)
+    text = reporter(fmt)(scan_path(str(tmp_path)), Severity.HIGH)
     assert text.strip()
 
 

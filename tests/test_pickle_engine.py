@@ -357,3 +357,9 @@ def test_large_payloads_are_stepped_over_not_read():
     ctx.scan(Item(stream, Location("x.pkl"), len(data), "x.pkl", 0))
     assert not [f for f in ctx.result.findings if f.severity > Severity.INFO]
     assert stream.bytes_read < 4 * 1024 * 1024
+
+
+def test_allowlisted_loader_of_a_computed_payload_fails_closed(scan):
+    b = PickleBuilder(2).global_("torch.storage", "_load_from_bytes").mark().call("mypkg", "fetch")
+    report = scan("x.pkl", b.tuple_from_mark().reduce().stop().build())
+    assert any("cannot be checked" in f.message for f in by_rule(report, "MLO111"))

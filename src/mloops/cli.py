@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .core import Report, Severity
-from .reporters import REPORTERS
+from .reporters import FORMATS, reporter
 from .scan import UsageError, scan_path
 
 FAIL_ON = ("critical", "high", "medium", "low")
@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _output_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--format", choices=sorted(REPORTERS), default="text")
+    command.add_argument("--format", choices=sorted(FORMATS), default="text")
     command.add_argument("--output", metavar="FILE", help="write the report here (atomically) instead of stdout")
     command.add_argument(
         "--fail-on", choices=FAIL_ON, default="high", help="lowest severity that makes the exit code 1"
@@ -65,7 +65,7 @@ def write_atomically(path: str, text: str) -> None:
 
 def _emit(report: Report, args: argparse.Namespace) -> int:
     fail_on = Severity.parse(args.fail_on)
-    text = REPORTERS[args.format](report, fail_on)
+    text = reporter(args.format)(report, fail_on)
     if args.output:
         write_atomically(args.output, text)
     else:

@@ -15,6 +15,7 @@ from typing import Protocol
 from .limits import Budget, LimitExceeded
 
 CHUNK = 1 << 20
+_ZLIB_DECOMPRESSOR = type(zlib.decompressobj())  # zlib keeps unconsumed input itself; bz2 and lzma do not
 
 
 class Stream(Protocol):
@@ -111,7 +112,7 @@ class Decompressed:
             if self._dec.eof and not self._next_member():
                 self._done = True
                 break
-            if isinstance(self._dec, type(zlib.decompressobj())):
+            if isinstance(self._dec, _ZLIB_DECOMPRESSOR):
                 if not self._input:
                     self._input = self._feed()
                     if not self._input:

@@ -6,7 +6,6 @@ the pickle engine. Numeric arrays must be exactly as long as the header says.
 
 from __future__ import annotations
 
-import ast
 import re
 import struct
 from typing import Any
@@ -76,6 +75,8 @@ def _read_header(item: Item, limit: int) -> tuple[dict[str, Any], int]:
     raw = stream.read(length)
     if len(raw) < length:
         raise ValueError("file ends inside the header")
+    import ast  # only .npy headers need it
+
     text = raw.decode("utf-8" if major == 3 else "latin-1")
     text = _PY2_LONG.sub(r"\1", text)  # Python 2 wrote shapes as (3L, 4L)
     try:

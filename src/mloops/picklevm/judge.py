@@ -107,19 +107,18 @@ class Judge:
         self.events += 1
         self._add(rules.COMPUTED_CALL.finding(self.location.at(offset), detail, {"opcode": "STACK_GLOBAL"}))
 
-    def nested(self, data: bytes | None, offset: int, via: str) -> None:
-        if data is None:
-            verdict = self.policy.judge(tuple(via.rsplit(".", 1)))  # type: ignore[arg-type]
-            if verdict.status == SAFE:
-                self._add(
-                    rules.COMPUTED_CALL.finding(
-                        self.location.at(offset),
-                        f"{via} deserializes a payload that is computed at load time and cannot be checked",
-                        {"callable": via},
-                    )
+    def nested(self, data: bytes | None, offset: int, via: Name) -> None:
+        verdict = self.policy.judge(via)
+        if data is not None:
+            self.scan_nested(data, offset, verdict.name)
+        elif verdict.status == SAFE:  # a denied loader is reported anyway; an allowed one must not hide a payload
+            self._add(
+                rules.COMPUTED_CALL.finding(
+                    self.location.at(offset),
+                    f"{verdict.name} deserializes a payload that is computed at load time and cannot be checked",
+                    {"callable": verdict.name},
                 )
-            return
-        self.scan_nested(data, offset, via)
+            )
 
     def anomaly(self, offset: int, message: str) -> None:
         self._add(rules.MALFORMED.finding(self.location.at(offset), message))

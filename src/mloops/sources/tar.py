@@ -6,8 +6,6 @@ absolute path are reported, since extracting them writes outside the target fold
 
 from __future__ import annotations
 
-import tarfile
-
 from .. import rules
 from ..analyzers import torch_legacy_tar
 from ..context import Item, ScanContext
@@ -18,6 +16,8 @@ TORCH_TAR_MEMBERS = {"storages", "tensors", "pickle"}
 
 
 def scan(ctx: ScanContext, item: Item) -> None:
+    import tarfile  # imported on the first tar: most scans never meet one
+
     members = []
     item.stream.seek(0)  # TarFile starts reading where the stream stands
     try:
