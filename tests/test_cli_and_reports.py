@@ -18,7 +18,7 @@ from mloops.core import Severity
 from mloops.picklevm.assemble import PickleBuilder
 from mloops.reporters import FORMATS, reporter
 
-from .fixtures import zips
+from .fixtures import archives
 
 EVIL = PickleBuilder(2).call("os", "system", "id").stop().build()
 MEDIUM_ONLY = PickleBuilder(2).global_("mypkg.models", "Net").push(()).newobj().stop().build()
@@ -29,7 +29,7 @@ def tree(tmp_path: Path) -> Path:
     root = tmp_path / "models dir"  # a space, to check URIs are encoded, not mangled
     (root / "sub").mkdir(parents=True)
     (root / "evil.pkl").write_bytes(EVIL)
-    (root / "sub" / "bundle.zip").write_bytes(zips.make_zip({"inner/model.pkl": EVIL}))
+    (root / "sub" / "bundle.zip").write_bytes(archives.make_zip({"inner/model.pkl": EVIL}))
     (root / "clean.pkl").write_bytes(PickleBuilder(2).push({"a": 1}).stop().build())
     return root
 

@@ -8,7 +8,6 @@ import io
 import lzma
 import pickle
 import struct
-import tarfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -24,7 +23,7 @@ from mloops.picklevm.policy import default_policy
 from mloops.scan import dispatch
 
 from .conftest import rule_ids, worst
-from .fixtures import zips
+from .fixtures import archives
 
 EVIL = PickleBuilder(2).call("os", "system", "id").stop().build()
 CLEAN = pickle.dumps({"epoch": 1}, protocol=2)
@@ -35,38 +34,38 @@ def members_with(report, rule_id):
 
 
 def torch_like(data_pkl: bytes, storage: bytes = b"\x00" * 64, prefix: str = "archive/") -> bytes:
-    return zips.make_zip({f"{prefix}data.pkl": data_pkl, f"{prefix}version": b"3\n", f"{prefix}data/0": storage})
+    return archives.make_zip({f"{prefix}data.pkl": data_pkl, f"{prefix}version": b"3\n", f"{prefix}data/0": storage})
 
 
 # ------------------------------------------------------------------ zip
 
 
 def test_pickles_at_any_depth_of_a_zip_are_scanned(scan):
-    report = scan("m.zip", zips.make_zip({"a/b/c/model.pkl": EVIL, "readme.md": b"# hi"}))
+    report = scan("m.zip", archives.make_zip({"a/b/c/model.pkl": EVIL, "readme.md": b"# hi"}))
     assert members_with(report, "MLO101") == [("a/b/c/model.pkl",)]
 
 
 def test_member_with_a_misleading_name_is_still_scanned(scan):
-    report = scan("m.zip", zips.make_zip({"notes.txt": EVIL}))
+    report = scan("m.zip", archives.make_zip({"notes.txt": EVIL}))
     assert members_with(report, "MLO101") == [("notes.txt",)]
 
 
 def test_bad_crc_is_reported_and_the_member_still_scanned(scan):
-    report = scan("m.pt", zips.corrupt_crc(torch_like(EVIL), "archive/data.pkl"))
+    report = scan("m.pt", archives.corrupt_crc(torch_like(EVIL), "archive/data.pkl"))
     assert {"MLO101", "MLO204"} <= rule_ids(report)
     crc = next(f for f in report.findings if f.rule.id == "MLO204")
     assert crc.evidence["crc_actual"] != crc.evidence["crc_recorded"]
 
 
 def test_local_name_differing_from_central_name(scan):
-    report = scan("m.pt", zips.rename_local(torch_like(EVIL), "archive/data.pkl", "archive/data.pkX"))
+    report = scan("m.pt", archives.rename_local(torch_like(EVIL), "archive/data.pkl", "archive/data.pkX"))
     anomaly = next(f for f in report.findings if f.rule.id == "MLO204")
     assert anomaly.evidence == {"local_name": "archive/data.pkX", "central_name": "archive/data.pkl"}
     assert "MLO101" in rule_ids(report)
 
 
 def test_encryption_flag_on_a_readable_member(scan):
-    report = scan("m.pt", zips.set_flags(torch_like(EVIL), "archive/data.pkl", 0x01))
+    report = scan("m.pt", archives.set_flags(torch_like(EVIL), "archive/data.pkl", 0x01))
     assert {"MLO101", "MLO204"} <= rule_ids(report)
 
 
@@ -82,13 +81,13 @@ def test_duplicate_member_names_are_each_scanned(scan):
 
 
 def test_data_prepended_to_a_zip_is_scanned_both_ways(scan):
-    report = scan("poly.pt", EVIL + zips.make_zip({"inner/model.pkl": EVIL}))
+    report = scan("poly.pt", EVIL + archives.make_zip({"inner/model.pkl": EVIL}))
     locations = {f.location.members for f in report.findings if f.rule.id == "MLO101"}
     assert locations == {(), ("inner/model.pkl",)}
 
 
 def test_zip_without_a_central_directory_falls_back_to_local_headers(scan):
-    data = zips.make_zip({"model.pkl": EVIL})
+    data = archives.make_zip({"model.pkl": EVIL})
     cut = data[: data.index(b"PK\x01\x02")]
     report = scan("broken.zip", cut)
     assert {"MLO205", "MLO101"} <= rule_ids(report)
@@ -96,7 +95,7 @@ def test_zip_without_a_central_directory_falls_back_to_local_headers(scan):
 
 @pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
 def test_compressed_zip_members(scan, method):
-    assert members_with(scan("m.zip", zips.make_zip({"x.pkl": EVIL}, method)), "MLO101") == [("x.pkl",)]
+    assert members_with(scan("m.zip", archives.make_zip({"x.pkl": EVIL}, method)), "MLO101") == [("x.pkl",)]
 
 
 def test_zip64_archives_are_read(scan):
@@ -107,8 +106,8 @@ def test_zip64_archives_are_read(scan):
 
 
 def test_unsupported_compression_method_fails_closed(scan):
-    data = bytearray(zips.make_zip({"x.pkl": CLEAN}))
-    local, central = zips._headers(bytes(data), "x.pkl")
+    data = bytearray(archives.make_zip({"x.pkl": CLEAN}))
+    local, central = archives._headers(bytes(data), "x.pkl")
     for offset in (local + 8, central + 10):
         data[offset : offset + 2] = struct.pack("<H", 99)
     assert "MLO205" in rule_ids(scan("m.zip", bytes(data)))
@@ -139,7 +138,7 @@ def test_tensor_storages_are_never_read_or_scanned():
 
 
 def test_pickle_named_like_a_storage_is_scanned_outside_torch_layouts(scan):
-    report = scan("m.zip", zips.make_zip({"archive/data/0": EVIL}))
+    report = scan("m.zip", archives.make_zip({"archive/data/0": EVIL}))
     assert members_with(report, "MLO101") == [("archive/data/0",)]
 
 
@@ -151,18 +150,8 @@ def test_tail_bytes_that_resemble_a_zip_end_record_do_not_break_scanning(scan):
 # ------------------------------------------------------------------ tar and compressed streams
 
 
-def _tar(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def test_tar_members_and_path_traversal(scan):
-    report = scan("m.tar", _tar({"../../etc/evil.pkl": EVIL, "ok.txt": b"x"}))
+    report = scan("m.tar", archives.make_tar({"../../etc/evil.pkl": EVIL, "ok.txt": b"x"}))
     assert members_with(report, "MLO101") == [("../../etc/evil.pkl",)]
     assert members_with(report, "MLO204") == [("../../etc/evil.pkl",)]
 
@@ -183,7 +172,7 @@ def test_compressed_streams_are_opened(scan, kind, compress):
 
 
 def test_nesting_of_every_kind(scan):
-    data = gzip.compress(zips.make_zip({"inner.tar": _tar({"deep.pkl.xz": lzma.compress(EVIL)})}))
+    data = gzip.compress(archives.make_zip({"inner.tar": archives.make_tar({"deep.pkl.xz": lzma.compress(EVIL)})}))
     (members,) = members_with(scan("bundle.bin", data), "MLO101")
     assert members == ("<gzip>", "inner.tar", "deep.pkl.xz", "<xz>")
 
@@ -217,7 +206,7 @@ def test_decompression_bomb_hits_the_ratio_bound(tmp_path: Path):
 
 def test_total_expanded_bytes_are_bounded(tmp_path: Path):
     path = tmp_path / "many.zip"
-    path.write_bytes(zips.make_zip({f"m{i}.pkl": CLEAN + b"\x00" * MiB for i in range(8)}, zipfile.ZIP_DEFLATED))
+    path.write_bytes(archives.make_zip({f"m{i}.pkl": CLEAN + b"\x00" * MiB for i in range(8)}, zipfile.ZIP_DEFLATED))
     report = _scan(path, Limits(max_expanded_bytes=3 * MiB))
     assert any(f.rule.id == "MLO901" and "decompressed" in f.message for f in report.findings)
 

@@ -123,9 +123,9 @@ def test_structured_dtype_with_an_object_field_is_unpickled_by_numpy(scan):
 def test_npz_members_are_checked_by_content(scan):
     buffer = io.BytesIO()
     np.savez(buffer, clean=np.ones(3))
-    from .fixtures import zips
+    from .fixtures import archives
 
-    data = zips.make_zip({"clean.npy": npy(np.ones(3)), "evil.npy": b"\x93NUMPY" + b"junk", "x.npy": EVIL})
+    data = archives.make_zip({"clean.npy": npy(np.ones(3)), "evil.npy": b"\x93NUMPY" + b"junk", "x.npy": EVIL})
     report = scan("bundle.npz", data)
     assert {"MLO101", "MLO201"} <= rule_ids(report)
 

@@ -363,3 +363,10 @@ def test_allowlisted_loader_of_a_computed_payload_fails_closed(scan):
     b = PickleBuilder(2).global_("torch.storage", "_load_from_bytes").mark().call("mypkg", "fetch")
     report = scan("x.pkl", b.tuple_from_mark().reduce().stop().build())
     assert any("cannot be checked" in f.message for f in by_rule(report, "MLO111"))
+
+
+def test_repeated_computed_calls_are_one_finding_with_a_count(scan):
+    b = PickleBuilder(2).call("mypkg", "factory").put(1).pop()
+    b.get(1).push(()).reduce().pop().get(1).push(()).reduce()
+    (finding,) = by_rule(scan("x.pkl", b.stop().build()), "MLO111")
+    assert finding.evidence["calls"] == "2"

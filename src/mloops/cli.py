@@ -27,7 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("paths", nargs="+", metavar="PATH")
     _output_options(scan)
     scan.add_argument(
-        "--jobs", type=_positive, default=os.cpu_count() or 1, help="files scanned in parallel (default: CPU count)"
+        "--jobs",
+        type=_positive,
+        help="files scanned in parallel processes (default: all CPUs when there are more than 256 files)",
     )
 
     demo = commands.add_parser("demo", help="build a demo workspace of benign and malicious models and scan it")

@@ -184,11 +184,20 @@ def _walk(root: str, unreadable: list[FileResult]) -> Iterator[str]:
                 yield full
 
 
-def scan_path(*paths: str, jobs: int = 1, limits: Limits | None = None) -> Report:
-    """Scan files and folders; the Python API behind ``mloops scan``."""
+# Starting worker processes costs more than scanning a few hundred typical files.
+AUTO_PARALLEL_FILES = 256
+
+
+def scan_path(*paths: str, jobs: int | None = 1, limits: Limits | None = None) -> Report:
+    """Scan files and folders; the Python API behind ``mloops scan``.
+
+    ``jobs=None`` uses every CPU when there are enough files to repay the worker start-up.
+    """
     limits = limits or Limits()
     started = time.monotonic()
     files, unreadable = collect_files(paths)
+    if jobs is None:
+        jobs = (os.cpu_count() or 1) if len(files) > AUTO_PARALLEL_FILES else 1
     if jobs > 1 and len(files) > 1:
         from concurrent.futures import ProcessPoolExecutor  # only parallel runs pay for its import
 

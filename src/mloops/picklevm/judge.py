@@ -43,6 +43,7 @@ class Judge:
         self.scan_nested = scan_nested
         self.uses: dict[Name, Use] = {}
         self.findings: list[Finding] = []
+        self.computed: dict[str, Finding] = {}
         self.events = 0  # references and calls seen, to tell a later pickle from trailing garbage
 
     def _use(self, name: Name, offset: int, opcode: str) -> Use:
@@ -127,14 +128,18 @@ class Judge:
 
     def _computed_call(self, callee: Any, args: Any, offset: int, opcode: str) -> None:
         what = describe(callee)
+        earlier = self.computed.get(what)
+        if earlier is not None:  # one finding per computed callable, counting its calls
+            earlier.evidence["calls"] = str(int(earlier.evidence.get("calls", "1")) + 1)
+            return
         evidence = {"callable": what, "opcode": opcode}
         if args is not None:
             evidence["arguments"] = describe(args)
-        self._add(
-            rules.COMPUTED_CALL.finding(
-                self.location.at(offset), f"calls {what}, a value computed while loading", evidence
-            )
+        finding = rules.COMPUTED_CALL.finding(
+            self.location.at(offset), f"calls {what}, a value computed while loading", evidence
         )
+        self.computed[what] = finding
+        self._add(finding)
 
     def _add(self, finding: Finding) -> None:
         self.findings.append(finding)

@@ -70,7 +70,6 @@ class Machine:
         self.stack: list[Any] = []
         self.metastack: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
-        self.proto = 0
         self.offset = 0  # offset of the opcode being executed
         self.opcode_count = 0
 
@@ -105,8 +104,8 @@ class Machine:
                     return BUDGET_SPENT
                 if not count & 0x3FFF:
                     budget.check_time()
-                    if len(self.stack) > limit_stack:
-                        raise LimitExceeded(f"more than {limit_stack} items on the pickle stack")
+                    if len(self.stack) + len(self.metastack) > limit_stack:
+                        raise LimitExceeded(f"more than {limit_stack} items and marks on the pickle stack")
         except Truncated as exc:
             raise Malformed(f"truncated: {exc}", self.offset, truncated=True) from None
         except (IndexError, KeyError) as exc:
@@ -134,9 +133,6 @@ class Machine:
         items = self.stack
         self.stack = self.metastack.pop()
         return items
-
-    def _pop(self) -> Any:
-        return self.stack.pop()
 
     def _memo_put(self, index: int) -> None:
         self.memo[index] = self.stack[-1]
@@ -291,10 +287,8 @@ class Machine:
     # ------------------------------------------------------------- opcodes
 
     def op_proto(self) -> None:
-        proto = self.reader.byte()
-        if proto > HIGHEST_PROTOCOL:
-            raise Malformed(f"unsupported pickle protocol {proto}", self.offset)
-        self.proto = proto
+        if self.reader.byte() > HIGHEST_PROTOCOL:
+            raise Malformed("unsupported pickle protocol", self.offset)
 
     def op_frame(self) -> None:
         length = struct.unpack("<Q", self.reader.read(8))[0]
