@@ -32,12 +32,21 @@ Handler = Callable[[ScanContext, Item], None]
 
 GIT_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 
+
+def _seven_zip(ctx: ScanContext, item: Item) -> None:
+    ctx.record(item, "7z")
+    ctx.report(
+        rules.MALFORMED_CONTAINER.finding(item.location, "7z archive: mloops cannot look inside, contents unscanned")
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "pickle": pickle_stream.analyze,
     "npy": numpy_npy.analyze,
     "zip": zip.scan,
     "tar": tar.scan,
     "joblib-zfile": compressed.scan_joblib_zfile,
+    "7z": _seven_zip,
     **{
         kind: (lambda ctx, item, kind=kind: compressed.scan(ctx, item, kind))
         for kind in ("gzip", "bz2", "xz", "lzma", "zlib")
@@ -63,14 +72,6 @@ def dispatch(ctx: ScanContext, item: Item) -> None:
         _unidentified(ctx, item, head)
         return
     for fmt in formats:
-        if fmt == "7z":
-            ctx.record(item, "7z")
-            ctx.report(
-                rules.MALFORMED_CONTAINER.finding(
-                    item.location, "7z archive: mloops cannot look inside, contents unscanned"
-                )
-            )
-            continue
         HANDLERS[fmt](ctx, item)
 
 
@@ -88,17 +89,15 @@ def _unidentified(ctx: ScanContext, item: Item, head: bytes) -> None:
         ctx.report(rules.UNRECOGNIZED.finding(item.location, message, {"first_bytes": head[:16].hex()}))
         return
     # Plain text under a model name (site-packages' .pth path files) runs in no pickle loader.
-    if (has_model_extension(item.name) and not _is_text(head)) or item.name == "nested":
-        ctx.record(item, "unrecognized")
-        ctx.report(
-            rules.UNRECOGNIZED.finding(
-                item.location,
-                "named like a pickle-family model, but the content is no supported format",
-                {"first_bytes": head[:16].hex()},
-            )
-        )
+    if item.name == "nested":
+        message = "a payload handed to a deserializer, in no supported format"
+    elif has_model_extension(item.name) and not _is_text(head):
+        message = "named like a pickle-family model, but the content is no supported format"
     else:
         ctx.record(item, "other")
+        return
+    ctx.record(item, "unrecognized")
+    ctx.report(rules.UNRECOGNIZED.finding(item.location, message, {"first_bytes": head[:16].hex()}))
 
 
 def _is_text(head: bytes) -> bool:
