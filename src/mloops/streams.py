@@ -30,7 +30,6 @@ class Window:
     def __init__(self, parent: Stream, start: int, length: int) -> None:
         self.parent = parent
         self.start = start
-        self.size: int | None = length
         self._length = length
         self._pos = 0
 
@@ -74,7 +73,6 @@ class Decompressed:
         self.raw = raw
         self.kind = kind
         self.budget = budget
-        self.size: int | None = None
         self.truncated = False  # the compressed data ended before its end-of-stream marker
         self.corrupt: str | None = None
         self._make, self._next_magic = (make, None) if make else _CODECS[kind]
@@ -182,14 +180,3 @@ class Decompressed:
 
     def tell(self) -> int:
         return self._pos
-
-
-def stream_size(stream: Stream) -> int:
-    """Length of a stream, measured by seeking to its end (restores the position)."""
-    size = getattr(stream, "size", None)
-    if size is not None:
-        return size
-    here = stream.tell()
-    end = stream.seek(0, 2)
-    stream.seek(here)
-    return end
