@@ -3,7 +3,8 @@
     .venv/bin/python bench/run.py            (needs the [test] extras, which build the corpus)
 
 1. Builds the corpus: every malicious and benign fixture of the test suite, written to
-   bench/work/corpus, plus PyTorch-style ZIP checkpoints of 256 MiB and 2 GiB.
+   bench/work/corpus, plus PyTorch-style ZIP checkpoints of 256 MiB and 2 GiB and a
+   512 MiB raw pickle of a NumPy array.
 2. Installs the peer tools, and mloops itself, into bench/.venv-peers: every tool runs
    from the same kind of install (regular, byte-compiled), never from a source tree.
 3. Runs every tool on every file (verdicts: recall and false positives), on the whole
@@ -145,6 +146,19 @@ def build_checkpoint(path: Path, tensor_bytes: int) -> Path:
     return path
 
 
+def build_array_pickle(path: Path, array_bytes: int) -> Path:
+    """pickle.dump of a float64 NumPy array: one large byte payload inside a raw pickle."""
+    import pickle
+
+    import numpy as np
+
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as handle:
+            pickle.dump(np.zeros(array_bytes // 8), handle, protocol=4)
+    return path
+
+
 # ---------------------------------------------------------------- tools
 
 
@@ -273,6 +287,7 @@ def main() -> None:
     checkpoints = {
         "256 MiB checkpoint": build_checkpoint(WORK / "big" / "checkpoint_256m.pt", 256 << 20),
         "2 GiB checkpoint": build_checkpoint(WORK / "big" / "checkpoint_2g.pt", 2 << 30),
+        "512 MiB NumPy pickle": build_array_pickle(WORK / "big" / "array_512m.pkl", 512 << 20),
     }
     print("installing tools", flush=True)
     install_tools()
