@@ -222,7 +222,8 @@ def render(
         f"Measured by `bench/run.py` on {time.strftime('%Y-%m-%d')}: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}. All tools ran in the same session, on the same files, each installed "
         "from its package (byte-compiled) in one virtual environment. Times are medians of repeated runs; peak "
-        "RSS is the largest process of a run.",
+        "RSS is the largest process of a run. Peers are installed as `pip install` gives them, without "
+        "optional extras (no torch in their environment).",
         "",
         "Exit codes read as: 1 = flagged, 0 = clean, anything else = error (modelscan's 3 means \"nothing "
         'scanned"). Detection counts only exit 1: a CI job that tests for 1 lets errors through.',
@@ -248,6 +249,7 @@ def render(
     for tool in all_tools:
         cells = " | ".join(_cell(big[name][tool.name]) for name in big)
         lines.append(f"| {tool.name} | {_cell(corpus.get(tool.name))} | {cells} |")
+    lines += _targets(corpus, big)
     lines += [
         "",
         "Exit codes on the big checkpoints (benign): "
@@ -273,6 +275,21 @@ def render(
         if label.startswith("benign") and noisy:
             lines.append(f"- {label.split(':', 1)[1]}: " + ", ".join(noisy))
     return "\n".join(lines) + "\n"
+
+
+def _targets(corpus: dict[str, Run], big: dict[str, dict[str, Run]]) -> list[str]:
+    """The speed and memory targets of the scanner issue, checked against this run."""
+    ours, small, large = corpus["mloops"], big["256 MiB checkpoint"]["mloops"], big["2 GiB checkpoint"]["mloops"]
+    ratio = corpus["modelaudit"].seconds / ours.seconds
+    return [
+        "",
+        "Targets:",
+        f"- whole corpus at least 3x faster than modelaudit: {ratio:.0f}x "
+        f"({ours.seconds:.2f} s against {corpus['modelaudit'].seconds:.2f} s)",
+        f"- whole corpus no slower than picklescan: {ours.seconds:.2f} s against {corpus['picklescan'].seconds:.2f} s",
+        f"- 2 GiB checkpoint under 0.5 s and 150 MB: {large.seconds:.2f} s, {large.rss_mb:.0f} MB",
+        f"- time independent of tensor bytes: {small.seconds:.2f} s for 256 MiB, {large.seconds:.2f} s for 2 GiB",
+    ]
 
 
 def main() -> None:
