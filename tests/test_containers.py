@@ -153,7 +153,19 @@ def test_tail_bytes_that_resemble_a_zip_end_record_do_not_break_scanning(scan):
 def test_tar_members_and_path_traversal(scan):
     report = scan("m.tar", archives.make_tar({"../../etc/evil.pkl": EVIL, "ok.txt": b"x"}))
     assert members_with(report, "MLO101") == [("../../etc/evil.pkl",)]
-    assert members_with(report, "MLO204") == [("../../etc/evil.pkl",)]
+    assert members_with(report, "MLO206") == [("../../etc/evil.pkl",)]
+
+
+@pytest.mark.parametrize("name", ["../evil.pkl", "/etc/evil.pkl", "a/../../evil.pkl", "C:\\evil.pkl", "..\\evil.pkl"])
+def test_zip_member_paths_that_escape_are_reported(scan, name):
+    report = scan("m.zip", archives.make_zip({name: pickle.dumps([1]), "ok/a.pkl": pickle.dumps([2])}))
+    assert members_with(report, "MLO206") == [(name,)]
+
+
+def test_zip_local_header_path_that_escapes_is_reported(scan):
+    data = archives.make_zip({"safe.pkl": pickle.dumps([1])})
+    data = data.replace(b"safe.pkl", b"../a.pkl", 1)  # only the local header, which comes first
+    assert members_with(scan("m.zip", data), "MLO206") == [("safe.pkl",)]
 
 
 @pytest.mark.parametrize(

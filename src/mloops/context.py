@@ -14,17 +14,30 @@ from .streams import Stream
 class Item:
     """One byte stream to identify and analyze: a file, a member, or a nested payload."""
 
-    __slots__ = ("depth", "location", "name", "size", "stream")
+    __slots__ = ("archive", "depth", "location", "name", "size", "stream")
 
-    def __init__(self, stream: Stream, location: Location, size: int | None, name: str, depth: int) -> None:
+    def __init__(
+        self,
+        stream: Stream,
+        location: Location,
+        size: int | None,
+        name: str,
+        depth: int,
+        archive: str | None = None,
+    ) -> None:
         self.stream = stream
         self.location = location
         self.size = size
         self.name = name  # file or member name: a hint for the format, never the deciding factor
         self.depth = depth
+        # The layout of the archive this member sits in ("keras", "torchscript-zip", ...): inside a
+        # recognised layout a member's role comes from its place, as it does for the real loader.
+        self.archive = archive
 
-    def child(self, stream: Stream, member: str, size: int | None, name: str | None = None) -> Item:
-        return Item(stream, self.location.child(member), size, name or member, self.depth + 1)
+    def child(
+        self, stream: Stream, member: str, size: int | None, name: str | None = None, archive: str | None = None
+    ) -> Item:
+        return Item(stream, self.location.child(member), size, name or member, self.depth + 1, archive)
 
 
 class ScanContext:

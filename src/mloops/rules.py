@@ -1,7 +1,9 @@
 """The rule catalog: every finding mloops can emit, with a stable id.
 
 Ids are grouped by the attack surface they cover:
-  MLO1xx  code that runs while a pickle-family model is loaded
+  MLO0xx  what kind of format a file is (notes, never failures)
+  MLO10x-12x  code that runs while a pickle-family model is loaded
+  MLO13x-19x  code, file or network access carried by other model formats
   MLO2xx  model files and containers that are malformed or hide content
   MLO9xx  the scan itself could not finish (fail closed)
 """
@@ -13,10 +15,35 @@ from .core import AttackClass, Capability, Rule, Severity
 _MODEL = AttackClass.MALICIOUS_MODEL
 _RCE = Capability.CODE_EXECUTION
 _EVADE = Capability.SCANNER_EVASION
+_FILES = Capability.FILE_ACCESS
 
 _DO_NOT_LOAD = (
     "Do not load this file. Get the model from its original publisher, or ask for it in a format that "
     "cannot run code (safetensors, ONNX without custom ops). "
+)
+
+SAFE_FORMAT = Rule(
+    "MLO001",
+    "safe-format",
+    "Data-only format: loading it runs no code",
+    Severity.INFO,
+    _MODEL,
+    _EVADE,
+    "The file is in a format that holds data only (safetensors, ONNX with standard operators, GGUF, "
+    "TFLite, XGBoost or LightGBM models, ...), and its structure checked out.",
+    "Nothing to fix. Keep loading libraries up to date: parsers of safe formats have had their own bugs.",
+)
+
+CODE_CAPABLE_FORMAT = Rule(
+    "MLO002",
+    "code-capable-format",
+    "Format can carry code; none was found",
+    Severity.INFO,
+    _MODEL,
+    _RCE,
+    "Keras, TensorFlow SavedModel, TorchScript and skops files can embed code or name arbitrary callables. "
+    "No finding above this one means every reference in the file is on the reviewed allowlists.",
+    "Prefer weights in a data-only format (safetensors) when the file comes from outside your organisation.",
 )
 
 PICKLE_FORMAT = Rule(
@@ -135,6 +162,139 @@ UNLISTED_REFERENCE = Rule(
     "Check that the module is trusted and installed from a known source on every machine that loads the file.",
 )
 
+KERAS_LAMBDA = Rule(
+    "MLO130",
+    "keras-lambda-layer",
+    "Keras Lambda layer carries Python code",
+    Severity.HIGH,
+    _MODEL,
+    _RCE,
+    "A Lambda layer stores marshalled Python bytecode that Keras rebuilds and runs when the model is "
+    "loaded or called. Legacy H5 loading runs it without asking; safe_mode has been bypassed repeatedly "
+    "(CVE-2024-3660, CVE-2025-1550, CVE-2025-8747). Critical when the code names processes, files, "
+    "the network or eval.",
+    _DO_NOT_LOAD + "Rebuild the model with the Lambda replaced by a registered custom layer from your own "
+    "reviewed code, and save it in the .keras format.",
+)
+
+KERAS_FOREIGN_OBJECT = Rule(
+    "MLO131",
+    "keras-foreign-reference",
+    "Keras config names a module or class outside Keras",
+    Severity.HIGH,
+    _MODEL,
+    _RCE,
+    "Deserializing a Keras config imports the named module and calls the named object. Layers, losses, "
+    "metrics, initializers and activations from outside the Keras and TensorFlow namespaces run whatever "
+    "code that module holds; this is how safe_mode was bypassed (CVE-2025-1550).",
+    "Check that the module is your own reviewed code, installed on every loading machine; otherwise do "
+    "not load the file.",
+)
+
+KERAS_DANGEROUS_FUNCTION = Rule(
+    "MLO132",
+    "keras-dangerous-function",
+    "Keras config calls a function that touches files, the network or safety settings",
+    Severity.CRITICAL,
+    _MODEL,
+    _RCE,
+    "The config references a function inside the allowed namespaces that downloads, reads or writes "
+    "files, or switches off safe deserialization (keras.utils.get_file in CVE-2025-8747). Loading the "
+    "model calls it with attacker-chosen arguments.",
+    _DO_NOT_LOAD,
+)
+
+TENSORFLOW_DANGEROUS_OP = Rule(
+    "MLO140",
+    "tensorflow-dangerous-op",
+    "TensorFlow graph contains an operation that reaches files, processes or Python",
+    Severity.HIGH,
+    _MODEL,
+    _FILES,
+    "Graph operations such as ReadFile, WriteFile, MatchingFiles or PyFunc run with the privileges of "
+    "the serving process whenever the graph executes: they read secrets, overwrite files or call into "
+    "Python. Benign inference graphs do not need them.",
+    "Do not serve the model. Re-export it from trusted code, and serve it where the process can reach "
+    "no secrets or writable paths.",
+)
+
+TORCHSCRIPT_DANGEROUS_CODE = Rule(
+    "MLO150",
+    "torchscript-dangerous-code",
+    "TorchScript code calls an operation that reaches files, processes or native code",
+    Severity.HIGH,
+    _MODEL,
+    _FILES,
+    "The serialized TorchScript program (the archive's code/ folder) runs when the module is called. "
+    "Operations that open files, save or load other archives, or call custom native operators reach "
+    "beyond tensor math.",
+    "Do not run the module. Re-export it from reviewed model code.",
+)
+
+ONNX_CUSTOM_OPERATOR = Rule(
+    "MLO160",
+    "onnx-custom-operator",
+    "ONNX graph uses operators from a non-standard domain",
+    Severity.HIGH,
+    _MODEL,
+    _RCE,
+    "Operators outside the standard ONNX domains are implemented by custom operator libraries, that is "
+    "native code that the runtime must load to execute the graph. The model is only as safe as that "
+    "library.",
+    "Verify that the domain belongs to a runtime you trust (for example com.microsoft for ONNX Runtime "
+    "contrib ops) and never load custom op libraries that arrive with the model.",
+)
+
+ONNX_EXTERNAL_DATA_ESCAPE = Rule(
+    "MLO161",
+    "onnx-external-data-escape",
+    "ONNX external data points outside the model folder",
+    Severity.HIGH,
+    _MODEL,
+    _FILES,
+    "A tensor's external_data location is absolute or climbs out of the model folder with '..'. Loading "
+    "the model reads that file into the tensor, leaking local files (keys, credentials) into model "
+    "outputs, or fails in ways an attacker controls.",
+    "Do not load the model. External data files must sit next to the model, with relative names.",
+)
+
+TEMPLATE_INJECTION = Rule(
+    "MLO170",
+    "template-injection",
+    "Chat template reaches Python internals through Jinja2",
+    Severity.CRITICAL,
+    _MODEL,
+    _RCE,
+    "The Jinja2 chat template walks dunder attributes (__class__, __globals__, __subclasses__, "
+    "__builtins__, __import__) or known gadget objects. Runtimes that render templates outside Jinja2's "
+    "sandbox run it as code on the inference server (CVE-2024-34359 in llama-cpp-python).",
+    _DO_NOT_LOAD + "Render chat templates only with jinja2.sandbox.ImmutableSandboxedEnvironment.",
+)
+
+SKOPS_UNTRUSTED_TYPE = Rule(
+    "MLO180",
+    "skops-untrusted-type",
+    "skops file needs a type outside skops' trusted set",
+    Severity.HIGH,
+    _MODEL,
+    _RCE,
+    "skops refuses to load such types unless the caller trusts them. Users routinely pass every reported "
+    "type to trusted=..., which hands the file the power to import and call them.",
+    "Review each listed type; trust only those from libraries you already depend on.",
+)
+
+XML_EXTERNAL_ENTITY = Rule(
+    "MLO190",
+    "xml-external-entity",
+    "XML model declares a DOCTYPE or external entity",
+    Severity.HIGH,
+    _MODEL,
+    _FILES,
+    "A DOCTYPE with entities lets the file make the parser read local files or fetch URLs (XXE), or "
+    "expand entities until memory runs out. PMML written by model tools never needs one.",
+    "Do not load the file with a parser that resolves entities; regenerate it from the training tool.",
+)
+
 MALFORMED = Rule(
     "MLO201",
     "malformed-model-file",
@@ -166,7 +326,8 @@ UNRECOGNIZED = Rule(
     Severity.HIGH,
     _MODEL,
     _EVADE,
-    "The extension says pickle, PyTorch, joblib or NumPy, but the bytes match no supported layout. The "
+    "The extension names a model format (pickle, PyTorch, Keras, ONNX, GGUF, safetensors, ...), but the "
+    "bytes match no supported layout. The "
     "scanner cannot vouch for it, and a lenient loader may still accept it.",
     "Find out what produced the file. Do not load it until it is identified.",
 )
@@ -193,6 +354,18 @@ MALFORMED_CONTAINER = Rule(
     _EVADE,
     "Part of the container could not be decoded, so some members were not scanned.",
     "Do not load the file until it is rebuilt from a trusted source.",
+)
+
+PATH_TRAVERSAL = Rule(
+    "MLO206",
+    "archive-path-traversal",
+    "Archive member path escapes the extraction folder",
+    Severity.HIGH,
+    _MODEL,
+    _FILES,
+    "A member name is absolute or climbs with '..'. Tools that extract the archive write it outside the "
+    "target folder, overwriting files such as shell profiles, SSH keys or other models (zip slip).",
+    "Do not extract the archive. Rebuild it with relative member names.",
 )
 
 SCAN_LIMIT = Rule(
@@ -234,6 +407,8 @@ INTERNAL_ERROR = Rule(
 )
 
 ALL_RULES: tuple[Rule, ...] = (
+    SAFE_FORMAT,
+    CODE_CAPABLE_FORMAT,
     PICKLE_FORMAT,
     DANGEROUS_CALLABLE,
     INTROSPECTION,
@@ -243,11 +418,22 @@ ALL_RULES: tuple[Rule, ...] = (
     GLOBAL_MUTATION,
     UNLISTED_CLASS,
     UNLISTED_REFERENCE,
+    KERAS_LAMBDA,
+    KERAS_FOREIGN_OBJECT,
+    KERAS_DANGEROUS_FUNCTION,
+    TENSORFLOW_DANGEROUS_OP,
+    TORCHSCRIPT_DANGEROUS_CODE,
+    ONNX_CUSTOM_OPERATOR,
+    ONNX_EXTERNAL_DATA_ESCAPE,
+    TEMPLATE_INJECTION,
+    SKOPS_UNTRUSTED_TYPE,
+    XML_EXTERNAL_ENTITY,
     MALFORMED,
     TRAILING_DATA,
     UNRECOGNIZED,
     CONTAINER_ANOMALY,
     MALFORMED_CONTAINER,
+    PATH_TRAVERSAL,
     SCAN_LIMIT,
     UNREADABLE,
     INTERNAL_ERROR,

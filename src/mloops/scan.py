@@ -8,8 +8,24 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 
-from . import rules
-from .analyzers import numpy_npy, pickle_stream
+from . import formats, rules
+from .analyzers import (
+    flax_msgpack,
+    gguf,
+    keras_h5,
+    keras_v3,
+    lightgbm_text,
+    numpy_npy,
+    onnx,
+    pickle_stream,
+    pmml,
+    safetensors,
+    skops,
+    tensorflow,
+    tflite,
+    torchscript,
+    xgboost_model,
+)
 from .context import Item, ScanContext
 from .core import FileResult, Location, Report
 from .limits import Limits
@@ -47,10 +63,29 @@ HANDLERS: dict[str, Handler] = {
     "tar": tar.scan,
     "joblib-zfile": compressed.scan_joblib_zfile,
     "7z": _seven_zip,
+    "gguf": gguf.analyze,
+    "hdf5": keras_h5.analyze,
+    "safetensors": safetensors.analyze,
+    "tflite": tflite.analyze,
+    "pmml": pmml.analyze,
+    "lightgbm-text": lightgbm_text.analyze,
+    "xgboost": xgboost_model.analyze,
+    "flax-msgpack": flax_msgpack.analyze,
+    "onnx": onnx.analyze,
+    "tensorflow": tensorflow.analyze,
     **{
         kind: (lambda ctx, item, kind=kind: compressed.scan(ctx, item, kind))
         for kind in ("gzip", "bz2", "xz", "lzma", "zlib")
     },
+}
+
+
+# Archive layouts whose members get their role from their place: Keras reads config.json as the
+# model config, TorchScript compiles code/, skops trusts schema.json. None means "sniff the content".
+LAYOUT_MEMBERS: dict[str, Callable[[str], Handler | None]] = {
+    "keras": keras_v3.member_handler,
+    "skops": skops.member_handler,
+    "torchscript-zip": torchscript.member_handler,
 }
 
 
@@ -59,13 +94,18 @@ class UsageError(Exception):
 
 
 def dispatch(ctx: ScanContext, item: Item) -> None:
+    if item.archive in LAYOUT_MEMBERS:
+        handler = LAYOUT_MEMBERS[item.archive](item.name)
+        if handler is not None:
+            handler(ctx, item)
+            return
     item.stream.seek(0)
     head = item.stream.read(4)
     if head == zip.LOCAL_SIG:
         formats = ["zip"]  # read nothing more here: members are reached through the central directory
     else:
         head += item.stream.read(HEAD_BYTES - len(head))
-        formats = sniff(head)
+        formats = sniff(head, item.name)
         if "pickle" in formats or not formats:
             formats += _appended_zip(item)
     if not formats:
@@ -135,15 +175,24 @@ def scan_file(path: str, limits: Limits) -> FileResult:
 
 
 def _add_format_note(result: FileResult) -> None:
+    """One INFO note per file saying what its format can do, when nothing worse was found about that."""
     pickled = [asset for asset in result.assets if asset.format in PICKLE_FORMATS]
+    location = Location(result.path)
     if pickled:
         kinds = ", ".join(sorted({asset.format for asset in pickled}))
-        result.findings.append(
-            rules.PICKLE_FORMAT.finding(
-                Location(result.path),
-                f"contains {len(pickled)} pickle stream(s) ({kinds}); loading it executes code by design",
-            )
-        )
+        message = f"contains {len(pickled)} pickle stream(s) ({kinds}); loading it executes code by design"
+        result.findings.append(rules.PICKLE_FORMAT.finding(location, message))
+        return
+    by_kind: dict[str, set[str]] = {}
+    for asset in result.assets:
+        by_kind.setdefault(formats.info(asset.format).kind, set()).add(asset.format)
+    if "code" in by_kind:
+        names = ", ".join(sorted(by_kind["code"]))
+        message = f"{names}: can carry code or name callables; every reference checked is allowlisted"
+        result.findings.append(rules.CODE_CAPABLE_FORMAT.finding(location, message))
+    elif "safe" in by_kind and not result.findings:
+        names = ", ".join(sorted(by_kind["safe"]))
+        result.findings.append(rules.SAFE_FORMAT.finding(location, f"{names}: data-only format, structure valid"))
 
 
 def collect_files(paths: Iterable[str]) -> tuple[list[str], list[FileResult]]:

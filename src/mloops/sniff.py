@@ -10,7 +10,20 @@ from __future__ import annotations
 import io
 import lzma
 import zlib
+from collections.abc import Callable
 
+from .analyzers import (
+    flax_msgpack,
+    gguf,
+    keras_h5,
+    lightgbm_text,
+    onnx,
+    pmml,
+    safetensors,
+    tensorflow,
+    tflite,
+    xgboost_model,
+)
 from .limits import Budget, LimitExceeded, Limits
 from .picklevm.policy import default_policy
 from .picklevm.reader import Reader
@@ -37,6 +50,19 @@ MODEL_EXTENSIONS = (
     ".mar",
     ".pth.tar",
     ".pt.tar",
+    ".pt2",
+    ".nemo",
+    ".h5",
+    ".hdf5",
+    ".keras",
+    ".pb",
+    ".onnx",
+    ".gguf",
+    ".safetensors",
+    ".skops",
+    ".tflite",
+    ".msgpack",
+    ".ubj",
 )
 COMPRESSION_EXTENSIONS = (".gz", ".bz2", ".xz", ".lzma", ".z", ".zlib")
 
@@ -60,13 +86,33 @@ def has_model_extension(name: str) -> bool:
     return lower.endswith(MODEL_EXTENSIONS)
 
 
-def sniff(head: bytes) -> list[str]:
+# Model formats recognised by their own analyzer: ``detect(head, name)`` checks magic bytes and
+# structure; formats without magic (protobuf) also take the name as a hint. Most specific first.
+DETECTORS: tuple[tuple[str, Callable[[bytes, str], bool]], ...] = (
+    ("gguf", gguf.detect),
+    ("hdf5", keras_h5.detect),
+    ("safetensors", safetensors.detect),
+    ("tflite", tflite.detect),
+    ("pmml", pmml.detect),
+    ("lightgbm-text", lightgbm_text.detect),
+    ("xgboost", xgboost_model.detect),
+    ("flax-msgpack", flax_msgpack.detect),
+    ("onnx", onnx.detect),
+    ("tensorflow", tensorflow.detect),
+)
+
+
+def sniff(head: bytes, name: str = "") -> list[str]:
     """Formats the first bytes match, most specific first; empty when none.
 
     ``head`` is the start of the stream, at most HEAD_BYTES long; shorter means complete.
+    ``name`` is the file or member name, a hint only where a format has no magic bytes.
     """
     for magic, fmt in _SIMPLE_MAGIC:
         if head.startswith(magic):
+            return [fmt]
+    for fmt, detect in DETECTORS:
+        if detect(head, name):
             return [fmt]
     for fmt, test in (("bz2", _is_bz2), ("zlib", _is_zlib), ("lzma", _is_lzma_alone), ("tar", _is_tar)):
         if test(head):

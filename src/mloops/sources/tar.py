@@ -11,6 +11,7 @@ from ..analyzers import torch_legacy_tar
 from ..context import Item, ScanContext
 from ..limits import LimitExceeded
 from ..streams import Window
+from . import escapes_extraction
 
 TORCH_TAR_MEMBERS = {"storages", "tensors", "pickle"}
 
@@ -33,18 +34,26 @@ def scan(ctx: ScanContext, item: Item) -> None:
         )
     names = {member.name for member in members if member.isfile()}
     torch_layout = TORCH_TAR_MEMBERS <= names
-    ctx.record(item, "pytorch-legacy-tar" if torch_layout else "tar")
+    label = "pytorch-legacy-tar" if torch_layout else _label(names)
+    ctx.record(item, label)
     for member in members:
         if not member.isfile():
             continue
-        if member.name.startswith("/") or ".." in member.name.split("/"):
+        if escapes_extraction(member.name):
             ctx.report(
-                rules.CONTAINER_ANOMALY.finding(
-                    item.location.child(member.name), "member path escapes the extraction folder"
+                rules.PATH_TRAVERSAL.finding(
+                    item.location.child(member.name), f"member {member.name!r} is written outside the target folder"
                 )
             )
-        child = item.child(Window(item.stream, member.offset_data, member.size), member.name, member.size)
+        child = item.child(Window(item.stream, member.offset_data, member.size), member.name, member.size, None, label)
         if torch_layout and member.name in ("storages", "tensors"):
             torch_legacy_tar.analyze_member(ctx, child, member.name)
         else:
             ctx.scan(child)
+
+
+def _label(names: set[str]) -> str:
+    # NeMo checkpoints: a tar of a YAML config, a torch checkpoint and tokenizer files.
+    if any(name.rsplit("/", 1)[-1] == "model_config.yaml" for name in names):
+        return "nemo"
+    return "tar"

@@ -22,6 +22,7 @@ from ..context import Item, ScanContext
 from ..core import Location
 from ..limits import LimitExceeded, MiB
 from ..streams import Decompressed, Stream, Window
+from . import escapes_extraction
 
 EOCD_SIG = b"PK\x05\x06"
 CD_SIG = b"PK\x01\x02"
@@ -275,7 +276,8 @@ def scan(ctx: ScanContext, item: Item) -> None:
             )
         )
         entries, problems = walk_local_headers(item.stream, size, ctx.limits.max_members), []
-    ctx.record(item, _label(entries))
+    label = _label(entries)
+    ctx.record(item, label)
     for problem in problems:
         ctx.report(rules.CONTAINER_ANOMALY.finding(item.location, f"ZIP structure: {problem}"))
     prefixes = _storage_prefixes(entries)
@@ -284,11 +286,17 @@ def scan(ctx: ScanContext, item: Item) -> None:
         ctx.budget.check_time()
         if entry.name.endswith("/") and not entry.usize:
             continue
-        _scan_member(ctx, item, entry, size, prefixes, seen)
+        _scan_member(ctx, item, entry, size, prefixes, seen, label)
 
 
 def _scan_member(
-    ctx: ScanContext, item: Item, entry: Entry, size: int, prefixes: set[str], seen: dict[str, int]
+    ctx: ScanContext,
+    item: Item,
+    entry: Entry,
+    size: int,
+    prefixes: set[str],
+    seen: dict[str, int],
+    label: str,
 ) -> None:
     seen[entry.name] = seen.get(entry.name, 0) + 1
     member = entry.name if seen[entry.name] == 1 else f"{entry.name} (copy {seen[entry.name]})"
@@ -305,7 +313,7 @@ def _scan_member(
         ctx.report(rules.MALFORMED_CONTAINER.finding(location, f"member not scanned: {exc}"))
         return
     _report_header_anomalies(ctx, location, entry)
-    child = item.child(stream, member, entry.usize if entry.method else entry.csize, entry.name)
+    child = item.child(stream, member, entry.usize if entry.method else entry.csize, entry.name, label)
     ctx.scan(child)
     if isinstance(stream, Decompressed) and (stream.corrupt or stream.truncated):
         ctx.report(
@@ -315,6 +323,9 @@ def _scan_member(
 
 
 def _report_header_anomalies(ctx: ScanContext, location: Location, entry: Entry) -> None:
+    for name in {entry.name, entry.local_name or entry.name}:
+        if escapes_extraction(name):
+            ctx.report(rules.PATH_TRAVERSAL.finding(location, f"member {name!r} is written outside the target folder"))
     if entry.local_name is not None and entry.local_name != entry.name:
         ctx.report(
             rules.CONTAINER_ANOMALY.finding(
@@ -356,11 +367,18 @@ def _check_crc(ctx: ScanContext, location: Location, entry: Entry, stream: Strea
 
 
 def _label(entries: list[Entry]) -> str:
+    """The archive's layout, from its member names: the loaders decide the same way."""
     names = {entry.name for entry in entries}
     if any(name.endswith("constants.pkl") for name in names) and any("/code/" in name for name in names):
         return "torchscript-zip"
+    if any(name == "archive_format" or name.endswith("/archive_format") for name in names):
+        return "pytorch-pt2"
     if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
         return "pytorch-zip"
+    if {"config.json", "metadata.json"} <= names:
+        return "keras"
+    if "schema.json" in names:
+        return "skops"
     if names and all(name.endswith(".npy") for name in names):
         return "npz"
     return "zip"

@@ -1,0 +1,56 @@
+"""What each format label means for the summary: data only, able to run code, or a container.
+
+The table lives in ``data/formats.toml`` so that adding a format is a reviewed data change.
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from importlib import resources
+from typing import NamedTuple
+
+from .core import FileResult, Severity
+
+KINDS = ("code", "safe", "archive", "wrapper", "other")
+
+
+class FormatInfo(NamedTuple):
+    name: str
+    kind: str
+    title: str
+
+
+@functools.cache
+def catalog() -> dict[str, FormatInfo]:
+    text = resources.files("mloops").joinpath("data/formats.toml").read_text(encoding="utf-8")
+    table = tomllib.loads(text)
+    entries = {name: FormatInfo(name, spec["kind"], spec["title"]) for name, spec in table.items()}
+    unknown = {info.kind for info in entries.values()} - set(KINDS)
+    if unknown:
+        raise ValueError(f"formats.toml: unknown kinds {sorted(unknown)}")
+    return entries
+
+
+def info(fmt: str) -> FormatInfo:
+    return catalog().get(fmt) or FormatInfo(fmt, "other", fmt)
+
+
+def primary_format(result: FileResult) -> str:
+    """The format a user would name the file by: the outermost layer that is not just compression."""
+    for asset in result.assets:
+        if info(asset.format).kind != "wrapper":
+            return asset.format
+    return result.assets[0].format if result.assets else "other"
+
+
+def verdict(result: FileResult) -> str:
+    """'findings', 'code' (able to run code by design, scanned clean), 'safe' or 'other'."""
+    if any(finding.severity > Severity.INFO for finding in result.findings):
+        return "findings"
+    kinds = {info(asset.format).kind for asset in result.assets}
+    if "code" in kinds:
+        return "code"
+    if "safe" in kinds:
+        return "safe"
+    return "other"
