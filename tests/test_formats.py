@@ -41,7 +41,7 @@ def test_safetensors_header_that_starts_like_a_pickle_is_not_one(scan):
     data = struct.pack("<Q", len(header)) + header + b"\x00" * 4
     assert data[:2] == b"\x80\x02"
     report = scan("model.safetensors", data)
-    assert report.findings == [] and [a.format for a in report.assets] == ["other"]
+    assert [f.rule.id for f in report.findings] == ["MLO001"] and [a.format for a in report.assets] == ["safetensors"]
 
 
 @pytest.mark.parametrize(

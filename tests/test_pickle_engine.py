@@ -370,3 +370,8 @@ def test_repeated_computed_calls_are_one_finding_with_a_count(scan):
     b.get(1).push(()).reduce().pop().get(1).push(()).reduce()
     (finding,) = by_rule(scan("x.pkl", b.stop().build()), "MLO111")
     assert finding.evidence["calls"] == "2"
+
+
+def test_put_with_an_index_too_long_to_parse_is_malformed_not_a_crash(scan):
+    report = scan("x.pkl", b"\x80\x02c__builtin__\nset\n)Rp" + b"9" * 5000 + b"\n.")
+    assert "MLO201" in rule_ids(report) and "MLO903" not in rule_ids(report)

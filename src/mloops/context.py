@@ -14,7 +14,7 @@ from .streams import Stream
 class Item:
     """One byte stream to identify and analyze: a file, a member, or a nested payload."""
 
-    __slots__ = ("archive", "depth", "location", "name", "size", "stream")
+    __slots__ = ("depth", "layouts", "location", "name", "size", "stream")
 
     def __init__(
         self,
@@ -23,21 +23,21 @@ class Item:
         size: int | None,
         name: str,
         depth: int,
-        archive: str | None = None,
+        layouts: tuple[str, ...] = (),
     ) -> None:
         self.stream = stream
         self.location = location
         self.size = size
         self.name = name  # file or member name: a hint for the format, never the deciding factor
         self.depth = depth
-        # The layout of the archive this member sits in ("keras", "torchscript-zip", ...): inside a
-        # recognised layout a member's role comes from its place, as it does for the real loader.
-        self.archive = archive
+        # The loader layouts of the archive this member sits in ("keras", "torchscript-zip", ...):
+        # there a member's role comes from its place, as it does for the real loader.
+        self.layouts = layouts
 
     def child(
-        self, stream: Stream, member: str, size: int | None, name: str | None = None, archive: str | None = None
+        self, stream: Stream, member: str, size: int | None, name: str | None = None, layouts: tuple[str, ...] = ()
     ) -> Item:
-        return Item(stream, self.location.child(member), size, name or member, self.depth + 1, archive)
+        return Item(stream, self.location.child(member), size, name or member, self.depth + 1, layouts)
 
 
 class ScanContext:

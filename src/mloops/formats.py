@@ -54,3 +54,18 @@ def verdict(result: FileResult) -> str:
     if "safe" in kinds:
         return "safe"
     return "other"
+
+
+VERDICTS = ("safe", "code", "findings")
+
+
+def summarize(results: list[FileResult]) -> dict[str, dict[str, int]]:
+    """Files per primary format: data-only, able to run code but clean, or with findings."""
+    table: dict[str, dict[str, int]] = {}
+    for result in results:
+        outcome = verdict(result)
+        if outcome == "other":
+            continue  # READMEs and other files that are no model
+        fmt = primary_format(result) if result.assets else "unreadable"
+        table.setdefault(fmt, dict.fromkeys(VERDICTS, 0))[outcome] += 1
+    return dict(sorted(table.items()))

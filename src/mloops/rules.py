@@ -231,6 +231,20 @@ TORCHSCRIPT_DANGEROUS_CODE = Rule(
     "Do not run the module. Re-export it from reviewed model code.",
 )
 
+CONFIG_INSTANTIATION_TARGET = Rule(
+    "MLO151",
+    "config-instantiation-target",
+    "Model config instantiates a class or function outside the framework (Hydra _target_)",
+    Severity.HIGH,
+    _MODEL,
+    _RCE,
+    "Restoring a NeMo model instantiates its config: Hydra imports the module of every _target_ and "
+    "calls the object with the config's arguments, and NeMo imports the class named by target. A name "
+    "outside NeMo, torch.nn/optim and OmegaConf, one that loads further models or imports classes by "
+    "name, or one computed at load time (interpolation, alias) runs code the config chooses.",
+    "Check that every listed target is NeMo or your own reviewed code; do not restore the model otherwise.",
+)
+
 ONNX_CUSTOM_OPERATOR = Rule(
     "MLO160",
     "onnx-custom-operator",
@@ -256,6 +270,21 @@ ONNX_EXTERNAL_DATA_ESCAPE = Rule(
     "the model reads that file into the tensor, leaking local files (keys, credentials) into model "
     "outputs, or fails in ways an attacker controls.",
     "Do not load the model. External data files must sit next to the model, with relative names.",
+)
+
+TFLITE_CUSTOM_OPERATOR = Rule(
+    "MLO162",
+    "tflite-custom-operator",
+    "TFLite model needs custom operators",
+    Severity.INFO,
+    _MODEL,
+    _RCE,
+    "Custom operators are not part of TensorFlow Lite: the interpreter runs them only with native kernels "
+    "the application registered, so the model cannot bring its own code. Flex operators are the exception "
+    "worth knowing: the Flex delegate runs the TensorFlow op named in each operator's NodeDef; those that "
+    "reach files, the network or Python are reported as tensorflow-dangerous-op.",
+    "Check that each listed operator is one your runtime provides on purpose (for example "
+    "TFLite_Detection_PostProcess), and link the Flex delegate only into applications that need it.",
 )
 
 TEMPLATE_INJECTION = Rule(
@@ -423,8 +452,10 @@ ALL_RULES: tuple[Rule, ...] = (
     KERAS_DANGEROUS_FUNCTION,
     TENSORFLOW_DANGEROUS_OP,
     TORCHSCRIPT_DANGEROUS_CODE,
+    CONFIG_INSTANTIATION_TARGET,
     ONNX_CUSTOM_OPERATOR,
     ONNX_EXTERNAL_DATA_ESCAPE,
+    TFLITE_CUSTOM_OPERATOR,
     TEMPLATE_INJECTION,
     SKOPS_UNTRUSTED_TYPE,
     XML_EXTERNAL_ENTITY,

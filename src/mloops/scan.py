@@ -15,6 +15,7 @@ from .analyzers import (
     keras_h5,
     keras_v3,
     lightgbm_text,
+    nemo,
     numpy_npy,
     onnx,
     pickle_stream,
@@ -23,6 +24,7 @@ from .analyzers import (
     skops,
     tensorflow,
     tflite,
+    torch_export,
     torchscript,
     xgboost_model,
 )
@@ -86,6 +88,8 @@ LAYOUT_MEMBERS: dict[str, Callable[[str], Handler | None]] = {
     "keras": keras_v3.member_handler,
     "skops": skops.member_handler,
     "torchscript-zip": torchscript.member_handler,
+    "pytorch-pt2": torch_export.member_handler,
+    "nemo": nemo.member_handler,
 }
 
 
@@ -94,8 +98,8 @@ class UsageError(Exception):
 
 
 def dispatch(ctx: ScanContext, item: Item) -> None:
-    if item.archive in LAYOUT_MEMBERS:
-        handler = LAYOUT_MEMBERS[item.archive](item.name)
+    for layout in item.layouts:
+        handler = LAYOUT_MEMBERS[layout](item.name) if layout in LAYOUT_MEMBERS else None
         if handler is not None:
             handler(ctx, item)
             return
@@ -188,7 +192,7 @@ def _add_format_note(result: FileResult) -> None:
         by_kind.setdefault(formats.info(asset.format).kind, set()).add(asset.format)
     if "code" in by_kind:
         names = ", ".join(sorted(by_kind["code"]))
-        message = f"{names}: can carry code or name callables; every reference checked is allowlisted"
+        message = f"{names}: a format that can carry code or name callables by design"
         result.findings.append(rules.CODE_CAPABLE_FORMAT.finding(location, message))
     elif "safe" in by_kind and not result.findings:
         names = ", ".join(sorted(by_kind["safe"]))

@@ -113,12 +113,16 @@ class Decompressed:
             if isinstance(self._dec, _ZLIB_DECOMPRESSOR):
                 if not self._input:
                     self._input = self._feed()
-                    if not self._input:
+                if self._input:
+                    out = self._dec.decompress(self._input, want)
+                    self._input = self._dec.unconsumed_tail
+                else:
+                    # Input is spent, but zlib may still hold output for it (max_length cut it short).
+                    out = self._dec.decompress(b"", want)
+                    if not out:
                         self.truncated = True
                         self._done = True
                         break
-                out = self._dec.decompress(self._input, want)
-                self._input = self._dec.unconsumed_tail
             else:
                 data = b""
                 if self._dec.needs_input:

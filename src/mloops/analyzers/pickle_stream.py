@@ -15,6 +15,7 @@ from .. import rules
 from ..context import Item, ScanContext
 from ..picklevm.joblib_arrays import WRAPPER_CLASSES, step_over_array
 from ..picklevm.judge import Judge
+from ..picklevm.policy import Policy
 from ..picklevm.reader import Reader
 from ..picklevm.vm import Machine, Malformed
 
@@ -28,10 +29,13 @@ PADDING_MAX = 4096
 class PickleSession:
     """Emulates the pickles of one item in order, with one judge for all of them."""
 
-    def __init__(self, ctx: ScanContext, item: Item, start: int = 0) -> None:
+    def __init__(self, ctx: ScanContext, item: Item, start: int = 0, policy: Policy | None = None) -> None:
         self.ctx = ctx
         self.item = item
-        self.judge = Judge(ctx.policy, item.location, self._scan_nested)
+        # A layout's loader may resolve names its own way (TorchScript's C++ unpickler); nested
+        # payloads are scanned with the context's policy again.
+        self.policy = policy or ctx.policy
+        self.judge = Judge(self.policy, item.location, self._scan_nested)
         self.reader = Reader(item.stream, start, item.size)
         self.count = 0
 
@@ -39,7 +43,7 @@ class PickleSession:
         """Run one pickle to its STOP; raises Malformed where the real loader would stop."""
         events_before = self.judge.events
         start = self.reader.tell()
-        machine = Machine(self.reader, self.ctx.policy, self.judge, self.ctx.limits, self.ctx.budget, BUILD_HOOKS)
+        machine = Machine(self.reader, self.policy, self.judge, self.ctx.limits, self.ctx.budget, BUILD_HOOKS)
         try:
             result = machine.run()
         except Malformed as exc:
@@ -98,9 +102,9 @@ class PickleSession:
         return label
 
 
-def analyze(ctx: ScanContext, item: Item, start: int = 0, label: str = "pickle") -> None:
+def analyze(ctx: ScanContext, item: Item, start: int = 0, label: str = "pickle", policy: Policy | None = None) -> None:
     """Emulate every pickle in ``item`` from ``start`` to the end of its data."""
-    session = PickleSession(ctx, item, start)
+    session = PickleSession(ctx, item, start, policy)
     try:
         while session.count == 0 or not session.at_padding_end():
             result = session.next_pickle()

@@ -503,8 +503,8 @@ class Machine:
 
     def op_put(self) -> None:
         index = _parse_int(self.reader.readline())
-        if index < 0:
-            raise Malformed("negative PUT index", self.offset)
+        if not isinstance(index, int) or index < 0:
+            raise Malformed(f"PUT index {index} unusable", self.offset)
         self._memo_put(index)
 
     def op_binput(self) -> None:

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from .. import __version__
+from .. import __version__, formats
 from ..core import Finding, Report, Severity
 
 SCHEMA_VERSION = 1
@@ -38,6 +38,8 @@ def render(report: Report, fail_on: Severity) -> str:
         files.append(
             {
                 "path": result.path,
+                "format": formats.primary_format(result),
+                "verdict": formats.verdict(result),
                 "formats": result.formats,
                 "max_severity": None if worst is None else worst.label,
                 "findings": len(result.findings),
@@ -54,6 +56,7 @@ def render(report: Report, fail_on: Severity) -> str:
             "duration_seconds": round(report.duration_seconds, 3),
             "findings": {severity.label: count for severity, count in report.counts().items()},
             "formats": dict(sorted(Counter(asset.format for asset in report.assets).items())),
+            "files_by_format": formats.summarize(report.files),
         },
         "files": files,
         "findings": [finding_dict(f) for f in report.findings],

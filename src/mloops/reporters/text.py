@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import textwrap
-from collections import Counter
 
-from .. import __version__
+from .. import __version__, formats
 from ..core import Finding, Report, Severity
 
 WIDTH = 100
@@ -32,6 +31,18 @@ def _finding(finding: Finding, explained: set[str]) -> list[str]:
     return lines
 
 
+def _format_summary(report: Report) -> list[str]:
+    table = formats.summarize(report.files)
+    if not table:
+        return []
+    width = max(len(name) for name in table) + 2
+    lines = [f"{'Files by format':<{width}}{'safe':>8}{'code, clean':>13}{'findings':>10}"]
+    for name, counts in table.items():
+        lines.append(f"  {name:<{width - 2}}{counts['safe']:>8}{counts['code']:>13}{counts['findings']:>10}")
+    lines.append("  (safe: data-only format; code, clean: can run code by design, nothing found)")
+    return [*lines, ""]
+
+
 def render(report: Report, fail_on: Severity) -> str:
     out = [f"mloops {__version__}: {len(report.files)} file(s) scanned in {report.duration_seconds:.2f} s", ""]
     chains = {}
@@ -47,9 +58,7 @@ def render(report: Report, fail_on: Severity) -> str:
         out.append("")
     for slug, chain in sorted(chains.items()):
         out += [*textwrap.wrap(f"Attack chain ({slug}): {chain}", WIDTH), ""]
-    formats = Counter(asset.format for asset in report.assets if asset.format != "other")
-    if formats:
-        out.append("Formats: " + ", ".join(f"{name} {count}" for name, count in sorted(formats.items())))
+    out += _format_summary(report)
     counts = report.counts()
     summary = ", ".join(f"{count} {severity.label}" for severity, count in counts.items())
     out.append(f"Summary: {summary}; exit {report.exit_code(fail_on)} (fail on {fail_on.label})")

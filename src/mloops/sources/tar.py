@@ -45,7 +45,9 @@ def scan(ctx: ScanContext, item: Item) -> None:
                     item.location.child(member.name), f"member {member.name!r} is written outside the target folder"
                 )
             )
-        child = item.child(Window(item.stream, member.offset_data, member.size), member.name, member.size, None, label)
+        child = item.child(
+            Window(item.stream, member.offset_data, member.size), member.name, member.size, None, (label,)
+        )
         if torch_layout and member.name in ("storages", "tensors"):
             torch_legacy_tar.analyze_member(ctx, child, member.name)
         else:

@@ -276,8 +276,8 @@ def scan(ctx: ScanContext, item: Item) -> None:
             )
         )
         entries, problems = walk_local_headers(item.stream, size, ctx.limits.max_members), []
-    label = _label(entries)
-    ctx.record(item, label)
+    layouts = _layouts(entries)
+    ctx.record(item, layouts[0])
     for problem in problems:
         ctx.report(rules.CONTAINER_ANOMALY.finding(item.location, f"ZIP structure: {problem}"))
     prefixes = _storage_prefixes(entries)
@@ -286,7 +286,7 @@ def scan(ctx: ScanContext, item: Item) -> None:
         ctx.budget.check_time()
         if entry.name.endswith("/") and not entry.usize:
             continue
-        _scan_member(ctx, item, entry, size, prefixes, seen, label)
+        _scan_member(ctx, item, entry, size, prefixes, seen, layouts)
 
 
 def _scan_member(
@@ -296,7 +296,7 @@ def _scan_member(
     size: int,
     prefixes: set[str],
     seen: dict[str, int],
-    label: str,
+    layouts: tuple[str, ...],
 ) -> None:
     seen[entry.name] = seen.get(entry.name, 0) + 1
     member = entry.name if seen[entry.name] == 1 else f"{entry.name} (copy {seen[entry.name]})"
@@ -313,7 +313,7 @@ def _scan_member(
         ctx.report(rules.MALFORMED_CONTAINER.finding(location, f"member not scanned: {exc}"))
         return
     _report_header_anomalies(ctx, location, entry)
-    child = item.child(stream, member, entry.usize if entry.method else entry.csize, entry.name, label)
+    child = item.child(stream, member, entry.usize if entry.method else entry.csize, entry.name, layouts)
     ctx.scan(child)
     if isinstance(stream, Decompressed) and (stream.corrupt or stream.truncated):
         ctx.report(
@@ -366,19 +366,33 @@ def _check_crc(ctx: ScanContext, location: Location, entry: Entry, stream: Strea
         )
 
 
-def _label(entries: list[Entry]) -> str:
-    """The archive's layout, from its member names: the loaders decide the same way."""
+def _layouts(entries: list[Entry]) -> tuple[str, ...]:
+    """Every loader layout the member names match, most specific first.
+
+    An archive may match several (a .keras that is also a torch checkpoint): each loader reads
+    its own members, so each member is judged the way every matching loader would read it.
+    """
     names = {entry.name for entry in entries}
-    if any(name.endswith("constants.pkl") for name in names) and any("/code/" in name for name in names):
-        return "torchscript-zip"
+    layouts = []
+    if _routes_to_torchscript(entries):
+        layouts.append("torchscript-zip")
     if any(name == "archive_format" or name.endswith("/archive_format") for name in names):
-        return "pytorch-pt2"
-    if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
-        return "pytorch-zip"
+        layouts.append("pytorch-pt2")
+    if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names) and not layouts:
+        layouts.append("pytorch-zip")
     if {"config.json", "metadata.json"} <= names:
-        return "keras"
+        layouts.append("keras")
     if "schema.json" in names:
-        return "skops"
-    if names and all(name.endswith(".npy") for name in names):
-        return "npz"
-    return "zip"
+        layouts.append("skops")  # skops.load reads schema.json from any ZIP
+    if not layouts and names and all(name.endswith(".npy") for name in names):
+        layouts.append("npz")
+    return tuple(layouts) or ("zip",)
+
+
+def _routes_to_torchscript(entries: list[Entry]) -> bool:
+    """torch.load hands an archive to torch.jit.load when its records include constants.pkl;
+    records are the member names below the folder of the first member (PyTorchStreamReader)."""
+    if not entries or "/" not in entries[0].name:
+        return False
+    folder = entries[0].name.split("/", 1)[0]
+    return any(entry.name == f"{folder}/constants.pkl" for entry in entries)

@@ -1,0 +1,1 @@
+"""Byte-level decoders for model formats: they read structure and raise on damage, never report findings."""
