@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/run.py            (needs the [test] extras, which build the corpus)
 
-1. Builds the corpus: every malicious and benign fixture of the test suite, written to
-   bench/work/corpus, plus PyTorch-style ZIP checkpoints of 256 MiB and 2 GiB and a
-   512 MiB raw pickle of a NumPy array.
+1. Builds the corpora: every malicious and benign pickle-family fixture of the test suite
+   (bench/work/corpus), the other model formats (bench/work/formats, see formats_corpus.py),
+   PyTorch-style ZIP checkpoints of 256 MiB and 2 GiB, a 512 MiB raw pickle of a NumPy
+   array, and a 2 GiB safetensors and a 2 GiB ONNX file.
 2. Installs the peer tools, and mloops itself, into bench/.venv-peers: every tool runs
    from the same kind of install (regular, byte-compiled), never from a source tree.
 3. Runs every tool on every file (verdicts: recall and false positives), on the whole
@@ -34,11 +35,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import formats_corpus  # noqa: E402
 from tests.fixtures import benign, malicious  # noqa: E402
 
 WORK = ROOT / "bench" / "work"
 PEERS = ROOT / "bench" / ".venv-peers"
-PEER_PACKAGES = ["picklescan", "modelscan", "fickling", "modelaudit"]
+# h5py and onnx: the peers' Keras H5 and ONNX scanners need them, and a user of those formats has them.
+PEER_PACKAGES = ["picklescan", "modelscan", "fickling", "modelaudit", "h5py", "onnx"]
 QUIET_ENV = {"PROMPTFOO_DISABLE_TELEMETRY": "1", "NO_ANALYTICS": "1", "DO_NOT_TRACK": "1"}
 TIMEOUT = 900
 
@@ -121,6 +124,42 @@ def build_corpus() -> dict[Path, str]:
     return labels
 
 
+def build_formats_corpus() -> dict[Path, str]:
+    """Keras, TensorFlow, ONNX, GGUF, safetensors, skops, TorchScript and the other formats."""
+    corpus = WORK / "formats"
+    aux = WORK / "formats-aux"
+    for folder in (corpus, aux):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    labels: dict[Path, str] = {}
+    for index, case in enumerate(formats_corpus.ALL):
+        kind = "malicious" if case.malicious else "benign"
+        target = corpus / kind / f"{index:02d}"
+        work = aux / f"{index:02d}"
+        target.mkdir(parents=True)
+        work.mkdir()
+        labels[case.write(target, work)] = f"{kind}:{case.name}"
+    return labels
+
+
+def build_safetensors(path: Path, tensor_bytes: int) -> Path:
+    """A safetensors file with one F32 tensor; the data section is a hole, written in no time."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = json.dumps({"w": {"dtype": "F32", "shape": [tensor_bytes // 4], "data_offsets": [0, tensor_bytes]}})
+        raw = header.encode().ljust(-(-len(header) // 8) * 8)
+        with open(path, "wb") as handle:
+            handle.write(len(raw).to_bytes(8, "little") + raw)
+            handle.truncate(8 + len(raw) + tensor_bytes)
+    return path
+
+
+def build_onnx(path: Path, tensor_bytes: int) -> Path:
+    from tests.fixtures import protobuf_models
+
+    return path if path.exists() else protobuf_models.big_onnx(path, tensor_bytes)
+
+
 def build_checkpoint(path: Path, tensor_bytes: int) -> Path:
     """A torch.save-style ZIP: a small data.pkl and one stored tensor storage of the given size."""
     if path.exists() and path.stat().st_size > tensor_bytes:
@@ -166,8 +205,9 @@ def install_tools() -> None:
     pip = PEERS / "bin" / "pip"
     if not pip.exists():
         subprocess.run([sys.executable, "-m", "venv", str(PEERS)], check=True)
-        subprocess.run([str(pip), "install", "-q", *PEER_PACKAGES], check=True)
+    subprocess.run([str(pip), "install", "-q", *PEER_PACKAGES], check=True)
     subprocess.run([str(pip), "install", "-q", "--force-reinstall", "--no-deps", str(ROOT)], check=True)
+    subprocess.run([str(pip), "install", "-q", str(ROOT)], check=True)  # mloops' own dependencies
 
 
 def version_of(package: str) -> str:
@@ -212,7 +252,12 @@ def _cell(run: Run | None) -> str:
 
 
 def render(
-    all_tools: list[Tool], labels: dict[Path, str], corpus: dict[str, Run], big: dict[str, dict[str, Run]]
+    all_tools: list[Tool],
+    labels: dict[Path, str],
+    format_labels: dict[Path, str],
+    corpus: dict[str, Run],
+    formats_run: dict[str, Run],
+    big: dict[str, dict[str, Run]],
 ) -> str:
     bad = sum(label.startswith("malicious") for label in labels.values())
     good = len(labels) - bad
@@ -222,8 +267,8 @@ def render(
         f"Measured by `bench/run.py` on {time.strftime('%Y-%m-%d')}: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}. All tools ran in the same session, on the same files, each installed "
         "from its package (byte-compiled) in one virtual environment. Times are medians of repeated runs; peak "
-        "RSS is the largest process of a run. Peers are installed as `pip install` gives them, without "
-        "optional extras (no torch in their environment).",
+        "RSS is the largest process of a run. Peers are installed as `pip install` gives them, plus h5py and "
+        "onnx, which their Keras H5 and ONNX scanners need (no torch or TensorFlow in their environment).",
         "",
         "Exit codes read as: 1 = flagged, 0 = clean, anything else = error (modelscan's 3 means \"nothing "
         'scanned"). Detection counts only exit 1: a CI job that tests for 1 lets errors through.',
@@ -232,27 +277,47 @@ def render(
         "",
         f"{bad} malicious fixtures, one per published technique, each proven by the test suite to run its payload "
         f"under the real loader; {good} benign models saved by the real libraries (PyTorch, scikit-learn, XGBoost, "
-        "LightGBM, NumPy, pandas, dill, cloudpickle).",
+        "LightGBM, NumPy, pandas, dill, cloudpickle, transformers).",
         "",
         "| tool | version | detected | missed (exit 0) | errors on malicious | false positives | errors on benign |",
         "|---|---|---|---|---|---|---|",
     ]
-    for tool in all_tools:
-        c = counts(tool, labels)
-        lines.append(
-            f"| {tool.name} | {tool.version} | {c['detected']}/{c['malicious']} | {c['missed']} | {c['errors_bad']} "
-            f"| {c['false_pos']}/{c['benign']} | {c['errors_good']} |"
-        )
-    header = " | ".join(f"{name}: time | peak RSS" for name in big)
-    lines += ["", "## Speed and memory", "", f"| tool | whole corpus: time | peak RSS | {header} |"]
-    lines.append("|---|---|---|" + "---|---|" * len(big))
-    for tool in all_tools:
-        cells = " | ".join(_cell(big[name][tool.name]) for name in big)
-        lines.append(f"| {tool.name} | {_cell(corpus.get(tool.name))} | {cells} |")
-    lines += _targets(corpus, big)
+    lines += _detection_rows(all_tools, labels)
+    bad = sum(label.startswith("malicious") for label in format_labels.values())
     lines += [
         "",
-        "Exit codes on the big checkpoints (benign): "
+        "## Detection on the other model formats",
+        "",
+        f"{bad} malicious or hostile files (Keras H5 and .keras Lambdas and foreign references, TensorFlow file "
+        "and Python ops, ONNX custom domains and traversing external data, GGUF chat-template injection, skops "
+        "payloads, TorchScript, .pt2 and NeMo payloads, PMML XXE, TFLite Flex ops) and "
+        f"{len(format_labels) - bad} benign files saved by the real libraries (Keras with the torch backend, "
+        "torch.onnx, the gguf writer, safetensors, skops, torch.jit, torch.export, XGBoost, LightGBM) or built "
+        "to the documented structure where the library is not installable here (TensorFlow, TFLite, Flax). "
+        "Fixtures marked proven are loaded by the test suite with the real library, in a subprocess, and run "
+        "their payload; the others are structural.",
+        "",
+        "| tool | version | detected | missed (exit 0) | errors on malicious | false positives | errors on benign |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += _detection_rows(all_tools, format_labels)
+    header = " | ".join(f"{name}: time | peak RSS" for name in big)
+    lines += [
+        "",
+        "## Speed and memory",
+        "",
+        f"| tool | pickle corpus: time | peak RSS | formats corpus: time | peak RSS | {header} |",
+    ]
+    lines.append("|---|---|---|---|---|" + "---|---|" * len(big))
+    for tool in all_tools:
+        cells = " | ".join(_cell(big[name][tool.name]) for name in big)
+        lines.append(
+            f"| {tool.name} | {_cell(corpus.get(tool.name))} | {_cell(formats_run.get(tool.name))} | {cells} |"
+        )
+    lines += _targets(corpus, formats_run, big)
+    lines += [
+        "",
+        "Exit codes on the big files (benign): "
         + "; ".join(f"{tool.name} {'/'.join(str(big[name][tool.name].exit) for name in big)}" for tool in all_tools),
     ]
     names = " | ".join(t.name for t in all_tools)
@@ -265,22 +330,35 @@ def render(
         f"| fixture | {names} |",
     ]
     lines.append("|---|" + "---|" * len(all_tools))
-    for path, label in sorted(labels.items(), key=lambda item: item[1]):
+    every = {**labels, **format_labels}
+    for path, label in sorted(every.items(), key=lambda item: item[1]):
         if label.startswith("malicious"):
             codes = " | ".join(str(t.verdicts[str(path)]) for t in all_tools)
             lines.append(f"| {label.split(':', 1)[1]} | {codes} |")
     lines += ["", "Benign fixtures a tool flagged or failed on:", ""]
-    for path, label in sorted(labels.items(), key=lambda item: item[1]):
+    for path, label in sorted(every.items(), key=lambda item: item[1]):
         noisy = [f"{t.name} exit {t.verdicts[str(path)]}" for t in all_tools if t.verdicts[str(path)] != 0]
         if label.startswith("benign") and noisy:
             lines.append(f"- {label.split(':', 1)[1]}: " + ", ".join(noisy))
     return "\n".join(lines) + "\n"
 
 
-def _targets(corpus: dict[str, Run], big: dict[str, dict[str, Run]]) -> list[str]:
-    """The speed and memory targets of the scanner issue, checked against this run."""
+def _detection_rows(all_tools: list[Tool], labels: dict[Path, str]) -> list[str]:
+    rows = []
+    for tool in all_tools:
+        c = counts(tool, labels)
+        rows.append(
+            f"| {tool.name} | {tool.version} | {c['detected']}/{c['malicious']} | {c['missed']} | {c['errors_bad']} "
+            f"| {c['false_pos']}/{c['benign']} | {c['errors_good']} |"
+        )
+    return rows
+
+
+def _targets(corpus: dict[str, Run], formats_run: dict[str, Run], big: dict[str, dict[str, Run]]) -> list[str]:
+    """The speed and memory targets of the scanner issues, checked against this run."""
     ours, small, large = corpus["mloops"], big["256 MiB checkpoint"]["mloops"], big["2 GiB checkpoint"]["mloops"]
     ratio = corpus["modelaudit"].seconds / ours.seconds
+    formats_ratio = formats_run["modelaudit"].seconds / formats_run["mloops"].seconds
     return [
         "",
         "Targets:",
@@ -289,6 +367,10 @@ def _targets(corpus: dict[str, Run], big: dict[str, dict[str, Run]]) -> list[str
         f"- whole corpus no slower than picklescan: {ours.seconds:.2f} s against {corpus['picklescan'].seconds:.2f} s",
         f"- 2 GiB checkpoint under 0.5 s and 150 MB: {large.seconds:.2f} s, {large.rss_mb:.0f} MB",
         f"- time independent of tensor bytes: {small.seconds:.2f} s for 256 MiB, {large.seconds:.2f} s for 2 GiB",
+        f"- formats corpus against modelaudit: {formats_ratio:.0f}x faster ({formats_run['mloops'].seconds:.2f} s "
+        f"against {formats_run['modelaudit'].seconds:.2f} s)",
+        f"- 2 GiB safetensors and 2 GiB ONNX: {big['2 GiB safetensors']['mloops'].seconds:.2f} s and "
+        f"{big['2 GiB ONNX']['mloops'].seconds:.2f} s",
     ]
 
 
@@ -301,29 +383,34 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     print("building corpus and checkpoints", flush=True)
     labels = build_corpus()
+    format_labels = build_formats_corpus()
     checkpoints = {
         "256 MiB checkpoint": build_checkpoint(WORK / "big" / "checkpoint_256m.pt", 256 << 20),
         "2 GiB checkpoint": build_checkpoint(WORK / "big" / "checkpoint_2g.pt", 2 << 30),
         "512 MiB NumPy pickle": build_array_pickle(WORK / "big" / "array_512m.pkl", 512 << 20),
+        "2 GiB safetensors": build_safetensors(WORK / "big" / "weights_2g.safetensors", 2 << 30),
+        "2 GiB ONNX": build_onnx(WORK / "big" / "model_2g.onnx", 2 << 30),
     }
     print("installing tools", flush=True)
     install_tools()
     all_tools = tools()
     for tool in all_tools:
         print(f"verdicts: {tool.name}", flush=True)
-        for path in labels:
+        for path in [*labels, *format_labels]:
             tool.verdicts[str(path)] = measure([*tool.command, str(path)]).exit
-    corpus = {}
+    corpus: dict[str, Run] = {}
+    formats_run: dict[str, Run] = {}
     for tool in all_tools:
         if tool.folders:
             print(f"corpus: {tool.name}", flush=True)
             corpus[tool.name] = median_run([*tool.command, str(WORK / "corpus")], args.repeat)
+            formats_run[tool.name] = median_run([*tool.command, str(WORK / "formats")], args.repeat)
     big: dict[str, dict[str, Run]] = {name: {} for name in checkpoints}
     for name, path in checkpoints.items():
         for tool in all_tools:
             print(f"{name}: {tool.name}", flush=True)
             big[name][tool.name] = median_run([*tool.command, str(path)], args.repeat)
-    report = render(all_tools, labels, corpus, big)
+    report = render(all_tools, labels, format_labels, corpus, formats_run, big)
     Path(args.output).write_text(report)
     raw = {t.name: {"version": t.version, "verdicts": t.verdicts} for t in all_tools}
     (WORK / "results.json").write_text(json.dumps(raw, indent=2))

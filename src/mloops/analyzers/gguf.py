@@ -8,13 +8,13 @@ counts and lengths that exceed the file, unknown types, tensors outside the data
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Severity
 from ..parsers import gguf as parser
-from . import chat_template
 
 DEFAULT_ALIGNMENT = 32
 GGML_MAX_DIMS = 4
@@ -80,10 +80,16 @@ def is_chat_template(key: str) -> bool:
     return key.endswith("chat_template") or key.startswith("tokenizer.chat_template.")
 
 
+def _chat_template() -> ModuleType:
+    from . import chat_template  # imports Jinja2: paid on the first GGUF only, most scans never meet one
+
+    return chat_template
+
+
 def analyze(ctx: ScanContext, item: Item) -> None:
     ctx.record(item, "gguf")
     parsed = parser.parse(
-        item.stream, item.size, is_chat_template, chat_template.MAX_SOURCE_CHARS, ctx.budget.check_time
+        item.stream, item.size, is_chat_template, _chat_template().MAX_SOURCE_CHARS, ctx.budget.check_time
     )
     if parsed.error is not None:
         error = parsed.error
@@ -148,7 +154,7 @@ def _check_templates(ctx: ScanContext, item: Item, parsed: parser.Parsed) -> Non
             message = f"chat template {kv.key!r} of {kv.length} bytes is too long to analyse"
             ctx.report(rules.SCAN_LIMIT.finding(item.location.at(kv.value_at), message, where))
             continue
-        chat_template.report(ctx, item.location, kv.value, where, kv.value_at)
+        _chat_template().report(ctx, item.location, kv.value, where, kv.value_at)
     if templates:
         _check_special_tokens(ctx, item, parsed)
 
@@ -167,7 +173,7 @@ def _check_special_tokens(ctx: ScanContext, item: Item, parsed: parser.Parsed) -
     texts = parser.read_strings(item.stream, item.size, parsed, tokens, wanted, MAX_TOKEN_BYTES, ctx.budget.check_time)
     for key, token_id in special.items():
         text = texts.get(token_id, "")
-        if chat_template.names_internal(text):
+        if _chat_template().names_internal(text):
             message = f"special token {key} is {text!r}, an attribute name that chat templates receive as a variable"
             evidence = {"key": key, "token_id": str(token_id), "token": text}
             ctx.report(rules.TEMPLATE_INJECTION.finding(item.location, message, evidence, severity=Severity.HIGH))

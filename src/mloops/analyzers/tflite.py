@@ -8,16 +8,16 @@ FlatBuffer's offsets are checked as they are followed; a reader that trusts them
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Iterator
-from importlib import resources
 
 from .. import rules
 from ..context import Item, ScanContext
+from ..core import Severity
 from ..limits import LimitExceeded
 from ..parsers.flatbuffers import RandomReader, Table, Vector, root_table
 from ..parsers.forward_reader import DecodeError
+from . import tensorflow
 
 IDENTIFIER = b"TFL3"
 SCHEMA_VERSION = 3
@@ -43,12 +43,6 @@ SIGNATURE_SUBGRAPH = 4
 # FlexBuffers types (flatbuffers/flexbuffers.h) used by Flex custom options: a vector of two strings.
 FBT_STRING = 5
 FBT_VECTOR = 10
-
-
-@functools.cache
-def dangerous_tensorflow_ops() -> frozenset[str]:
-    text = resources.files("mloops").joinpath("data/tflite_flex_ops.txt").read_text(encoding="utf-8")
-    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
 def detect(head: bytes, name: str) -> bool:
@@ -164,9 +158,17 @@ class _Model:
         self.flex_seen.add((custom, op))
         where = self.item.location.at(options.start)
         evidence = {"custom_code": custom, "tensorflow_op": op, "subgraph": str(subgraph), "operator": str(index)}
-        if op in dangerous_tensorflow_ops():
-            message = f"Flex operator runs TensorFlow op {op}, which reaches files, the network or Python"
-            self.ctx.report(rules.TENSORFLOW_DANGEROUS_OP.finding(where, message, evidence))
+        # The Flex delegate runs the TensorFlow kernel itself. A .tflite has no saver functions that
+        # feed paths from the caller, so every op of the TensorFlow list counts, at least as HIGH.
+        rule = tensorflow.op_rules().get(op)
+        if rule is not None:
+            message = f"Flex operator runs TensorFlow op {op}, which {rule.why}"
+            severity = max(rule.severity, Severity.HIGH)
+            self.ctx.report(
+                rules.TENSORFLOW_DANGEROUS_OP.finding(
+                    where, message, evidence, severity=severity, capability=rule.capability
+                )
+            )
         elif op != custom[len(FLEX_PREFIX) :]:
             message = f"Flex operator {custom} carries a NodeDef for a different TensorFlow op, {op}"
             self.ctx.report(rules.MALFORMED.finding(where, message, evidence))
