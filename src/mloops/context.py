@@ -55,6 +55,16 @@ class ScanContext:
     def report(self, finding: Finding) -> None:
         self.result.findings.append(finding)
 
+    def read_all(self, item: Item, limit: int, what: str) -> bytes | None:
+        """The item's bytes, or None when they exceed ``limit`` (reported: the content goes unchecked)."""
+        item.stream.seek(0)
+        data = item.stream.read(limit + 1)
+        if len(data) > limit:
+            message = f"{what} larger than {limit} bytes; not analyzed"
+            self.report(rules.SCAN_LIMIT.finding(item.location, message))
+            return None
+        return data
+
     def record(self, item: Item, fmt: str) -> None:
         self.result.assets.append(Asset(item.location, fmt, item.size))
 

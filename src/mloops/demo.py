@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import datetime
 import io
+import json
 import os
 import pickle
 import struct
@@ -74,6 +75,64 @@ def _zip_with(name: str, data: bytes) -> bytes:
     return buffer.getvalue()
 
 
+def _safetensors(values: list[float]) -> bytes:
+    header = {"weight": {"dtype": "F32", "shape": [len(values)], "data_offsets": [0, 4 * len(values)]}}
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw + struct.pack(f"<{len(values)}f", *values)
+
+
+def _gguf_string(text: str) -> bytes:
+    data = text.encode()
+    return struct.pack("<Q", len(data)) + data
+
+
+def _gguf(chat_template: str) -> bytes:
+    """A GGUF v3 file with metadata only: the architecture and a chat template (value type 8 = string)."""
+    kvs = [("general.architecture", "llama"), ("tokenizer.chat_template", chat_template)]
+    out = b"GGUF" + struct.pack("<IQQ", 3, 0, len(kvs))
+    for key, value in kvs:
+        out += _gguf_string(key) + struct.pack("<I", 8) + _gguf_string(value)
+    return out
+
+
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+# Rendered outside Jinja2's sandbox (CVE-2024-34359), this runs a shell command on the inference server.
+INJECTED = CHATML + "{{ cycler.__init__.__globals__.os.popen('" + HARMLESS + "').read() }}"
+
+
+def _keras_archive(layer_activation: object) -> bytes:
+    """A .keras archive whose Dense layer names its activation; get_file is CVE-2025-8747's shape."""
+    layer = {
+        "module": "keras.layers",
+        "class_name": "Dense",
+        "config": {"name": "dense", "units": 2, "activation": layer_activation},
+        "registered_name": None,
+    }
+    config = {
+        "module": "keras",
+        "class_name": "Sequential",
+        "config": {"name": "sequential", "layers": [layer]},
+        "registered_name": None,
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.10.0", "date_saved": "2026-01-01"}))
+        archive.writestr("config.json", json.dumps(config))
+    return buffer.getvalue()
+
+
+GET_FILE = {"module": "keras.utils", "class_name": "function", "config": "get_file", "registered_name": "get_file"}
+
+PMML_XXE = """<?xml version="1.0"?>
+<!DOCTYPE PMML [<!ENTITY secret SYSTEM "file:///etc/passwd">]>
+<PMML xmlns="http://www.dmg.org/PMML-4_4" version="4.4"><Header description="&secret;"/></PMML>
+"""
+
+
 def build_workspace(root: str) -> dict[str, bool]:
     """Write the demo files under ``root``; returns each relative path -> is it malicious."""
     config = {
@@ -86,6 +145,9 @@ def build_workspace(root: str) -> dict[str, bool]:
         "benign/state_dict.pt": (_torch_zip(_state_dict_pickle()), False),
         "benign/embeddings.npy": (_npy([0.5, 1.5, 2.5]), False),
         "benign/config.pkl": (pickle.dumps(config, protocol=4), False),
+        "benign/weights.safetensors": (_safetensors([0.5, 1.5, 2.5]), False),
+        "benign/chat_model.gguf": (_gguf(CHATML), False),
+        "benign/classifier.keras": (_keras_archive("relu"), False),
         "malicious/reverse_shell.pkl": (_call("os", "system", HARMLESS), True),
         "malicious/pytorch_model.bin": (_call("runpy", "_run_code", f"import os; os.system({HARMLESS!r})", {}), True),
         "malicious/classifier.joblib": (zlib.compress(_call("builtins", "exec", f"print({HARMLESS!r})")), True),
@@ -95,6 +157,9 @@ def build_workspace(root: str) -> dict[str, bool]:
             True,
         ),
         "malicious/hijacked_checkpoint.pt": (_torch_zip(_call("pydoc", "locate", "os.system")), True),
+        "malicious/chat_template_rce.gguf": (_gguf(INJECTED), True),
+        "malicious/downloader.keras": (_keras_archive(GET_FILE), True),
+        "malicious/scorecard.pmml": (PMML_XXE.encode(), True),
     }
     for relative, (data, _) in files.items():
         path = os.path.join(root, relative)

@@ -37,12 +37,12 @@ SAFE_FORMAT = Rule(
 CODE_CAPABLE_FORMAT = Rule(
     "MLO002",
     "code-capable-format",
-    "Format can carry code; none was found",
+    "Format can carry code or name callables by design",
     Severity.INFO,
     _MODEL,
     _RCE,
-    "Keras, TensorFlow SavedModel, TorchScript and skops files can embed code or name arbitrary callables. "
-    "No finding above this one means every reference in the file is on the reviewed allowlists.",
+    "Keras, TensorFlow SavedModel, TorchScript, NeMo and skops files can embed code or name arbitrary "
+    "callables. No finding above this one means every reference in the file is on the reviewed allowlists.",
     "Prefer weights in a data-only format (safetensors) when the file comes from outside your organisation.",
 )
 

@@ -31,8 +31,10 @@ from .picklevm.vm import Machine, Malformed, Name
 
 HEAD_BYTES = 64 * 1024
 
-# Extensions under which a file is expected to be a pickle-family model. Content that
-# matches none of the supported layouts is then reported, not skipped.
+# Extensions under which a file is expected to be a model. Content that matches none of the
+# supported layouts is then reported, not skipped. Generic data formats (.json, .msgpack, .ubj)
+# are left out: most such files are no model, and a damaged model of those formats is still
+# recognised by its structure.
 MODEL_EXTENSIONS = (
     ".pkl",
     ".pickle",
@@ -61,8 +63,6 @@ MODEL_EXTENSIONS = (
     ".safetensors",
     ".skops",
     ".tflite",
-    ".msgpack",
-    ".ubj",
 )
 COMPRESSION_EXTENSIONS = (".gz", ".bz2", ".xz", ".lzma", ".z", ".zlib")
 

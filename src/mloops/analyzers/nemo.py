@@ -53,11 +53,8 @@ def member_handler(name: str) -> Handler | None:
 
 def analyze_config(ctx: ScanContext, item: Item) -> None:
     ctx.record(item, "nemo-config")
-    item.stream.seek(0)
-    data = item.stream.read(MAX_CONFIG_BYTES + 1)
-    if len(data) > MAX_CONFIG_BYTES:
-        message = f"model config larger than {MAX_CONFIG_BYTES} bytes; its targets were not checked"
-        ctx.report(rules.SCAN_LIMIT.finding(item.location, message))
+    data = ctx.read_all(item, MAX_CONFIG_BYTES, "model config")
+    if data is None:
         return
     try:
         entries = list(find_keys(data.decode("utf-8"), TARGET_KEYS))

@@ -53,11 +53,8 @@ def report_native_member(ctx: ScanContext, item: Item) -> None:
 def analyze_graph(ctx: ScanContext, item: Item) -> None:
     """One exported program (models/<name>.json): every node target is checked."""
     ctx.record(item, "pytorch-export-graph")
-    item.stream.seek(0)
-    data = item.stream.read(MAX_GRAPH_BYTES + 1)
-    if len(data) > MAX_GRAPH_BYTES:
-        message = f"exported graph larger than {MAX_GRAPH_BYTES} bytes; not analyzed"
-        ctx.report(rules.SCAN_LIMIT.finding(item.location, message))
+    data = ctx.read_all(item, MAX_GRAPH_BYTES, "exported graph")
+    if data is None:
         return
     try:
         program = json.loads(data)

@@ -79,11 +79,8 @@ def analyze_loader_pickle(ctx: ScanContext, item: Item) -> None:
 def analyze_code(ctx: ScanContext, item: Item) -> None:
     """One serialized TorchScript source file from code/: parsed, never compiled or run."""
     ctx.record(item, "torchscript-code")
-    item.stream.seek(0)
-    data = item.stream.read(MAX_CODE_BYTES + 1)
-    if len(data) > MAX_CODE_BYTES:
-        message = f"TorchScript code larger than {MAX_CODE_BYTES} bytes; not analyzed"
-        ctx.report(rules.SCAN_LIMIT.finding(item.location, message))
+    data = ctx.read_all(item, MAX_CODE_BYTES, "TorchScript code")
+    if data is None:
         return
     try:
         tree = ast.parse(data.decode("utf-8"), filename=item.name)
