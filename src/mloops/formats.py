@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from importlib import resources
 from typing import NamedTuple
 
 from .core import FileResult, Severity
+from .data import read_text
 
 KINDS = ("code", "safe", "archive", "wrapper", "other")
 
@@ -23,7 +23,7 @@ class FormatInfo(NamedTuple):
 
 @functools.cache
 def catalog() -> dict[str, FormatInfo]:
-    text = resources.files("mloops").joinpath("data/formats.toml").read_text(encoding="utf-8")
+    text = read_text("formats.toml")
     table = tomllib.loads(text)
     entries = {name: FormatInfo(name, spec["kind"], spec["title"]) for name, spec in table.items()}
     unknown = {info.kind for info in entries.values()} - set(KINDS)

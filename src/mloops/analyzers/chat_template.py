@@ -14,7 +14,6 @@ import re
 import string
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
-from importlib import resources
 from itertools import product
 from typing import ClassVar, NamedTuple
 
@@ -26,6 +25,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from .. import rules
 from ..context import ScanContext
 from ..core import Capability, Location, Severity
+from ..data import read_text
 
 MAX_SOURCE_CHARS = 256 * 1024  # real chat templates stay under 64 KiB; Jinja2 lexes about 150 KiB/s
 MAX_NODES = 100_000  # the longest real templates have a few thousand
@@ -67,7 +67,7 @@ class _Policy(NamedTuple):
 
 @functools.cache
 def _policy() -> _Policy:
-    text = resources.files("mloops").joinpath("data/chat_template.toml").read_text(encoding="utf-8")
+    text = read_text("chat_template.toml")
     table = tomllib.loads(text)
     filters = {
         name: (tuple(spec["positions"]), tuple(spec["keywords"])) for name, spec in table["attribute_filters"].items()

@@ -15,12 +15,12 @@ import functools
 import io
 import json
 import tomllib
-from importlib import resources
 from typing import NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Capability, Severity
+from ..data import read_text
 from ..limits import LimitExceeded
 from ..parsers import pymarshal
 
@@ -61,7 +61,7 @@ class _Lists(NamedTuple):
 
 @functools.cache
 def _lists() -> _Lists:
-    data = tomllib.loads(resources.files("mloops").joinpath("data/keras.toml").read_text(encoding="utf-8"))
+    data = tomllib.loads(read_text("keras.toml"))
     return _Lists(
         allowed=tuple(data["namespaces"]["allowed"]),
         registered_packages=frozenset(data["namespaces"]["registered_packages"]),

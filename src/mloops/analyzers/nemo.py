@@ -12,12 +12,12 @@ import functools
 import re
 import tomllib
 from collections.abc import Callable
-from importlib import resources
 from typing import NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Capability, Severity
+from ..data import read_text
 from ..limits import MiB
 from ..parsers.yaml_keys import KeyValue, YamlError, find_keys
 from ..picklevm.policy import DANGEROUS, INTROSPECTION, Category, Policy
@@ -38,7 +38,7 @@ class TargetPolicy(NamedTuple):
 
 @functools.cache
 def target_policy() -> TargetPolicy:
-    text = resources.files("mloops").joinpath("data/nemo_targets.toml").read_text(encoding="utf-8")
+    text = read_text("nemo_targets.toml")
     data = tomllib.loads(text)
     spec = data["loader"]
     loader = Category("loader", Severity.parse(spec["severity"]), Capability[spec["capability"].upper()], spec["why"])

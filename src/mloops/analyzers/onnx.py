@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from importlib import resources
 from typing import NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Rule, Severity
+from ..data import read_text
 from ..limits import LimitExceeded
 from ..parsers import protobuf
 from ..parsers.protobuf import I32, I64, LEN, VARINT, DecodeError, Field, Message
@@ -71,7 +71,7 @@ class Domains(NamedTuple):
 
 @functools.cache
 def domains() -> Domains:
-    text = resources.files("mloops").joinpath("data/onnx_domains.toml").read_text(encoding="utf-8")
+    text = read_text("onnx_domains.toml")
     table = tomllib.loads(text)
     runtime = {name: (Severity.parse(spec["severity"]), spec["why"]) for name, spec in table["runtime"].items()}
     return Domains(frozenset(table["standard"]), runtime)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from importlib import resources
 from typing import Any, NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Severity
+from ..data import read_text
 from ..limits import MiB
 from ..picklevm import policy as pickle_policy
 
@@ -56,7 +56,7 @@ Name = tuple[str, str]  # (module, qualified name), as skops joins them with a d
 @functools.cache
 def trusted_types() -> dict[str, frozenset[str]]:
     """Default trusted names per loader ("Loader" or "Loader@protocol"), from the reviewed data file."""
-    text = resources.files("mloops").joinpath("data/skops_trusted.txt").read_text(encoding="utf-8")
+    text = read_text("skops_trusted.txt")
     sections: dict[str, set[str]] = {}
     current: set[str] | None = None
     for line in text.splitlines():

@@ -15,12 +15,12 @@ import sys
 import tomllib
 from collections import Counter
 from collections.abc import Iterator
-from importlib import resources
 from typing import NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Capability, Severity
+from ..data import read_text
 from ..limits import LimitExceeded
 from ..parsers import protobuf
 from ..parsers.protobuf import LEN, VARINT, DecodeError, Message
@@ -90,7 +90,7 @@ class OpRule(NamedTuple):
 
 @functools.cache
 def op_rules() -> dict[str, OpRule]:
-    text = resources.files("mloops").joinpath("data/tensorflow_ops.toml").read_text(encoding="utf-8")
+    text = read_text("tensorflow_ops.toml")
     table = tomllib.loads(text)["ops"]
     return {
         op: OpRule(

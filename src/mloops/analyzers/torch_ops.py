@@ -6,12 +6,12 @@ from __future__ import annotations
 import functools
 import tomllib
 from collections.abc import Iterator
-from importlib import resources
 from typing import NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Capability, Severity
+from ..data import read_text
 from ..picklevm.policy import Category
 
 TIME_CHECK_EVERY = 4096  # nodes between deadline checks
@@ -51,7 +51,7 @@ SPECIAL = ("custom-operator", "custom-class", "introspection", "namespace-alias"
 
 @functools.cache
 def op_table() -> OpTable:
-    text = resources.files("mloops").joinpath("data/torchscript_ops.toml").read_text(encoding="utf-8")
+    text = read_text("torchscript_ops.toml")
     data = tomllib.loads(text)
     tables: dict[str, dict[str, Category]] = {"ops": {}, "classes": {}, "names": {}, "syntax": {}}
     special: dict[str, Category] = {}
