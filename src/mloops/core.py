@@ -82,6 +82,10 @@ class Capability(enum.Enum):
         "scanner-evasion",
         "hides content from scanners while a lenient loader may still run it",
     )
+    CREDENTIAL_ACCESS = (
+        "credential-access",
+        "hands whoever reads the file a credential for a platform or cloud account",
+    )
 
     def __init__(self, slug: str, description: str) -> None:
         self.slug = slug

@@ -324,6 +324,262 @@ XML_EXTERNAL_ENTITY = Rule(
     "Do not load the file with a parser that resolves entities; regenerate it from the training tool.",
 )
 
+_CODE_FIX_SAFETENSORS = "Store weights as safetensors and load them with safetensors.torch.load_file. "
+
+CODE_PICKLE_LOAD = Rule(
+    "MLO320",
+    "code-pickle-load",
+    "Code loads an artifact with a pickle-family loader",
+    Severity.MEDIUM,
+    _MODEL,
+    _RCE,
+    "pickle, dill, cloudpickle, joblib, shelve and pandas.read_pickle run the pickle virtual machine on the "
+    "file they read: whoever wrote the file chooses the code that runs. MEDIUM because the code is only as "
+    "dangerous as the files it is given, and a static scan cannot tell where they come from.",
+    _CODE_FIX_SAFETENSORS + "Keep pickle for files your own process wrote; scan every other one with mloops "
+    "before loading it.",
+)
+
+CODE_TORCH_LOAD = Rule(
+    "MLO321",
+    "code-torch-load-unrestricted",
+    "torch.load without weights_only=True",
+    Severity.HIGH,
+    _MODEL,
+    _RCE,
+    "torch.load(weights_only=False) unpickles the checkpoint with the full pickle machine: a crafted "
+    "checkpoint runs code (HIGH, the safe mode was turned off on purpose). Without the argument, PyTorch "
+    "before 2.6 also used the full machine, and code pinned to those versions still does (MEDIUM).",
+    "Pass weights_only=True (add reviewed classes with torch.serialization.add_safe_globals), or store the "
+    "weights as safetensors.",
+)
+
+CODE_NUMPY_PICKLE = Rule(
+    "MLO322",
+    "code-numpy-allow-pickle",
+    "numpy.load with allow_pickle=True",
+    Severity.HIGH,
+    _MODEL,
+    _RCE,
+    "allow_pickle=True lets numpy.load unpickle object arrays, so a crafted .npy/.npz file runs code. NumPy "
+    "refuses them by default since 1.16.3; the argument turns that protection off.",
+    "Drop allow_pickle=True and store numeric arrays only; keep structured data in JSON, Parquet or safetensors.",
+)
+
+CODE_KERAS_UNSAFE = Rule(
+    "MLO323",
+    "code-keras-unsafe-mode",
+    "Keras safe mode is turned off",
+    Severity.HIGH,
+    _MODEL,
+    _RCE,
+    "load_model(safe_mode=False) and keras.config.enable_unsafe_deserialization() let a .keras file "
+    "deserialize Lambda layers, whose bytecode runs when the model is loaded or called.",
+    "Keep safe_mode on; rebuild Lambda layers as registered custom layers defined in your own code.",
+)
+
+CODE_YAML_UNSAFE = Rule(
+    "MLO324",
+    "code-yaml-unsafe-load",
+    "YAML loaded without a safe loader",
+    Severity.HIGH,
+    _MODEL,
+    _RCE,
+    "yaml.unsafe_load and yaml.load with Loader/UnsafeLoader build arbitrary Python objects from "
+    "!!python/object tags, which runs code (HIGH). yaml.load without a Loader was unsafe before PyYAML 5.1 "
+    "and a variable loader cannot be checked (MEDIUM); FullLoader had bypasses before PyYAML 5.4 (LOW).",
+    "Use yaml.safe_load, or yaml.load(..., Loader=yaml.SafeLoader).",
+)
+
+CODE_MLFLOW_PICKLE = Rule(
+    "MLO325",
+    "code-mlflow-pickle-flavor",
+    "MLflow model loaded through a pickle-based flavor",
+    Severity.MEDIUM,
+    _MODEL,
+    _RCE,
+    "The pyfunc, sklearn, pytorch, statsmodels and similar MLflow flavors store the model with pickle, "
+    "cloudpickle or torch.save; load_model unpickles whatever the model URI points to. Anyone who can write "
+    "to that registry or artifact store runs code in every consumer (the 'ML worm').",
+    "Load models only from registries with strict write access, scan their artifacts with mloops, and prefer "
+    "flavors that store data-only formats (ONNX, safetensors through transformers).",
+)
+
+CODE_TRUST_REMOTE_CODE = Rule(
+    "MLO326",
+    "code-trust-remote-code",
+    "trust_remote_code=True runs code from the model or dataset repository",
+    Severity.HIGH,
+    AttackClass.MALICIOUS_DATASET,
+    _RCE,
+    "transformers' from_pretrained/pipeline and datasets' load_dataset import and run Python files from the "
+    "Hub repository when trust_remote_code=True. Whoever controls the repository, or a later revision of it, "
+    "runs code on the loading machine.",
+    "Drop trust_remote_code=True; if the architecture needs it, review the code and pin revision= to the "
+    "reviewed commit hash.",
+)
+
+CODE_HARDCODED_CREDENTIAL = Rule(
+    "MLO327",
+    "code-hardcoded-credential",
+    "ML platform credential hard-coded in source",
+    Severity.HIGH,
+    _MODEL,
+    Capability.NETWORK_ACCESS,
+    "A token or password for MLflow, Weights & Biases, Hugging Face, OpenAI or AWS is written in the source. "
+    "Anyone who reads the file or notebook can push poisoned models to the registry it guards.",
+    "Revoke and rotate the credential now; read it from the environment or a secret manager at run time.",
+)
+
+CODE_UNSAFE_FALLBACK = Rule(
+    "MLO328",
+    "code-weights-only-fallback",
+    "torch.load falls back to weights_only=False when the safe load fails",
+    Severity.HIGH,
+    _MODEL,
+    _RCE,
+    "The safe load fails exactly when the checkpoint references callables outside the weights-only "
+    "allowlist, which is what a malicious checkpoint does; the fallback then unpickles it with the full "
+    "pickle machine. The check protects nothing.",
+    "Let the safe load fail; allow the few reviewed classes a legitimate checkpoint needs with "
+    "torch.serialization.add_safe_globals.",
+)
+
+EXPOSED_SECRET = Rule(
+    "MLO330",
+    "exposed-secret",
+    "Credential exposed in a notebook or source file",
+    Severity.HIGH,
+    AttackClass.MISSING_AUTH,
+    Capability.CREDENTIAL_ACCESS,
+    "A cloud key, private key or ML-platform token (Hugging Face, OpenAI, Anthropic, W&B, MLflow, "
+    "Databricks, ...) sits in a cell, an output or a source file. Notebooks and repositories are shared, "
+    "so whoever reads the file gets past the authentication that guards the registry, the tracking server "
+    "or the cloud account. The value is shown redacted.",
+    "Revoke and rotate the credential now, then remove it from the file and its history (clear the "
+    "notebook's outputs too); read credentials from the environment or a secret manager at run time.",
+)
+
+PICKLED_EXTENSION_TYPE = Rule(
+    "MLO302",
+    "pickled-extension-type",
+    "Arrow/Parquet column has a pickled extension type",
+    Severity.CRITICAL,
+    AttackClass.MALICIOUS_DATASET,
+    _RCE,
+    "A field's extension type is arrow.py_extension_type (pyarrow's PyExtensionType), whose parameters "
+    "are a pickle. pyarrow before 14.0.1 unpickles them as soon as the file is read (CVE-2023-47248), "
+    "so opening the dataset runs whatever the pickle calls.",
+    "Do not read the file with pyarrow older than 14.0.1 (or without pyarrow_hotfix). Ask for the data "
+    "without the Python extension type, or with a registered pa.ExtensionType that serializes plain data.",
+)
+
+_NOTEBOOK = AttackClass.NOTEBOOK_XSS
+_NOTEBOOK_FIX = (
+    "Do not open or trust the notebook as it is. Clear its outputs (jupyter nbconvert --clear-output, or "
+    "nbstripout) and rerun the cells you have read, or view it with the outputs sandboxed. "
+)
+
+NOTEBOOK_SCRIPT = Rule(
+    "MLO310",
+    "notebook-script",
+    "Notebook output or Markdown holds script from no known renderer",
+    Severity.HIGH,
+    _NOTEBOOK,
+    _RCE,
+    "A <script> in an HTML, SVG or Markdown output runs in the Jupyter page with the user's session: it can "
+    "start a kernel and run code on the Jupyter host. Known plotting libraries are recognised by full-match "
+    "fingerprints; this script matched none.",
+    _NOTEBOOK_FIX,
+)
+
+NOTEBOOK_EVENT_HANDLER = Rule(
+    "MLO311",
+    "notebook-event-handler",
+    "Notebook markup has an event handler or a command attribute",
+    Severity.HIGH,
+    _NOTEBOOK,
+    _RCE,
+    "on*= attributes (onerror, onload, onmouseover, ...) run script without a <script> tag; "
+    "data-commandlinker-* attributes run JupyterLab commands on click. No plotting library writes them into "
+    "saved outputs.",
+    _NOTEBOOK_FIX,
+)
+
+NOTEBOOK_SCRIPT_URL = Rule(
+    "MLO312",
+    "notebook-script-url",
+    "Notebook markup has a javascript: URL",
+    Severity.HIGH,
+    _NOTEBOOK,
+    _RCE,
+    "A javascript: (or vbscript:) URL runs script when the link is followed or the frame loads. Entities, "
+    "whitespace and control characters inside the scheme are ignored by browsers and were decoded here.",
+    _NOTEBOOK_FIX,
+)
+
+NOTEBOOK_EMBEDDED_DOCUMENT = Rule(
+    "MLO313",
+    "notebook-embedded-document",
+    "Notebook markup embeds a document (iframe, object, embed)",
+    Severity.HIGH,
+    _NOTEBOOK,
+    _RCE,
+    "An iframe, object or embed loads another document into the page; srcdoc frames and data: URLs "
+    "inherit or imitate the Jupyter origin and carry script past output sanitizers.",
+    _NOTEBOOK_FIX,
+)
+
+NOTEBOOK_NAVIGATION = Rule(
+    "MLO314",
+    "notebook-navigation",
+    "Notebook markup redirects the page or posts a form elsewhere",
+    Severity.HIGH,
+    _NOTEBOOK,
+    _RCE,
+    "<meta http-equiv=refresh> navigates to an attacker page, <base> re-points every relative URL of the "
+    "Jupyter page, and a form with an action sends what the user types to another address.",
+    _NOTEBOOK_FIX,
+)
+
+NOTEBOOK_JAVASCRIPT_OUTPUT = Rule(
+    "MLO315",
+    "notebook-javascript-output",
+    "Notebook has an application/javascript output",
+    Severity.HIGH,
+    _NOTEBOOK,
+    _RCE,
+    "Jupyter evaluates application/javascript outputs of a trusted notebook in the page, with full access "
+    "to the kernel. Known renderer scripts are recognised by full-match fingerprints; this one matched none.",
+    _NOTEBOOK_FIX,
+)
+
+NOTEBOOK_WIDGET_CODE = Rule(
+    "MLO316",
+    "notebook-widget-code",
+    "Saved widget state loads a widget module outside ipywidgets",
+    Severity.HIGH,
+    _NOTEBOOK,
+    _RCE,
+    "Widget state saved in the notebook metadata is rendered on open. A model from a module other than "
+    "ipywidgets' own makes the widget manager fetch and run that module's JavaScript.",
+    "Remove metadata.widgets (or clear the outputs) unless you know the widget library and its version.",
+)
+
+NOTEBOOK_KNOWN_RENDERER = Rule(
+    "MLO317",
+    "notebook-known-renderer",
+    "Notebook output holds active content from a known renderer",
+    Severity.LOW,
+    _NOTEBOOK,
+    _RCE,
+    "The output's scripts all match fingerprints of a widely used rendering library (plotly, altair/vega, "
+    "bokeh, ipywidgets): CDN script URLs, full script templates with only JSON data inside, or hashes of "
+    "the library bundles. They still run in the page and load code from the library's CDN.",
+    "Nothing to fix if you expected this chart or widget. Clear the outputs before sharing notebooks "
+    "from unknown sources.",
+)
+
 MALFORMED = Rule(
     "MLO201",
     "malformed-model-file",
@@ -459,6 +715,24 @@ ALL_RULES: tuple[Rule, ...] = (
     TEMPLATE_INJECTION,
     SKOPS_UNTRUSTED_TYPE,
     XML_EXTERNAL_ENTITY,
+    CODE_PICKLE_LOAD,
+    CODE_TORCH_LOAD,
+    CODE_NUMPY_PICKLE,
+    CODE_KERAS_UNSAFE,
+    CODE_YAML_UNSAFE,
+    CODE_MLFLOW_PICKLE,
+    CODE_TRUST_REMOTE_CODE,
+    CODE_HARDCODED_CREDENTIAL,
+    CODE_UNSAFE_FALLBACK,
+    EXPOSED_SECRET,
+    NOTEBOOK_SCRIPT,
+    NOTEBOOK_EVENT_HANDLER,
+    NOTEBOOK_SCRIPT_URL,
+    NOTEBOOK_EMBEDDED_DOCUMENT,
+    NOTEBOOK_NAVIGATION,
+    NOTEBOOK_JAVASCRIPT_OUTPUT,
+    NOTEBOOK_WIDGET_CODE,
+    NOTEBOOK_KNOWN_RENDERER,
     MALFORMED,
     TRAILING_DATA,
     UNRECOGNIZED,
@@ -468,4 +742,5 @@ ALL_RULES: tuple[Rule, ...] = (
     SCAN_LIMIT,
     UNREADABLE,
     INTERNAL_ERROR,
+    PICKLED_EXTENSION_TYPE,
 )

@@ -13,12 +13,15 @@ import zlib
 from collections.abc import Callable
 
 from .analyzers import (
+    arrow_data,
     flax_msgpack,
     gguf,
     keras_h5,
     lightgbm_text,
+    notebook,
     onnx,
     pmml,
+    python_code,
     safetensors,
     tensorflow,
     tflite,
@@ -89,6 +92,7 @@ def has_model_extension(name: str) -> bool:
 # Model formats recognised by their own analyzer: ``detect(head, name)`` checks magic bytes and
 # structure; formats without magic (protobuf) also take the name as a hint. Most specific first.
 DETECTORS: tuple[tuple[str, Callable[[bytes, str], bool]], ...] = (
+    ("arrow-data", arrow_data.detect),
     ("gguf", gguf.detect),
     ("hdf5", keras_h5.detect),
     ("safetensors", safetensors.detect),
@@ -99,6 +103,13 @@ DETECTORS: tuple[tuple[str, Callable[[bytes, str], bool]], ...] = (
     ("flax-msgpack", flax_msgpack.detect),
     ("onnx", onnx.detect),
     ("tensorflow", tensorflow.detect),
+)
+
+
+# Text formats, named by their file name and structure; tried once the stream is known not to be a pickle.
+TEXT_DETECTORS: tuple[tuple[str, Callable[[bytes, str], bool]], ...] = (
+    ("notebook", notebook.detect),
+    ("python", python_code.detect),
 )
 
 
@@ -117,7 +128,12 @@ def sniff(head: bytes, name: str = "") -> list[str]:
     for fmt, test in (("bz2", _is_bz2), ("zlib", _is_zlib), ("lzma", _is_lzma_alone), ("tar", _is_tar)):
         if test(head):
             return [fmt]
-    return ["pickle"] if looks_like_pickle(head, complete=len(head) < HEAD_BYTES) else []
+    if looks_like_pickle(head, complete=len(head) < HEAD_BYTES):
+        return ["pickle"]  # before the text formats: a protocol 0 pickle is text, whatever its name
+    for fmt, detect in TEXT_DETECTORS:
+        if detect(head, name):
+            return [fmt]
+    return []
 
 
 class _Sniffer:

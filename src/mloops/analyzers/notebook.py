@@ -1,0 +1,553 @@
+"""Jupyter notebooks (.ipynb): JSON whose saved outputs a front end renders when the notebook is opened.
+
+HTML, SVG and Markdown in outputs and Markdown cells, application/javascript outputs and saved widget
+state run in the Jupyter page, with the user's session: script there can drive the kernel, so cross-site
+scripting becomes code execution on the Jupyter host. Markup is tokenized with the stdlib HTML parser,
+never rendered; the output of known plotting libraries is told apart from unknown script by full-match
+fingerprints, never by a prologue alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from typing import Any, NamedTuple
+
+from .. import rules
+from ..context import Item, ScanContext
+from ..core import Rule
+from ..data import load_toml
+from . import python_code, secrets
+
+MAX_NOTEBOOK_BYTES = 128 << 20  # notebooks with inlined plotting bundles reach tens of MiB
+MAX_FINDINGS_PER_RULE = 50  # a hostile notebook with a million handlers gets a summary, not a million lines
+MAX_WIDGET_STRINGS = 200_000  # string values looked at in saved widget state
+MAX_NESTING = 8  # output widgets hold outputs that may hold output widgets
+MAX_TEMPLATE_CHARS = 8 << 20  # inline scripts longer than this are only compared by hash
+FEED_CHARS = 256 << 10  # markup is fed in chunks so the time budget is checked while tokenizing
+SNIPPET = 120
+
+WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
+HTML_MIMES = ("text/html", "image/svg+xml")
+MARKDOWN_MIME = "text/markdown"
+SCRIPT_MIMES = ("application/javascript", "text/javascript", "application/x-javascript")
+# nbformat 3 stored outputs under short keys
+V3_MIMES = {"html": "text/html", "svg": "image/svg+xml", "markdown": MARKDOWN_MIME, "javascript": SCRIPT_MIMES[0]}
+
+EMBEDDING_TAGS = frozenset({"iframe", "frame", "frameset", "object", "embed", "applet", "portal"})
+DATA_SCRIPT_TYPES = frozenset({"application/json", "application/ld+json"})  # browsers never run these
+SCRIPT_URL = re.compile(r"(?:java|vb)script:")
+URL_NOISE = re.compile(r"[\x00-\x20\x7f]+")  # browsers skip these around and inside a URL scheme
+MAX_URL_PREFIX = 4096  # how much padding before the scheme is looked through
+# Active tags in raw text the tokenizer left as data or comments: browsers may parse it differently.
+HIDDEN_TAG = re.compile(r"<[\s/]*(?:script|iframe|frame|object|embed|svg|meta|base|form)\b", re.I)
+MARKDOWN_LINK = re.compile(r"\]\(\s*<?([^)>\s]{1,4096})")
+_HEAD_SCAN = re.compile(rb'"(?:cells|nbformat|worksheets)"\s*:')
+_PLACEHOLDER = re.compile(r"@@(json|jsstring|id|ver)@@")
+_PLACEHOLDER_PATTERNS = {
+    "id": re.compile(r"\s*[A-Za-z0-9_-]{1,128}"),
+    "ver": re.compile(r"\s*[A-Za-z0-9.+-]{1,40}"),
+    "jsstring": re.compile(r"\s*'(?:[^'\\\n\r]|\\[^\n\r])*'"),  # a literal: escapes cannot end it early
+}
+_JSON = json.JSONDecoder()
+
+
+# ------------------------------------------------------------------ renderer fingerprints
+
+
+class Renderer(NamedTuple):
+    name: str
+    why: str
+    script_src: tuple[str, ...]
+    mime_types: frozenset[str]
+    bundles: frozenset[str]
+    templates: tuple[tuple[Any, ...], ...]
+
+
+class Renderers(NamedTuple):
+    known: tuple[Renderer, ...]
+    standard_widget_modules: frozenset[str]
+
+
+def _compile_template(text: str) -> tuple[Any, ...]:
+    """Literal runs become whitespace-free regexes; placeholders stay names."""
+    parts: list[Any] = []
+    for index, piece in enumerate(_PLACEHOLDER.split(text)):
+        if index % 2:
+            parts.append(piece)
+        elif piece.strip():
+            parts.append(re.compile(r"\s*" + r"\s*".join(re.escape(word) for word in piece.split())))
+    return tuple(parts)
+
+
+@functools.cache
+def renderers() -> Renderers:
+    table = load_toml("notebook_renderers.toml")
+    known = tuple(
+        Renderer(
+            name,
+            spec["why"],
+            tuple(spec["script_src"]),
+            frozenset(spec["mime_types"]),
+            frozenset(spec["bundles"]),
+            tuple(_compile_template(text) for text in spec["templates"]),
+        )
+        for name, spec in table.items()
+    )
+    return Renderers(known, frozenset(table["ipywidgets"]["standard_modules"]))
+
+
+def _matches_template(body: str, template: tuple[Any, ...]) -> bool:
+    position = 0
+    for part in template:
+        if part == "json":
+            position = _skip_space(body, position)
+            try:
+                _value, position = _JSON.raw_decode(body, position)
+            except (ValueError, RecursionError):
+                return False
+            continue
+        pattern = _PLACEHOLDER_PATTERNS[part] if isinstance(part, str) else part
+        match = pattern.match(body, position)
+        if match is None:
+            return False
+        position = match.end()
+    return _skip_space(body, position) == len(body)
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position].isspace():
+        position += 1
+    return position
+
+
+def identify_script(body: str | None, digest: str) -> Renderer | None:
+    """The renderer that wrote this inline script in full (None for a body too long to match), or None."""
+    for renderer in renderers().known:
+        if digest in renderer.bundles:
+            return renderer
+        if body is not None and any(_matches_template(body, t) for t in renderer.templates):
+            return renderer
+    return None
+
+
+def identify_source(url: str) -> Renderer | None:
+    for renderer in renderers().known:
+        if any(url.startswith(prefix) for prefix in renderer.script_src):
+            return renderer
+    return None
+
+
+# ------------------------------------------------------------------ findings
+
+
+class Where(NamedTuple):
+    """Where in the notebook JSON a piece of content sits."""
+
+    path: str
+    cell: int | None = None
+    output: int | None = None
+    mime: str = ""
+
+    def evidence(self, **more: str) -> dict[str, str]:
+        found = {"path": self.path}
+        if self.cell is not None:
+            found["cell"] = str(self.cell)
+        if self.output is not None:
+            found["output"] = str(self.output)
+        if self.mime:
+            found["mime"] = self.mime
+        return found | more
+
+
+class Reporter:
+    """Caps findings per rule, so hostile notebooks cannot flood the report."""
+
+    def __init__(self, ctx: ScanContext, item: Item) -> None:
+        self.ctx = ctx
+        self.item = item
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, rule: Rule, where: Where, what: str, **more: str) -> None:
+        count = self.counts.get(rule.id, 0) + 1
+        self.counts[rule.id] = count
+        if count <= MAX_FINDINGS_PER_RULE:
+            message = f"{what} at {where.path}"
+            self.ctx.report(rule.finding(self.item.location, message, where.evidence(**more)))
+
+    def summarize(self) -> None:
+        for rule in rules.ALL_RULES:
+            extra = self.counts.get(rule.id, 0) - MAX_FINDINGS_PER_RULE
+            if extra > 0:
+                message = f"{extra} more findings of this kind in the notebook were not listed"
+                self.ctx.report(rule.finding(self.item.location, message, {"not_listed": str(extra)}))
+
+
+def _snippet(text: str) -> str:
+    return text[:SNIPPET]
+
+
+# ------------------------------------------------------------------ markup
+
+
+class _Markup(HTMLParser):
+    """Collects active content from one HTML/SVG/Markdown text, by tokens."""
+
+    def __init__(self, report: Reporter, where: Where) -> None:
+        super().__init__(convert_charrefs=False)  # text stays raw: an escaped &lt;script&gt; is no tag
+        self.report = report
+        self.where = where
+        self.script: tuple[dict[str, str], list[str], Any] | None = None  # attributes, text, running hash
+        self.script_chars = 0
+        self.renderers: set[str] = set()
+        self.unknown_scripts = 0
+        self.nested: list[str] = []  # srcdoc documents, scanned after this one
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        for name, value in values.items():
+            self._attribute(tag, name, value)
+        if tag == "script":
+            self.script = (values, [], hashlib.sha256())
+            self.script_chars = 0
+        elif tag in EMBEDDING_TAGS:
+            source = values.get("src") or values.get("data") or ""
+            sandbox = values.get("sandbox", "(none)")
+            self.report(
+                rules.NOTEBOOK_EMBEDDED_DOCUMENT, self.where, f"<{tag}> embeds a document", tag=tag,
+                source=_snippet(source), sandbox=sandbox,
+            )  # fmt: skip
+            if "srcdoc" in values:
+                self.nested.append(values["srcdoc"])
+        elif tag == "meta" and values.get("http-equiv", "").strip().lower() == "refresh":
+            content = values.get("content", "")
+            self.report(rules.NOTEBOOK_NAVIGATION, self.where, "<meta http-equiv=refresh> redirects the page",
+                        tag=tag, content=_snippet(content))  # fmt: skip
+        elif tag == "base":
+            self.report(rules.NOTEBOOK_NAVIGATION, self.where, "<base> changes where relative URLs point",
+                        tag=tag, href=_snippet(values.get("href", "")))  # fmt: skip
+        elif tag == "form" and _elsewhere(values.get("action", "")):
+            self.report(rules.NOTEBOOK_NAVIGATION, self.where, "<form> posts to another address",
+                        tag=tag, action=_snippet(values.get("action", "")))  # fmt: skip
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag == "script":
+            self.handle_endtag(tag)
+
+    def _attribute(self, tag: str, name: str, value: str) -> None:
+        if name.startswith("on") and len(name) > 2:
+            self.report(rules.NOTEBOOK_EVENT_HANDLER, self.where, f"<{tag} {name}=...> runs script on an event",
+                        tag=tag, attribute=name, value=_snippet(value))  # fmt: skip
+        elif name.startswith("data-commandlinker-"):
+            self.report(rules.NOTEBOOK_EVENT_HANDLER, self.where, f"<{tag} {name}=...> runs a JupyterLab command",
+                        tag=tag, attribute=name, value=_snippet(value))  # fmt: skip
+        elif name == "formaction" and _elsewhere(value):
+            self.report(rules.NOTEBOOK_NAVIGATION, self.where, f"<{tag} formaction=...> posts to another address",
+                        tag=tag, action=_snippet(value))  # fmt: skip
+        if is_script_url(value):
+            self.report(rules.NOTEBOOK_SCRIPT_URL, self.where, f"<{tag} {name}=javascript:...> runs script",
+                        tag=tag, attribute=name, value=_snippet(value))  # fmt: skip
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script" and self.script is not None:
+            self._script_done(*self.script)
+            self.script = None
+
+    def handle_data(self, data: str) -> None:
+        if self.script is not None:
+            _attrs, parts, digest = self.script
+            digest.update(data.encode("utf-8", "surrogatepass"))
+            self.script_chars += len(data)
+            if self.script_chars <= MAX_TEMPLATE_CHARS:
+                parts.append(data)
+        else:
+            self._look_for_hidden(data, "text")
+
+    def handle_comment(self, data: str) -> None:
+        self._look_for_hidden(data, "a comment or declaration")
+
+    def handle_decl(self, decl: str) -> None:
+        self.handle_comment(decl)
+
+    def handle_pi(self, data: str) -> None:
+        self.handle_comment(data)
+
+    def unknown_decl(self, data: str) -> None:
+        self.handle_comment(data)
+
+    def _look_for_hidden(self, data: str, where: str) -> None:
+        match = HIDDEN_TAG.search(data)
+        if match is not None:
+            self.report(rules.NOTEBOOK_SCRIPT, self.where, f"active markup inside {where} the tokenizer did not parse",
+                        snippet=_snippet(data[match.start() :]))  # fmt: skip
+
+    def _script_done(self, attrs: dict[str, str], parts: list[str], digest: Any) -> None:
+        if attrs.get("type", "").strip().lower() in DATA_SCRIPT_TYPES:
+            return
+        body = "".join(parts)
+        source = attrs.get("src") or attrs.get("href") or attrs.get("xlink:href") or ""
+        if source:
+            renderer = identify_source(source.strip()) if not body.strip() else None
+            what, detail = f"<script src={_snippet(source)}>", source
+        else:
+            complete = self.script_chars <= MAX_TEMPLATE_CHARS
+            renderer = identify_script(body if complete else None, digest.hexdigest())
+            what, detail = "inline <script>", body
+        if renderer is None:
+            self.unknown_scripts += 1
+            self.report(rules.NOTEBOOK_SCRIPT, self.where, f"{what} from no known renderer",
+                        snippet=_snippet(detail.strip()), sha256=digest.hexdigest())  # fmt: skip
+        else:
+            self.renderers.add(renderer.name)
+
+    def finish(self) -> None:
+        """End of the document, without HTMLParser.close(): re-parsing an unfinished tail there is quadratic."""
+        pending, self.rawdata = self.rawdata, ""
+        if self.script is not None:  # never closed: the browser runs it up to the end of the output
+            self.handle_data(pending)
+            self._script_done(*self.script)
+            self.script = None
+        else:
+            self._look_for_hidden(pending, "an unterminated construct")
+
+
+def _elsewhere(action: str) -> bool:
+    """A form target that leaves the page: anything but empty or a fragment."""
+    action = action.strip()
+    return bool(action) and not action.startswith("#")
+
+
+def is_script_url(value: str) -> bool:
+    """javascript:/vbscript: URL as a browser reads it: entities decoded, controls and whitespace dropped."""
+    return SCRIPT_URL.match(URL_NOISE.sub("", value[:MAX_URL_PREFIX]).lower()) is not None
+
+
+def scan_markup(ctx: ScanContext, report: Reporter, where: Where, text: str, markdown: bool = False) -> None:
+    documents = [text]
+    for depth in range(MAX_NESTING):
+        if not documents:
+            return
+        nested: list[str] = []
+        for document in documents:
+            nested.extend(_scan_document(ctx, report, where, document, markdown and depth == 0))
+        documents = nested
+    if documents:
+        report(rules.NOTEBOOK_EMBEDDED_DOCUMENT, where, f"srcdoc documents nested deeper than {MAX_NESTING}")
+
+
+def _scan_document(ctx: ScanContext, report: Reporter, where: Where, text: str, markdown: bool) -> list[str]:
+    parser = _Markup(report, where)
+    for start in range(0, len(text), FEED_CHARS):
+        ctx.budget.check_time()
+        parser.feed(text[start : start + FEED_CHARS])
+    parser.finish()
+    if markdown:
+        for match in MARKDOWN_LINK.finditer(text):
+            if is_script_url(match.group(1)):
+                report(rules.NOTEBOOK_SCRIPT_URL, where, "Markdown link to a javascript: URL",
+                       value=_snippet(match.group(1)))  # fmt: skip
+    if parser.renderers and not parser.unknown_scripts:
+        names = ", ".join(sorted(parser.renderers))
+        whys = "; ".join(renderer.why for renderer in renderers().known if renderer.name in parser.renderers)
+        report(rules.NOTEBOOK_KNOWN_RENDERER, where, f"script from a known renderer ({names}): {whys}",
+               renderer=names)  # fmt: skip
+    return parser.nested
+
+
+# ------------------------------------------------------------------ notebook structure
+
+
+class Malformed(Exception):
+    """The JSON parses but is not a notebook a front end would render as such."""
+
+
+def detect(head: bytes, name: str) -> bool:
+    """A JSON object with notebook keys; other JSON needs "nbformat" or "cell_type" too, the name alone is no proof."""
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not stripped.startswith(b"{"):
+        return False
+    if _HEAD_SCAN.search(stripped) is None:
+        return False
+    return name.lower().endswith(".ipynb") or b'"nbformat"' in head or b'"cell_type"' in head
+
+
+def analyze(ctx: ScanContext, item: Item) -> None:
+    ctx.record(item, "notebook")
+    data = ctx.read_all(item, MAX_NOTEBOOK_BYTES, "notebook")
+    if data is None:
+        return
+    report = Reporter(ctx, item)
+    try:
+        notebook = json.loads(data)
+        _check_notebook(ctx, report, notebook)
+    except (ValueError, RecursionError, Malformed) as exc:  # UnicodeDecodeError and JSONDecodeError included
+        message = f"notebook is not valid notebook JSON: {_snippet(str(exc))}"
+        ctx.report(rules.MALFORMED.finding(item.location, message, {"error": type(exc).__name__}))
+        return
+    finally:
+        report.summarize()
+    for index, source in code_cells(notebook):
+        for finding in python_code.code_findings(source, item.location.child(f"cell {index}")):
+            ctx.report(finding)
+    # Cells and outputs alike: the notebook's JSON text holds every string the user would share.
+    secrets.report_secrets(ctx, item.location, data.decode("utf-8", "replace"), {})
+
+
+def notebook_cells(notebook: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(JSON path, cell) for nbformat 4 ("cells") and 3 ("worksheets"); Malformed when neither fits."""
+    if not isinstance(notebook, dict):
+        raise Malformed("top level is not an object")
+    if "cells" in notebook:
+        cells = _list(notebook["cells"], "cells")
+        return [(f"cells[{index}]", _dict(cell, f"cells[{index}]")) for index, cell in enumerate(cells)]
+    if "worksheets" in notebook:
+        found = []
+        for sheet_index, sheet in enumerate(_list(notebook["worksheets"], "worksheets")):
+            path = f"worksheets[{sheet_index}].cells"
+            for index, cell in enumerate(_list(_dict(sheet, path).get("cells", []), path)):
+                found.append((f"{path}[{index}]", _dict(cell, f"{path}[{index}]")))
+        return found
+    raise Malformed("no 'cells' or 'worksheets'")
+
+
+def code_cells(notebook: Any) -> list[tuple[int, str]]:
+    """(cell index, source) of every code cell, for the code rules; [] when the JSON is not a notebook."""
+    try:
+        cells = notebook_cells(notebook)
+        return [(index, _text(cell.get("source", cell.get("input", "")), path))
+                for index, (path, cell) in enumerate(cells) if cell.get("cell_type") == "code"]  # fmt: skip
+    except Malformed:
+        return []
+
+
+def _check_notebook(ctx: ScanContext, report: Reporter, notebook: Any) -> None:
+    for index, (path, cell) in enumerate(notebook_cells(notebook)):
+        ctx.budget.check_time()
+        kind = cell.get("cell_type")
+        if kind in ("markdown", "heading", "raw"):
+            where = Where(f"{path}.source", index, mime=f"{kind} cell")
+            # raw cells render only when converted, and then as whatever format they name: checked as markup
+            scan_markup(ctx, report, where, _text(cell.get("source", ""), where.path), markdown=kind != "raw")
+        for name, bundle in _dict(cell.get("attachments", {}), f"{path}.attachments").items():
+            _check_bundle(ctx, report, Where(f"{path}.attachments.{name}", index), bundle, depth=0)
+        for output_index, output in enumerate(_list(cell.get("outputs", []), f"{path}.outputs")):
+            where = Where(f"{path}.outputs[{output_index}]", index, output_index)
+            _check_output(ctx, report, where, output, depth=0)
+    metadata = _dict(notebook.get("metadata", {}), "metadata")
+    widgets = _dict(metadata.get("widgets", {}), "metadata.widgets")
+    if WIDGET_STATE_MIME in widgets:
+        _check_widget_state(ctx, report, Where(f"metadata.widgets.{WIDGET_STATE_MIME}"), widgets[WIDGET_STATE_MIME])
+
+
+def _check_output(ctx: ScanContext, report: Reporter, where: Where, output: Any, depth: int) -> None:
+    output = _dict(output, where.path)
+    if "data" in output:
+        _check_bundle(ctx, report, where._replace(path=f"{where.path}.data"), output["data"], depth)
+    for short, mime in V3_MIMES.items():  # nbformat 3 keeps mime data on the output itself
+        if short in output:
+            _check_content(ctx, report, where._replace(path=f"{where.path}.{short}", mime=mime), mime, output[short])
+
+
+def _check_bundle(ctx: ScanContext, report: Reporter, where: Where, bundle: Any, depth: int) -> None:
+    for mime, value in _dict(bundle, where.path).items():
+        located = where._replace(path=f"{where.path}.{mime}", mime=mime)
+        if mime == WIDGET_STATE_MIME:
+            _check_widget_state(ctx, report, located, value, depth)
+        else:
+            _check_content(ctx, report, located, mime, value)
+
+
+def _check_content(ctx: ScanContext, report: Reporter, where: Where, mime: str, value: Any) -> None:
+    if mime in HTML_MIMES or mime == MARKDOWN_MIME:
+        scan_markup(ctx, report, where, _text(value, where.path), markdown=mime == MARKDOWN_MIME)
+    elif mime in SCRIPT_MIMES:
+        body = _text(value, where.path)
+        renderer = identify_script(body, hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest())
+        if renderer is None:
+            report(rules.NOTEBOOK_JAVASCRIPT_OUTPUT, where, f"{mime} output runs when the notebook is trusted",
+                   snippet=_snippet(body.strip()))  # fmt: skip
+        else:
+            report(rules.NOTEBOOK_KNOWN_RENDERER, where, f"script from a known renderer: {renderer.why}",
+                   renderer=renderer.name)  # fmt: skip
+    else:
+        for renderer in renderers().known:
+            if mime in renderer.mime_types:
+                report(rules.NOTEBOOK_KNOWN_RENDERER, where, f"rendered by an extension: {renderer.why}",
+                       renderer=renderer.name)  # fmt: skip
+
+
+def _check_widget_state(ctx: ScanContext, report: Reporter, where: Where, state: Any, depth: int = 0) -> None:
+    """Saved widget models render on open: modules outside ipywidgets load JavaScript, strings may be HTML."""
+    models = _dict(_dict(state, where.path).get("state", {}), f"{where.path}.state")
+    standard = renderers().standard_widget_modules
+    custom = 0
+    strings = 0
+    for model_id, model in models.items():
+        ctx.budget.check_time()
+        path = f"{where.path}.state.{model_id}"
+        model = _dict(model, path)
+        fields = _dict(model.get("state", {}), f"{path}.state")
+        modules = {model.get("model_module"), fields.get("_model_module"), fields.get("_view_module")} - {None}
+        foreign = sorted(str(module) for module in modules if module not in standard)
+        if foreign:
+            custom += 1
+            report(rules.NOTEBOOK_WIDGET_CODE, where._replace(path=path),
+                   "saved widget uses a module outside ipywidgets, whose JavaScript loads on open",
+                   module=", ".join(foreign), model=str(model.get("model_name", "")))  # fmt: skip
+        outputs = fields.get("outputs")
+        if isinstance(outputs, list):  # Output widgets keep whole output bundles
+            if depth >= MAX_NESTING:
+                report(rules.NOTEBOOK_WIDGET_CODE, where._replace(path=path), "output widgets nested too deep")
+                continue
+            for index, output in enumerate(outputs):
+                _check_output(ctx, report, where._replace(path=f"{path}.state.outputs[{index}]"), output, depth + 1)
+        plain = {key: value for key, value in fields.items() if value is not outputs}
+        for key, text in _strings(plain, f"{path}.state"):
+            strings += 1
+            if strings > MAX_WIDGET_STRINGS:
+                report(rules.NOTEBOOK_WIDGET_CODE, where, f"more than {MAX_WIDGET_STRINGS} strings in widget state")
+                return
+            if "<" in text:  # HTML/HTMLMath values and HTML descriptions render as markup
+                scan_markup(ctx, report, where._replace(path=key), text)
+    if not custom:
+        report(rules.NOTEBOOK_KNOWN_RENDERER, where, "saved ipywidgets state with standard widget models only",
+               renderer="ipywidgets", models=str(len(models)))  # fmt: skip
+
+
+def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """(JSON path, string) for every string under value, without recursion."""
+    stack = [(path, value)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            yield path, value
+        elif isinstance(value, dict):
+            stack.extend((f"{path}.{key}", child) for key, child in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{index}]", child) for index, child in enumerate(value))
+
+
+def _text(value: Any, path: str) -> str:
+    """Multiline strings are stored as a string or a list of strings."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(part, str) for part in value):
+        return "".join(value)
+    raise Malformed(f"{path} is not text")
+
+
+def _dict(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Malformed(f"{path} is not an object")
+    return value
+
+
+def _list(value: Any, path: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise Malformed(f"{path} is not a list")
+    return value

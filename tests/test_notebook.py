@@ -1,0 +1,292 @@
+"""Jupyter notebooks: active content in outputs and Markdown, known renderers, saved widget state."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import re
+import time
+
+import pytest
+
+from mloops.analyzers import notebook
+from mloops.context import Item, ScanContext
+from mloops.core import FileResult, Location, Severity
+from mloops.limits import Limits
+from mloops.picklevm.policy import default_policy
+from mloops.scan import dispatch
+
+from .fixtures import notebook as fx
+
+
+def run(data: bytes, name: str = "nb.ipynb") -> FileResult:
+    ctx = ScanContext(name, Limits(), default_policy(), dispatch)
+    notebook.analyze(ctx, Item(io.BytesIO(data), Location(name), len(data), name, 0))
+    return ctx.result
+
+
+def ids_at_least(result: FileResult, severity: Severity) -> set[str]:
+    return {f.rule.id for f in result.findings if f.severity >= severity}
+
+
+def described(result: FileResult) -> list[str]:
+    return [f"{f.rule.id} {f.severity.name} {f.message} {f.evidence}" for f in result.findings]
+
+
+@pytest.fixture(scope="module")
+def benign() -> bytes:
+    return fx.benign_notebook()
+
+
+# ------------------------------------------------------------------ benign outputs of the real libraries
+
+
+def test_real_library_outputs_stay_below_high(benign):
+    result = run(benign)
+    assert not ids_at_least(result, Severity.HIGH), described(result)
+    assert [asset.format for asset in result.assets] == ["notebook"]
+    # The inlined 4.8 MB plotly.js bundle takes the notebook past the secret search's 4 MiB window: a LOW note.
+    notes = [f for f in result.findings if f.rule.id == "MLO901"]
+    assert all(f.severity == Severity.LOW and "secrets searched" in f.message for f in notes)
+    assert {f.rule.id for f in result.findings} - {"MLO901"} == {"MLO317"}
+
+
+def test_known_renderers_are_named_with_their_location(benign):
+    result = run(benign)
+    known = [f for f in result.findings if f.rule.id == "MLO317"]
+    renderers = {f.evidence["renderer"] for f in known}
+    assert renderers == {"plotly", "altair", "bokeh", "ipywidgets"}
+    plotly_paths = {f.evidence["path"] for f in known if f.evidence["renderer"] == "plotly"}
+    assert "cells[4].outputs[0].data.text/html" in plotly_paths  # the inlined plotly.js bundle, by hash
+    assert all(f.severity == Severity.LOW and "cell" in f.evidence for f in known if "cells[" in f.message)
+
+
+def test_pandas_matplotlib_markdown_and_streams_give_no_finding(benign):
+    book = json.loads(benign)
+    book["cells"] = [book["cells"][index] for index in (0, 1, 2, len(book["cells"]) - 1)]
+    book["metadata"] = {}
+    assert run(json.dumps(book).encode()).findings == []
+
+
+def test_scan_of_a_notebook_with_inlined_bundle_is_fast(benign):
+    started = time.perf_counter()
+    run(benign)
+    assert time.perf_counter() - started < 2
+
+
+# ------------------------------------------------------------------ hand-written active content
+
+
+@pytest.mark.parametrize(
+    ("mime", "content", "rule_id"), [p[1:] for p in fx.HTML_PAYLOADS], ids=[p[0] for p in fx.HTML_PAYLOADS]
+)
+def test_active_content_in_outputs_is_high(mime, content, rule_id):
+    result = run(fx.output_notebook(mime, content))
+    found = [f for f in result.findings if f.rule.id == rule_id]
+    assert found and all(f.severity == Severity.HIGH for f in found), described(result)
+    assert found[0].evidence["cell"] == "0" and found[0].evidence["output"] == "0"
+    assert found[0].evidence["mime"] == mime
+    assert found[0].evidence["path"] == f"cells[0].outputs[0].data.{mime}"
+
+
+@pytest.mark.parametrize(
+    ("source", "rule_id"), [p[1:] for p in fx.MARKDOWN_CELL_PAYLOADS], ids=[p[0] for p in fx.MARKDOWN_CELL_PAYLOADS]
+)
+def test_raw_html_in_markdown_cells_is_high(source, rule_id):
+    result = run(fx.markdown_notebook(source))
+    found = [f for f in result.findings if f.rule.id == rule_id]
+    assert found and found[0].severity == Severity.HIGH, described(result)
+    assert found[0].evidence["path"] == "cells[0].source"
+
+
+def test_srcdoc_documents_are_scanned_too():
+    result = run(fx.markdown_notebook('<iframe srcdoc="&lt;img src=x onerror=alert(1)&gt;"></iframe>'))
+    assert {"MLO313", "MLO311"} <= ids_at_least(result, Severity.HIGH)
+
+
+def test_harmless_markup_gives_no_finding():
+    markup = '<p title="on click: see javascript docs">onload = 3</p><a href="#top">top</a><form action="#x"></form>'
+    result = run(fx.output_notebook("text/html", markup + "&lt;script&gt;alert(1)&lt;/script&gt;"))
+    assert result.findings == [], described(result)
+
+
+# ------------------------------------------------------------------ saved widget state
+
+
+def test_widget_from_a_foreign_module_is_high():
+    result = run(fx.widget_state_notebook("evil-widgets", "hello"))
+    found = [f for f in result.findings if f.rule.id == "MLO316"]
+    assert found and found[0].severity == Severity.HIGH
+    assert found[0].evidence["module"] == "evil-widgets"
+    assert found[0].evidence["path"].endswith(".state.m1")
+
+
+def test_html_in_standard_widget_state_is_scanned():
+    result = run(fx.widget_state_notebook("@jupyter-widgets/controls", "<img src=x onerror=alert(1)>"))
+    found = [f for f in result.findings if f.rule.id == "MLO311"]
+    assert found and found[0].severity == Severity.HIGH
+    assert found[0].evidence["path"].endswith(".state.m1.state.value")
+
+
+def test_output_widget_outputs_are_scanned():
+    state = {
+        "state": {
+            "o1": {
+                "model_name": "OutputModel",
+                "model_module": "@jupyter-widgets/output",
+                "state": {"outputs": [{"output_type": "display_data", "data": {"text/html": "<script>x()</script>"}}]},
+            }
+        }
+    }
+    book = json.loads(fx.notebook([]))
+    book["metadata"]["widgets"] = {fx.WIDGET_STATE_MIME: state}
+    result = run(json.dumps(book).encode())
+    found = [f for f in result.findings if f.rule.id == "MLO310"]
+    assert found and found[0].evidence["path"].endswith("o1.state.outputs[0].data.text/html")
+
+
+# ------------------------------------------------------------------ smuggling past the renderer fingerprints
+
+
+def plotly_html() -> str:
+    import plotly.io as pio
+
+    return pio.to_html(fx.plotly_figure(), include_plotlyjs="cdn", full_html=False)
+
+
+def test_extra_script_next_to_a_known_renderer_is_high():
+    result = run(fx.output_notebook("text/html", plotly_html() + "<script>fetch('/api/kernels')</script>"))
+    assert "MLO310" in ids_at_least(result, Severity.HIGH)
+    assert "MLO317" not in {f.rule.id for f in result.findings}  # the output as a whole is not excused
+
+
+def test_code_appended_to_a_renderer_template_is_high():
+    html = plotly_html().replace("};            </script>", "}; fetch('/api/kernels');            </script>")
+    assert "fetch(" in html
+    assert "MLO310" in ids_at_least(run(fx.output_notebook("text/html", html)), Severity.HIGH)
+
+
+def test_code_in_place_of_renderer_data_is_high():
+    html = plotly_html().replace('{"responsive": true}', '{"responsive": alert(1)}')
+    assert "alert(1)" in html
+    assert "MLO310" in ids_at_least(run(fx.output_notebook("text/html", html)), Severity.HIGH)
+
+
+def test_event_handler_next_to_a_known_renderer_is_high():
+    result = run(fx.output_notebook("text/html", plotly_html() + '<img src=x onerror="alert(1)">'))
+    assert "MLO311" in ids_at_least(result, Severity.HIGH)
+
+
+def test_bundle_with_a_known_prologue_but_other_content_is_high():
+    import plotly.io as pio
+
+    html = pio.to_html(fx.plotly_figure(), include_plotlyjs=True, full_html=False)
+    tampered = html.replace("window.Plotly = Plotly;", "window.Plotly = Plotly; fetch('/api/kernels');", 1)
+    assert tampered != html
+    assert "MLO310" in ids_at_least(run(fx.output_notebook("text/html", tampered)), Severity.HIGH)
+
+
+def test_code_after_a_renderer_string_literal_is_high():
+    html = re.sub(r"(const docs_json = '.*?')", r"\1 + fetch('/api/kernels')", fx.bokeh_html(), count=1, flags=re.S)
+    assert "fetch(" in html
+    assert "MLO310" in ids_at_least(run(fx.output_notebook("text/html", html)), Severity.HIGH)
+
+
+def test_script_from_a_lookalike_cdn_is_high():
+    html = '<script src="https://cdn.plot.ly.evil.example/plotly-2.0.min.js"></script>'
+    assert "MLO310" in ids_at_least(run(fx.output_notebook("text/html", html)), Severity.HIGH)
+
+
+def test_script_hidden_in_a_comment_the_tokenizer_reads_differently_is_high():
+    result = run(fx.output_notebook("text/html", "<!--><script>alert(1)</script>-->"))
+    assert "MLO310" in ids_at_least(result, Severity.HIGH)
+
+
+# ------------------------------------------------------------------ nbformat 3
+
+
+def test_nbformat3_outputs_are_checked():
+    cell = {
+        "cell_type": "code",
+        "input": "x",
+        "outputs": [{"output_type": "display_data", "html": ["<script>", "x()</script>"]}],
+    }
+    book = {"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": [{"cells": [cell]}]}
+    result = run(json.dumps(book).encode())
+    found = [f for f in result.findings if f.rule.id == "MLO310"]
+    assert found and found[0].evidence["path"] == "worksheets[0].cells[0].outputs[0].html"
+    assert notebook.code_cells(book) == [(0, "x")]
+
+
+# ------------------------------------------------------------------ malformed and hostile input
+
+
+MALFORMED = {
+    "truncated": lambda good: good[: len(good) // 2],
+    "not-json": lambda good: b"{ this is not json",
+    "bad-utf8": lambda good: good.replace(b"print", b"\xff\xfe", 1),
+    "top-level-list": lambda good: b"[1, 2]",
+    "cells-not-list": lambda good: b'{"nbformat": 4, "cells": {"a": 1}}',
+    "no-cells": lambda good: b'{"nbformat": 4, "metadata": {}}',
+    "html-not-text": lambda good: json.dumps(
+        {"nbformat": 4, "cells": [{"cell_type": "code", "outputs": [{"data": {"text/html": {"a": 1}}}]}]}
+    ).encode(),
+    "deep-nesting": lambda good: b'{"nbformat": 4, "cells": [' + b"[" * 200_000 + b"]" * 200_000 + b"]}",
+    "widget-state-not-object": lambda good: (
+        b'{"nbformat": 4, "cells": [], "metadata": {"widgets": {"' + fx.WIDGET_STATE_MIME.encode() + b'": [1]}}}'
+    ),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(MALFORMED))
+def test_malformed_notebooks_are_flagged(variant):
+    good = fx.notebook([fx.code_cell("print(1)")])
+    result = run(MALFORMED[variant](good))
+    ids = {f.rule.id for f in result.findings}
+    assert "MLO201" in ids and "MLO903" not in ids, described(result)
+
+
+def test_many_handlers_are_capped_and_fast():
+    markup = '<a onclick="x()">a</a>' * 100_000  # 2.2 MB of handlers
+    data = fx.output_notebook("text/html", markup)
+    started = time.perf_counter()
+    result = run(data)
+    elapsed = time.perf_counter() - started
+    handlers = [f for f in result.findings if f.rule.id == "MLO311"]
+    assert len(handlers) == notebook.MAX_FINDINGS_PER_RULE + 1
+    assert handlers[-1].evidence["not_listed"] == str(100_000 - notebook.MAX_FINDINGS_PER_RULE)
+    assert elapsed < 20, elapsed
+
+
+def test_huge_unclosed_script_is_high_and_fast():
+    data = fx.output_notebook("text/html", "<script>" + "a" * (20 << 20))
+    started = time.perf_counter()
+    result = run(data)
+    assert "MLO310" in ids_at_least(result, Severity.HIGH)
+    assert time.perf_counter() - started < 20
+
+
+def test_oversized_notebook_is_a_scan_limit(monkeypatch):
+    monkeypatch.setattr(notebook, "MAX_NOTEBOOK_BYTES", 1000)
+    result = run(fx.output_notebook("text/html", "x" * 2000))
+    assert {f.rule.id for f in result.findings} == {"MLO901"}
+
+
+# ------------------------------------------------------------------ detection and code cells
+
+
+def test_detect(benign):
+    assert notebook.detect(benign[:65536], "report.ipynb")
+    assert notebook.detect(benign[:65536], "report.json")  # content first: "nbformat" names it
+    assert not notebook.detect(b'{"cells": 3}', "data.json")
+    assert not notebook.detect(b'{"model": {"cells": []}}', "config.json")
+    assert not notebook.detect(pickle.dumps({"cells": []}), "x.ipynb")
+    assert not notebook.detect(b"cells nbformat", "x.ipynb")
+
+
+def test_code_cells_lists_index_and_source():
+    cells = [fx.v4.new_markdown_cell("# t"), fx.code_cell("import torch as T\nT.load(f)"), fx.code_cell("x = 1")]
+    book = json.loads(fx.notebook(cells))
+    assert notebook.code_cells(book) == [(1, "import torch as T\nT.load(f)"), (2, "x = 1")]
+    assert notebook.code_cells([1, 2]) == []
