@@ -6,11 +6,10 @@ The table lives in ``data/formats.toml`` so that adding a format is a reviewed d
 from __future__ import annotations
 
 import functools
-import tomllib
 from typing import NamedTuple
 
 from .core import FileResult, Severity
-from .data import read_text
+from .data import load_toml
 
 KINDS = ("code", "safe", "archive", "wrapper", "other")
 
@@ -23,8 +22,7 @@ class FormatInfo(NamedTuple):
 
 @functools.cache
 def catalog() -> dict[str, FormatInfo]:
-    text = read_text("formats.toml")
-    table = tomllib.loads(text)
+    table = load_toml("formats.toml")
     entries = {name: FormatInfo(name, spec["kind"], spec["title"]) for name, spec in table.items()}
     unknown = {info.kind for info in entries.values()} - set(KINDS)
     if unknown:

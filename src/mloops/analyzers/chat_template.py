@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import re
 import string
-import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from itertools import product
 from typing import ClassVar, NamedTuple
@@ -25,7 +24,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from .. import rules
 from ..context import ScanContext
 from ..core import Capability, Location, Severity
-from ..data import read_text
+from ..data import load_toml
 
 MAX_SOURCE_CHARS = 256 * 1024  # real chat templates stay under 64 KiB; Jinja2 lexes about 150 KiB/s
 MAX_NODES = 100_000  # the longest real templates have a few thousand
@@ -67,8 +66,7 @@ class _Policy(NamedTuple):
 
 @functools.cache
 def _policy() -> _Policy:
-    text = read_text("chat_template.toml")
-    table = tomllib.loads(text)
+    table = load_toml("chat_template.toml")
     filters = {
         name: (tuple(spec["positions"]), tuple(spec["keywords"])) for name, spec in table["attribute_filters"].items()
     }

@@ -14,13 +14,12 @@ import binascii
 import functools
 import io
 import json
-import tomllib
 from typing import NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Capability, Severity
-from ..data import read_text
+from ..data import load_toml
 from ..limits import LimitExceeded
 from ..parsers import pymarshal
 
@@ -61,7 +60,7 @@ class _Lists(NamedTuple):
 
 @functools.cache
 def _lists() -> _Lists:
-    data = tomllib.loads(read_text("keras.toml"))
+    data = load_toml("keras.toml")
     return _Lists(
         allowed=tuple(data["namespaces"]["allowed"]),
         registered_packages=frozenset(data["namespaces"]["registered_packages"]),

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import functools
 import re
-import tomllib
 from collections.abc import Callable
 from typing import NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Capability, Severity
-from ..data import read_text
+from ..data import load_toml
 from ..limits import MiB
 from ..parsers.yaml_keys import KeyValue, YamlError, find_keys
 from ..picklevm.policy import DANGEROUS, INTROSPECTION, Category, Policy
@@ -38,8 +37,7 @@ class TargetPolicy(NamedTuple):
 
 @functools.cache
 def target_policy() -> TargetPolicy:
-    text = read_text("nemo_targets.toml")
-    data = tomllib.loads(text)
+    data = load_toml("nemo_targets.toml")
     spec = data["loader"]
     loader = Category("loader", Severity.parse(spec["severity"]), Capability[spec["capability"].upper()], spec["why"])
     return TargetPolicy(tuple(data["allowed"]), dict.fromkeys(spec["names"], loader))

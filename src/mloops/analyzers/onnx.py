@@ -10,13 +10,12 @@ Large payloads are stepped over by their length prefix, never read.
 from __future__ import annotations
 
 import functools
-import tomllib
 from typing import NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Rule, Severity
-from ..data import read_text
+from ..data import load_toml
 from ..limits import LimitExceeded
 from ..parsers import protobuf
 from ..parsers.protobuf import I32, I64, LEN, VARINT, DecodeError, Field, Message
@@ -71,8 +70,7 @@ class Domains(NamedTuple):
 
 @functools.cache
 def domains() -> Domains:
-    text = read_text("onnx_domains.toml")
-    table = tomllib.loads(text)
+    table = load_toml("onnx_domains.toml")
     runtime = {name: (Severity.parse(spec["severity"]), spec["why"]) for name, spec in table["runtime"].items()}
     return Domains(frozenset(table["standard"]), runtime)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import sys
-import tomllib
 from collections import Counter
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -20,7 +19,7 @@ from typing import NamedTuple
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Capability, Severity
-from ..data import read_text
+from ..data import load_toml
 from ..limits import LimitExceeded
 from ..parsers import protobuf
 from ..parsers.protobuf import LEN, VARINT, DecodeError, Message
@@ -90,8 +89,7 @@ class OpRule(NamedTuple):
 
 @functools.cache
 def op_rules() -> dict[str, OpRule]:
-    text = read_text("tensorflow_ops.toml")
-    table = tomllib.loads(text)["ops"]
+    table = load_toml("tensorflow_ops.toml")["ops"]
     return {
         op: OpRule(
             spec["judge"],

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import functools
-import tomllib
 from collections.abc import Iterator
 from typing import NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Capability, Severity
-from ..data import read_text
+from ..data import load_toml
 from ..picklevm.policy import Category
 
 TIME_CHECK_EVERY = 4096  # nodes between deadline checks
@@ -51,8 +50,7 @@ SPECIAL = ("custom-operator", "custom-class", "introspection", "namespace-alias"
 
 @functools.cache
 def op_table() -> OpTable:
-    text = read_text("torchscript_ops.toml")
-    data = tomllib.loads(text)
+    data = load_toml("torchscript_ops.toml")
     tables: dict[str, dict[str, Category]] = {"ops": {}, "classes": {}, "names": {}, "syntax": {}}
     special: dict[str, Category] = {}
     for key, spec in data.items():

@@ -17,7 +17,7 @@ from .. import rules
 from ..context import Item, ScanContext
 from ..limits import MiB
 from ..picklevm.policy import BUILD_ONLY, SAFE, UNKNOWN, Policy, Verdict
-from . import pickle_stream, torch_export
+from . import pickle_stream
 from .torch_ops import TIME_CHECK_EVERY, OpTable, Use, class_uses, is_dunder, op_table, operator_uses, report_uses
 
 Handler = Callable[[ScanContext, Item], None]
@@ -35,8 +35,8 @@ def member_handler(name: str) -> Handler | None:
         return analyze_code
     if _LOADER_PICKLE.match(name):
         return analyze_loader_pickle
-    # torch.export.load reads the same archive as a .pt2 when it also has an archive_format member.
-    return torch_export.member_handler(name)  # None for debug_pkl, extra files, storages: sniffed by content
+    # An archive that is also a .pt2 lists "pytorch-pt2" among its layouts: dispatch asks that handler next.
+    return None  # debug_pkl, extra files, storages: sniffed by content
 
 
 # ------------------------------------------------------------------ pickles
