@@ -29,19 +29,20 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import formats_corpus  # noqa: E402
+from bench import code_tree, formats_corpus  # noqa: E402
 from tests.fixtures import benign, malicious  # noqa: E402
 
 WORK = ROOT / "bench" / "work"
 PEERS = ROOT / "bench" / ".venv-peers"
 # h5py and onnx: the peers' Keras H5 and ONNX scanners need them, and a user of those formats has them.
-PEER_PACKAGES = ["picklescan", "modelscan", "fickling", "modelaudit", "h5py", "onnx"]
+PEER_PACKAGES = ["picklescan", "modelscan", "fickling", "modelaudit", "h5py", "onnx", "bandit", "detect-secrets"]
 QUIET_ENV = {"PROMPTFOO_DISABLE_TELEMETRY": "1", "NO_ANALYTICS": "1", "DO_NOT_TRACK": "1"}
 TIMEOUT = 900
 
@@ -52,7 +53,8 @@ started = time.perf_counter()
 pid = os.fork()
 if pid == 0:
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
+    out = os.environ.get("BENCH_STDOUT")  # kept when the report itself is needed
+    os.dup2(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) if out else devnull, 1)
     os.dup2(devnull, 2)
     os.execv(sys.argv[1], sys.argv[1:])
 _, status, usage = os.wait4(pid, 0)
@@ -76,8 +78,8 @@ class Tool:
     verdicts: dict[str, int] = field(default_factory=dict)
 
 
-def measure(command: list[str]) -> Run:
-    env = {**os.environ, **QUIET_ENV}
+def measure(command: list[str], stdout: Path | None = None) -> Run:
+    env = {**os.environ, **QUIET_ENV, **({"BENCH_STDOUT": str(stdout)} if stdout else {})}
     try:
         out = subprocess.run(
             [sys.executable, "-S", "-c", LAUNCHER, *command],
@@ -230,6 +232,133 @@ def tools() -> list[Tool]:
     ]
 
 
+# ---------------------------------------------------------------- code tree
+
+
+@dataclass
+class TreeTool:
+    name: str
+    command: list[str]  # the tree's path is appended
+    version: str
+    reads: str  # what the tool looks at in such a tree
+    flagged: Callable[[str, Path], set[str]]  # paths (relative to the tree) its report names
+
+
+def _relative(name: str, root: Path) -> str:
+    path = Path(name) if os.path.isabs(name) else WORK / name
+    return os.path.relpath(path, root)
+
+
+def _mloops_flagged(report: str, root: Path) -> set[str]:
+    findings = json.loads(report)["findings"]
+    return {_relative(f["location"]["path"], root) for f in findings if f["severity"] != "info"}
+
+
+def _bandit_flagged(report: str, root: Path) -> set[str]:
+    return {_relative(result["filename"], root) for result in json.loads(report)["results"]}
+
+
+def _detect_secrets_flagged(report: str, root: Path) -> set[str]:
+    return {_relative(name, root) for name in json.loads(report)["results"]}
+
+
+def _modelaudit_flagged(report: str, root: Path) -> set[str]:
+    document = json.loads(report[report.index("{") :])  # skip anything printed before the JSON
+    found = set()
+    for issue in document.get("issues", []):
+        location = str(issue.get("location") or "")
+        if location.startswith(str(root)):
+            found.add(_relative(location.split(" ")[0].split(":")[0], root))
+    return found
+
+
+def tree_tools() -> list[TreeTool]:
+    def exe(name: str) -> str:
+        return str(PEERS / "bin" / name)
+
+    mloops = version_of("mloops")
+    every = ".py and .ipynb"
+    return [
+        TreeTool("mloops", [exe("mloops"), "scan", "--jobs", "1", "--format", "json"], mloops, every, _mloops_flagged),
+        TreeTool(
+            "mloops --jobs 2",
+            [exe("mloops"), "scan", "--jobs", "2", "--format", "json"],
+            mloops,
+            every,
+            _mloops_flagged,
+        ),
+        TreeTool("bandit", [exe("bandit"), "-r", "-q", "-f", "json"], version_of("bandit"), ".py", _bandit_flagged),
+        TreeTool(
+            "detect-secrets",
+            [exe("detect-secrets"), "scan", "--all-files"],
+            version_of("detect-secrets"),
+            "every text file, secrets only",
+            _detect_secrets_flagged,
+        ),
+        TreeTool(
+            "modelaudit",
+            [exe("modelaudit"), "scan", "--format", "json"],
+            version_of("modelaudit"),
+            every,
+            _modelaudit_flagged,
+        ),
+    ]
+
+
+@dataclass
+class TreeResult:
+    run: Run
+    flagged: set[str]
+
+
+def measure_tree(root: Path) -> dict[str, TreeResult]:
+    results = {}
+    for tool in tree_tools():
+        print(f"code tree: {tool.name}", flush=True)
+        output = WORK / f"tree-{tool.name.replace(' ', '')}.out"
+        run = measure([*tool.command, str(root)], stdout=output)
+        try:
+            flagged = tool.flagged(output.read_text(), root)
+        except (ValueError, KeyError) as exc:  # a report that cannot be read counts as nothing found
+            print(f"  unreadable report from {tool.name}: {exc}", flush=True)
+            flagged = set()
+        results[tool.name] = TreeResult(run, flagged)
+    return results
+
+
+def render_tree(results: dict[str, TreeResult], planted: dict[str, str], files: int) -> list[str]:
+    versions = {tool.name: (tool.version, tool.reads) for tool in tree_tools()}
+    kinds = list(code_tree.NB_KINDS)
+    totals = {kind: sum(1 for k in planted.values() if k == kind) for kind in kinds}
+    lines = [
+        "",
+        "## A tree of 10,000 Python files and notebooks",
+        "",
+        f"`bench/code_tree.py` writes {files} small files from a fixed seed: training scripts (half) and notebooks "
+        "with ordinary outputs (stream text, a PNG, a pandas-style table). One file in twenty-five carries a "
+        "planted problem: an unsafe artifact load (pickle.load, torch.load(weights_only=False)), "
+        "trust_remote_code=True, yaml.load with the unsafe Loader, a Hugging Face token or AWS key in the "
+        "source, or (notebooks) a `<script>` in an HTML output. A tool finds a planted file when its report "
+        "names that file (mloops: at low severity or above; the others: any result). Each tool ran once on "
+        "the whole tree (these runs take minutes).",
+        "",
+        "| tool | version | reads | time | peak RSS | "
+        + " | ".join(f"{kind} ({totals[kind]})" for kind in kinds)
+        + f" | other files flagged ({files - len(planted)}) |",
+        "|---|---|---|---|---|" + "---|" * (len(kinds) + 1),
+    ]
+    for name, result in results.items():
+        found = {kind: sum(1 for path, k in planted.items() if k == kind and path in result.flagged) for kind in kinds}
+        noise = len(result.flagged - set(planted))
+        version, reads = versions[name]
+        lines.append(
+            f"| {name} | {version} | {reads} | {_cell(result.run)} | "
+            + " | ".join(str(found[kind]) for kind in kinds)
+            + f" | {noise} |"
+        )
+    return lines
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -258,6 +387,7 @@ def render(
     corpus: dict[str, Run],
     formats_run: dict[str, Run],
     big: dict[str, dict[str, Run]],
+    tree: list[str],
 ) -> str:
     bad = sum(label.startswith("malicious") for label in labels.values())
     good = len(labels) - bad
@@ -320,6 +450,7 @@ def render(
         "Exit codes on the big files (benign): "
         + "; ".join(f"{tool.name} {'/'.join(str(big[name][tool.name].exit) for name in big)}" for tool in all_tools),
     ]
+    lines += tree
     names = " | ".join(t.name for t in all_tools)
     lines += [
         "",
@@ -410,7 +541,11 @@ def main() -> None:
         for tool in all_tools:
             print(f"{name}: {tool.name}", flush=True)
             big[name][tool.name] = median_run([*tool.command, str(path)], args.repeat)
-    report = render(all_tools, labels, format_labels, corpus, formats_run, big)
+    tree_root = WORK / "code-tree"
+    shutil.rmtree(tree_root, ignore_errors=True)
+    planted = code_tree.build(tree_root)
+    tree = render_tree(measure_tree(tree_root), planted, code_tree.FILES)
+    report = render(all_tools, labels, format_labels, corpus, formats_run, big, tree)
     Path(args.output).write_text(report)
     raw = {t.name: {"version": t.version, "verdicts": t.verdicts} for t in all_tools}
     (WORK / "results.json").write_text(json.dumps(raw, indent=2))

@@ -204,3 +204,11 @@ def test_demo_finds_every_trap_and_no_false_alarm(tmp_path: Path):
 def test_demo_sarif_is_valid():
     result = run_cli("demo", "--format", "sarif")
     jsonschema.validate(json.loads(result.stdout), _sarif_schema())
+
+
+def test_readme_documents_every_rule():
+    from mloops.rules import ALL_RULES
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    missing = [rule.id for rule in ALL_RULES if f"| {rule.id} | {rule.name} |" not in readme]
+    assert missing == []

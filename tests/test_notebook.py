@@ -193,6 +193,25 @@ def test_code_after_a_renderer_string_literal_is_high():
     assert "MLO310" in ids_at_least(run(fx.output_notebook("text/html", html)), Severity.HIGH)
 
 
+def test_bokeh_show_outputs_are_known_and_tampered_ones_high():
+    outputs = fx.bokeh_show_outputs()
+    result = run(fx.notebook([fx.code_cell("show(plot)", *outputs)]))
+    assert not ids_at_least(result, Severity.HIGH), described(result)
+    assert {f.evidence["mime"] for f in result.findings if f.rule.id == "MLO317"} == {
+        "application/javascript",
+        "application/vnd.bokehjs_load.v0+json",  # the extension runs this as script too
+        "application/vnd.bokehjs_exec.v0+json",
+    }
+    loader = outputs[1]["data"]
+    for mime in ("application/javascript", "application/vnd.bokehjs_load.v0+json"):
+        tampered = loader[mime].replace("function now() {", "function now() { fetch('/api/kernels');", 1)
+        assert tampered != loader[mime]
+        assert "MLO315" in ids_at_least(run(fx.output_notebook(mime, tampered)), Severity.HIGH), mime
+    embed = outputs[3]["data"]["application/javascript"]
+    extra = embed.replace("void root.Bokeh", "fetch('/api/kernels'); void root.Bokeh", 1)
+    assert "MLO315" in ids_at_least(run(fx.output_notebook("application/javascript", extra)), Severity.HIGH)
+
+
 def test_script_from_a_lookalike_cdn_is_high():
     html = '<script src="https://cdn.plot.ly.evil.example/plotly-2.0.min.js"></script>'
     assert "MLO310" in ids_at_least(run(fx.output_notebook("text/html", html)), Severity.HIGH)

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from mloops.analyzers import python_code
-from mloops.analyzers.python_code import code_findings, script_capabilities
+from mloops.analyzers.python_code import check_source, script_capabilities
+from mloops.analyzers.secrets import redact
 from mloops.context import Item, ScanContext
 from mloops.core import Location, Severity
 from mloops.limits import Limits
@@ -18,7 +19,7 @@ from mloops.scan import dispatch
 
 
 def findings(source: str):
-    return code_findings(textwrap.dedent(source), Location("train.py"))
+    return check_source(textwrap.dedent(source), Location("train.py")).findings
 
 
 def only(source: str, rule_id: str):
@@ -275,7 +276,7 @@ def test_hard_coded_credentials_are_redacted(source):
     (finding,) = only(source, "MLO327")
     secret = source.rsplit("'", 2)[-2]
     assert finding.severity == Severity.HIGH
-    assert finding.evidence["value"] == f"{secret[:4]}... ({len(secret)} characters)"
+    assert finding.evidence["value"] == redact(secret)  # the same redaction as the secret search (MLO330)
     assert secret not in finding.message
     assert all(secret not in value for value in finding.evidence.values())
 
@@ -300,14 +301,14 @@ def test_credentials_from_the_environment_or_placeholders_are_clean():
 
 
 def test_syntax_errors_and_python2_are_not_findings():
-    assert code_findings("print 'hello'\nimport pickle; pickle.load(f)", Location("old.py")) == []
-    assert code_findings("def f(:\n", Location("bad.py")) == []
-    assert code_findings("x = 1\x00", Location("nul.py")) == []
+    assert check_source("print 'hello'\nimport pickle; pickle.load(f)", Location("old.py")).findings == []
+    assert check_source("def f(:\n", Location("bad.py")).findings == []
+    assert check_source("x = 1\x00", Location("nul.py")).findings == []
 
 
 def test_huge_source_is_a_scan_limit_not_a_crash():
     source = "x = 1\n" * (python_code.MAX_SOURCE_BYTES // 6 + 1)
-    (finding,) = code_findings(source, Location("big.py"))
+    (finding,) = check_source(source, Location("big.py")).findings
     assert finding.rule.id == "MLO901"
 
 
@@ -321,15 +322,15 @@ def test_deeply_nested_and_long_chains_stay_fast():
     ]
     for source in cases:
         start = time.perf_counter()
-        found = code_findings(source, Location("deep.py"))
+        found = check_source(source, Location("deep.py")).findings
         assert time.perf_counter() - start < 5
         assert all(f.rule.id != "MLO903" for f in found)
-    assert len(code_findings(cases[-1], Location("many.py"))) == python_code.MAX_FINDINGS_PER_RULE
+    assert len(check_source(cases[-1], Location("many.py")).findings) == python_code.MAX_FINDINGS_PER_RULE
 
 
 def test_many_nodes_hit_the_node_limit(monkeypatch):
     monkeypatch.setattr(python_code, "MAX_NODES", 100)
-    (finding,) = code_findings("x = [" + "1, " * 200 + "]\n", Location("wide.py"))
+    (finding,) = check_source("x = [" + "1, " * 200 + "]\n", Location("wide.py")).findings
     assert finding.rule.id == "MLO901"
 
 

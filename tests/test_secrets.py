@@ -288,3 +288,36 @@ assert "detect_secrets" in sys.modules
 def test_report_without_secrets_is_empty():
     ctx = scan_text("import torch\nmodel = torch.nn.Linear(2, 2)\n")
     assert ctx.result.findings == []
+
+
+# ------------------------------------------------------------ one secret, one finding, in notebooks and sources
+
+
+def _scan(path) -> list:
+    from mloops import scan_path
+
+    return [f for f in scan_path(str(path)).findings if f.severity > Severity.INFO]
+
+
+def test_secret_in_python_source_is_found_and_redacted(tmp_path):
+    path = tmp_path / "upload.py"
+    path.write_text(f'import requests\nrequests.post(url, headers={{"Authorization": "Bearer {HUGGING_FACE}"}})\n')
+    (finding,) = _scan(path)
+    assert finding.rule is rules.EXPOSED_SECRET and finding.evidence["line"] == "2"
+    assert HUGGING_FACE not in finding.message and finding.evidence["redacted"] == redact(HUGGING_FACE)
+
+
+@pytest.mark.parametrize("container", ["py", "ipynb"])
+def test_credential_assignment_is_reported_once_by_the_code_rule(tmp_path, container):
+    import nbformat
+
+    source = f'import os\nos.environ["WANDB_API_KEY"] = "{WANDB}"\nother = "{AWS_KEY_ID}"\n'
+    path = tmp_path / f"train.{container}"
+    if container == "py":
+        path.write_text(source)
+    else:
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+        path.write_text(nbformat.writes(notebook))
+    found = sorted((f.rule.id, f.evidence.get("value") or f.evidence.get("redacted")) for f in _scan(path))
+    # The W&B key is MLO327's (a credential variable set to a literal); the AWS key only MLO330 sees.
+    assert found == [("MLO327", redact(WANDB)), ("MLO330", redact(AWS_KEY_ID))]

@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
         help="files scanned in parallel processes (default: all CPUs when there are more than 256 files)",
     )
 
-    demo = commands.add_parser("demo", help="build a demo workspace of benign and malicious models and scan it")
+    demo = commands.add_parser(
+        "demo", help="build a demo workspace of benign and malicious models, datasets, code and notebooks and scan it"
+    )
     demo.add_argument("directory", nargs="?", help="build the workspace here and keep it (default: a temporary folder)")
     _output_options(demo)
     return parser
@@ -90,7 +92,7 @@ def _demo(args: argparse.Namespace) -> int:
         false_alarms = sorted(path for path, bad in expected.items() if not bad and path in flagged)
         trapped = sum(expected.values())
         print(
-            f"\ndemo: {trapped} booby-trapped and {len(expected) - trapped} benign models in {root}; "
+            f"\ndemo: {trapped} booby-trapped and {len(expected) - trapped} benign files in {root}; "
             f"flagged {len(flagged)}, missed {len(missed)}, false alarms {len(false_alarms)}",
             file=sys.stderr,
         )

@@ -194,9 +194,12 @@ class FileResult:
 
 
 class Report:
-    def __init__(self, files: list[FileResult], duration_seconds: float) -> None:
+    def __init__(
+        self, files: list[FileResult], duration_seconds: float, dataset_folders: list[str] | None = None
+    ) -> None:
         self.files = files
         self.duration_seconds = duration_seconds
+        self.dataset_folders = dataset_folders or []  # folders laid out as datasets (card, metadata, script)
 
     @property
     def findings(self) -> list[Finding]:

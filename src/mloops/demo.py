@@ -1,4 +1,5 @@
-"""``mloops demo``: build a small workspace of benign and booby-trapped models, then scan it.
+"""``mloops demo``: build a small workspace of benign and booby-trapped models, datasets, code and
+notebooks, then scan it.
 
 The booby-trapped files carry harmless commands (``echo``) and are never loaded by
 mloops; they show what a real attack looks like to the scanner.
@@ -133,6 +134,60 @@ PMML_XXE = """<?xml version="1.0"?>
 """
 
 
+DATASET_CARD = """---
+pretty_name: Product reviews
+task_categories:
+- text-classification
+---
+# Product reviews
+"""
+
+# A loading script of the kind found on the Hub: it opens a shell the moment load_dataset imports it.
+LOADING_SCRIPT = f"""import os
+
+import datasets
+
+os.system({HARMLESS!r})
+
+
+class Reviews(datasets.GeneratorBasedBuilder):
+    def _info(self):
+        return datasets.DatasetInfo(features=datasets.Features({{"text": datasets.Value("string")}}))
+
+    def _split_generators(self, dl_manager):
+        return [datasets.SplitGenerator(name=datasets.Split.TRAIN)]
+
+    def _generate_examples(self):
+        yield 0, {{"text": "great"}}
+"""
+
+SAFE_TRAINING = """import torch
+import yaml
+
+config = yaml.safe_load(open("config.yaml"))
+state = torch.load("checkpoint.pt", weights_only=True)
+"""
+
+UNSAFE_TRAINING = """import torch as T
+from transformers import AutoModel
+
+state = T.load("downloads/checkpoint.pt", weights_only=False)
+model = AutoModel.from_pretrained("someone/new-architecture", trust_remote_code=True)
+"""
+
+
+def _notebook(html: str) -> bytes:
+    output = {"output_type": "display_data", "data": {"text/html": [html], "text/plain": ["..."]}, "metadata": {}}
+    cell = {"cell_type": "code", "execution_count": 1, "id": "c1", "metadata": {}, "source": ["frame"],
+            "outputs": [output]}  # fmt: skip
+    return json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode()
+
+
+TABLE = "<table><tr><th>loss</th></tr><tr><td>0.12</td></tr></table>"
+# Opening the notebook runs this with the user's kernel: the Jupyter API starts a terminal or runs code.
+XSS = "<div>report</div><script>fetch('/api/kernels', {method: 'POST'})</script>"
+
+
 def build_workspace(root: str) -> dict[str, bool]:
     """Write the demo files under ``root``; returns each relative path -> is it malicious."""
     config = {
@@ -160,6 +215,12 @@ def build_workspace(root: str) -> dict[str, bool]:
         "malicious/chat_template_rce.gguf": (_gguf(INJECTED), True),
         "malicious/downloader.keras": (_keras_archive(GET_FILE), True),
         "malicious/scorecard.pmml": (PMML_XXE.encode(), True),
+        "benign/train.py": (SAFE_TRAINING.encode(), False),
+        "benign/eda.ipynb": (_notebook(TABLE), False),
+        "malicious/reviews/README.md": (DATASET_CARD.encode(), False),
+        "malicious/reviews/reviews.py": (LOADING_SCRIPT.encode(), True),
+        "malicious/fine_tune.py": (UNSAFE_TRAINING.encode(), True),
+        "malicious/report.ipynb": (_notebook(XSS), True),
     }
     for relative, (data, _) in files.items():
         path = os.path.join(root, relative)

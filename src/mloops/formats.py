@@ -6,32 +6,44 @@ The table lives in ``data/formats.toml`` so that adding a format is a reviewed d
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from typing import NamedTuple
 
-from .core import FileResult, Severity
+from .core import FileResult, Report, Severity
 from .data import load_toml
 
 KINDS = ("code", "safe", "archive", "wrapper", "other")
+GROUPS = ("model", "data", "notebook", "source", "other")
 
 
 class FormatInfo(NamedTuple):
     name: str
     kind: str
     title: str
+    group: str  # what the inventory counts a file as: model, data, notebook, source or other
 
 
 @functools.cache
 def catalog() -> dict[str, FormatInfo]:
     table = load_toml("formats.toml")
-    entries = {name: FormatInfo(name, spec["kind"], spec["title"]) for name, spec in table.items()}
-    unknown = {info.kind for info in entries.values()} - set(KINDS)
+    entries = {
+        name: FormatInfo(name, spec["kind"], spec["title"], spec.get("group", _default_group(spec["kind"])))
+        for name, spec in table.items()
+    }
+    unknown = {info.kind for info in entries.values()} - set(KINDS) | {info.group for info in entries.values()} - set(
+        GROUPS
+    )
     if unknown:
-        raise ValueError(f"formats.toml: unknown kinds {sorted(unknown)}")
+        raise ValueError(f"formats.toml: unknown kinds or groups {sorted(unknown)}")
     return entries
 
 
+def _default_group(kind: str) -> str:
+    return "other" if kind == "other" else "model"
+
+
 def info(fmt: str) -> FormatInfo:
-    return catalog().get(fmt) or FormatInfo(fmt, "other", fmt)
+    return catalog().get(fmt) or FormatInfo(fmt, "other", fmt, "other")
 
 
 def primary_format(result: FileResult) -> str:
@@ -67,3 +79,18 @@ def summarize(results: list[FileResult]) -> dict[str, dict[str, int]]:
         fmt = primary_format(result) if result.assets else "unreadable"
         table.setdefault(fmt, dict.fromkeys(VERDICTS, 0))[outcome] += 1
     return dict(sorted(table.items()))
+
+
+def inventory(report: Report) -> dict[str, int]:
+    """What the scan covered: model files, dataset folders and loading scripts, data files, notebooks, sources."""
+    groups = Counter(info(primary_format(result)).group for result in report.files)
+    scripts = sum(1 for result in report.files if primary_format(result) == "dataset-script")
+    return {
+        "model_files": groups["model"],
+        "dataset_folders": len(report.dataset_folders),
+        "dataset_loading_scripts": scripts,
+        "data_files": groups["data"],
+        "notebooks": groups["notebook"],
+        "source_files": groups["source"],
+        "other_files": groups["other"],
+    }

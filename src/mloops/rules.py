@@ -460,6 +460,24 @@ EXPOSED_SECRET = Rule(
     "notebook's outputs too); read credentials from the environment or a secret manager at run time.",
 )
 
+DATASET_LOADING_SCRIPT = Rule(
+    "MLO340",
+    "dataset-loading-script",
+    "Dataset ships a loading script that runs when the dataset is loaded",
+    Severity.MEDIUM,
+    AttackClass.MALICIOUS_DATASET,
+    _RCE,
+    "Hugging Face datasets imports a dataset's loading script (<folder>/<folder>.py, or any module that "
+    "defines a builder class) and runs it as ordinary Python: without asking before datasets 2.20, after "
+    "trust_remote_code=True until 4.0. Whoever publishes the dataset, or a later revision of it, runs code "
+    "on every machine that loads it; reverse shells and credential stealers have been found in such scripts "
+    "on the Hub. Severity follows what the script does: process or eval calls are CRITICAL, direct network "
+    "calls HIGH, otherwise MEDIUM; a helper file at the dataset root is one step lower.",
+    "Publish the data as files (Parquet, JSON Lines, CSV) listed in the card's configs and delete the script. "
+    "Until then, read the script, load it only at a pinned revision=, and keep datasets >= 4.0, which refuses "
+    "loading scripts.",
+)
+
 PICKLED_EXTENSION_TYPE = Rule(
     "MLO302",
     "pickled-extension-type",
@@ -691,56 +709,5 @@ INTERNAL_ERROR = Rule(
     operational=True,
 )
 
-ALL_RULES: tuple[Rule, ...] = (
-    SAFE_FORMAT,
-    CODE_CAPABLE_FORMAT,
-    PICKLE_FORMAT,
-    DANGEROUS_CALLABLE,
-    INTROSPECTION,
-    UNLISTED_CALL,
-    COMPUTED_CALL,
-    EXTENSION_REGISTRY,
-    GLOBAL_MUTATION,
-    UNLISTED_CLASS,
-    UNLISTED_REFERENCE,
-    KERAS_LAMBDA,
-    KERAS_FOREIGN_OBJECT,
-    KERAS_DANGEROUS_FUNCTION,
-    TENSORFLOW_DANGEROUS_OP,
-    TORCHSCRIPT_DANGEROUS_CODE,
-    CONFIG_INSTANTIATION_TARGET,
-    ONNX_CUSTOM_OPERATOR,
-    ONNX_EXTERNAL_DATA_ESCAPE,
-    TFLITE_CUSTOM_OPERATOR,
-    TEMPLATE_INJECTION,
-    SKOPS_UNTRUSTED_TYPE,
-    XML_EXTERNAL_ENTITY,
-    CODE_PICKLE_LOAD,
-    CODE_TORCH_LOAD,
-    CODE_NUMPY_PICKLE,
-    CODE_KERAS_UNSAFE,
-    CODE_YAML_UNSAFE,
-    CODE_MLFLOW_PICKLE,
-    CODE_TRUST_REMOTE_CODE,
-    CODE_HARDCODED_CREDENTIAL,
-    CODE_UNSAFE_FALLBACK,
-    EXPOSED_SECRET,
-    NOTEBOOK_SCRIPT,
-    NOTEBOOK_EVENT_HANDLER,
-    NOTEBOOK_SCRIPT_URL,
-    NOTEBOOK_EMBEDDED_DOCUMENT,
-    NOTEBOOK_NAVIGATION,
-    NOTEBOOK_JAVASCRIPT_OUTPUT,
-    NOTEBOOK_WIDGET_CODE,
-    NOTEBOOK_KNOWN_RENDERER,
-    MALFORMED,
-    TRAILING_DATA,
-    UNRECOGNIZED,
-    CONTAINER_ANOMALY,
-    MALFORMED_CONTAINER,
-    PATH_TRAVERSAL,
-    SCAN_LIMIT,
-    UNREADABLE,
-    INTERNAL_ERROR,
-    PICKLED_EXTENSION_TYPE,
-)
+# Every rule defined above, by id: a new rule cannot be left out of the SARIF catalog.
+ALL_RULES: tuple[Rule, ...] = tuple(sorted((v for v in globals().values() if isinstance(v, Rule)), key=lambda r: r.id))

@@ -36,7 +36,7 @@ from .core import FileResult, Location, Report
 from .limits import Limits
 from .picklevm.policy import default_policy
 from .sniff import HEAD_BYTES, has_model_extension, sniff
-from .sources import compressed, tar, zip
+from .sources import compressed, dataset_folder, tar, zip
 
 PICKLE_FORMATS = {
     "pickle",
@@ -160,13 +160,16 @@ def _is_text(head: bytes) -> bool:
     return True
 
 
-def scan_file(path: str, limits: Limits) -> FileResult:
-    """Scan one file completely; never raises for problems with the file itself."""
+def scan_file(path: str, limits: Limits, layouts: tuple[str, ...] = ()) -> FileResult:
+    """Scan one file completely; never raises for problems with the file itself.
+
+    ``layouts`` gives the file a role from its folder (a dataset root), as archive layouts do for members.
+    """
     ctx = ScanContext(path, limits, default_policy(), dispatch)
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
-            ctx.scan(Item(handle, Location(path), size, os.path.basename(path), 0))
+            ctx.scan(Item(handle, Location(path), size, os.path.basename(path), 0, layouts))
     except OSError as exc:
         ctx.report(rules.UNREADABLE.finding(Location(path), f"cannot read: {exc.strerror or exc}"))
     except RecursionError:
@@ -254,15 +257,22 @@ def scan_path(*paths: str, jobs: int | None = 1, limits: Limits | None = None) -
     limits = limits or Limits()
     started = time.monotonic()
     files, unreadable = collect_files(paths)
+    datasets = dataset_folder.dataset_folders(files)
+    layouts = _folder_layouts(files, datasets)
     if jobs is None:
         jobs = (os.cpu_count() or 1) if len(files) > AUTO_PARALLEL_FILES else 1
     if jobs > 1 and len(files) > 1:
         from concurrent.futures import ProcessPoolExecutor  # only parallel runs pay for its import
 
         with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
-            results = list(
-                pool.map(scan_file, files, [limits] * len(files), chunksize=max(1, len(files) // (jobs * 8)))
-            )
+            chunksize = max(1, len(files) // (jobs * 8))
+            results = list(pool.map(scan_file, files, [limits] * len(files), layouts, chunksize=chunksize))
     else:
-        results = [scan_file(path, limits) for path in files]
-    return Report(unreadable + results, time.monotonic() - started)
+        results = list(map(scan_file, files, [limits] * len(files), layouts))
+    return Report(unreadable + results, time.monotonic() - started, [folder.path for folder in datasets])
+
+
+def _folder_layouts(files: list[str], datasets: list[dataset_folder.DatasetFolder]) -> list[tuple[str, ...]]:
+    """Per file, the layouts its folder gives it: files directly in a dataset folder sit at its root."""
+    roots = {folder.path for folder in datasets}
+    return [(dataset_folder.LAYOUT,) if (os.path.dirname(path) or ".") in roots else () for path in files]

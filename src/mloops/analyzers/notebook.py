@@ -35,6 +35,7 @@ WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
 HTML_MIMES = ("text/html", "image/svg+xml")
 MARKDOWN_MIME = "text/markdown"
 SCRIPT_MIMES = ("application/javascript", "text/javascript", "application/x-javascript")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # nbformat 3 stored outputs under short keys
 V3_MIMES = {"html": "text/html", "svg": "image/svg+xml", "markdown": MARKDOWN_MIME, "javascript": SCRIPT_MIMES[0]}
 
@@ -71,6 +72,7 @@ class Renderer(NamedTuple):
 class Renderers(NamedTuple):
     known: tuple[Renderer, ...]
     standard_widget_modules: frozenset[str]
+    script_mime_types: frozenset[str]  # extension mime types whose content the extension runs as script
 
 
 def _compile_template(text: str) -> tuple[Any, ...]:
@@ -98,7 +100,8 @@ def renderers() -> Renderers:
         )
         for name, spec in table.items()
     )
-    return Renderers(known, frozenset(table["ipywidgets"]["standard_modules"]))
+    script_mimes = frozenset(mime for spec in table.values() for mime in spec.get("script_mime_types", []))
+    return Renderers(known, frozenset(table["ipywidgets"]["standard_modules"]), script_mimes)
 
 
 def _matches_template(body: str, template: tuple[Any, ...]) -> bool:
@@ -127,12 +130,18 @@ def _skip_space(text: str, position: int) -> int:
 
 def identify_script(body: str | None, digest: str) -> Renderer | None:
     """The renderer that wrote this inline script in full (None for a body too long to match), or None."""
+    normalized = None if body is None else hashlib.sha256(_id_free(body)).hexdigest()
     for renderer in renderers().known:
-        if digest in renderer.bundles:
+        if digest in renderer.bundles or normalized in renderer.bundles:
             return renderer
         if body is not None and any(_matches_template(body, t) for t in renderer.templates):
             return renderer
     return None
+
+
+def _id_free(body: str) -> bytes:
+    """The script with its per-output element ids (UUIDs) replaced, so one digest covers every output."""
+    return _UUID.sub("@@id@@", body).encode("utf-8", "surrogatepass")
 
 
 def identify_source(url: str) -> Renderer | None:
@@ -391,11 +400,14 @@ def analyze(ctx: ScanContext, item: Item) -> None:
         return
     finally:
         report.summarize()
+    credentials: set[str] = set()
     for index, source in code_cells(notebook):
-        for finding in python_code.code_findings(source, item.location.child(f"cell {index}")):
+        checked = python_code.check_source(source, item.location.child(f"cell {index}"))
+        for finding in checked.findings:
             ctx.report(finding)
+        credentials |= checked.credentials
     # Cells and outputs alike: the notebook's JSON text holds every string the user would share.
-    secrets.report_secrets(ctx, item.location, data.decode("utf-8", "replace"), {})
+    secrets.report_secrets(ctx, item.location, data.decode("utf-8", "replace"), {}, credentials)
 
 
 def notebook_cells(notebook: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -465,7 +477,7 @@ def _check_bundle(ctx: ScanContext, report: Reporter, where: Where, bundle: Any,
 def _check_content(ctx: ScanContext, report: Reporter, where: Where, mime: str, value: Any) -> None:
     if mime in HTML_MIMES or mime == MARKDOWN_MIME:
         scan_markup(ctx, report, where, _text(value, where.path), markdown=mime == MARKDOWN_MIME)
-    elif mime in SCRIPT_MIMES:
+    elif mime in SCRIPT_MIMES or mime in renderers().script_mime_types:
         body = _text(value, where.path)
         renderer = identify_script(body, hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest())
         if renderer is None:

@@ -17,6 +17,7 @@ from .. import rules
 from ..context import Item, ScanContext
 from ..core import Finding, Location, Rule, Severity
 from ..data import load_toml
+from . import dataset_script, secrets
 
 MAX_SOURCE_BYTES = 512 * 1024  # hand-written scripts stay far below; ast.parse takes ~2 s on 512 KiB of dense calls
 MAX_NODES = 400_000
@@ -44,6 +45,7 @@ class _Table(NamedTuple):
     credential_arguments: dict[str, str]
     capabilities: dict[str, tuple[str, ...]]
     filesystem_methods: frozenset[str]
+    dataset_builder_bases: frozenset[str]
 
 
 @functools.cache
@@ -68,6 +70,7 @@ def _table() -> _Table:
         dict(data["credential_arguments"]),
         {kind: tuple(names) for kind, names in capabilities.items()},
         methods,
+        frozenset(data["dataset_builder_bases"]),
     )
 
 
@@ -201,6 +204,7 @@ class _Emitter:
     def __init__(self, source: str, location: Location) -> None:
         self.location = location
         self.findings: list[Finding] = []
+        self.credentials: set[str] = set()
         self._counts: dict[str, int] = {}
         self._line_offsets = _line_byte_offsets(source)
         self._encoded = source.encode("utf-8", "surrogatepass")
@@ -242,17 +246,25 @@ def _line_byte_offsets(source: str) -> list[int]:
     return offsets
 
 
-def code_findings(source: str, location: Location) -> list[Finding]:
-    """Findings of the ML code rules for one Python source text (a file or a notebook cell)."""
+class SourceCheck(NamedTuple):
+    findings: list[Finding]
+    # Literal values MLO327 reported: the secret search skips them, so one secret gives one finding.
+    credentials: frozenset[str]
+    parsed: _Parsed | None  # kept for what a loading script can do; None when the text is not Python 3
+
+
+def check_source(source: str, location: Location) -> SourceCheck:
+    """The ML code rules applied to one Python source text (a file or a notebook cell)."""
     if len(source) > MAX_SOURCE_BYTES:
         message = f"Python source longer than {MAX_SOURCE_BYTES} characters; code rules not applied"
-        return [rules.SCAN_LIMIT.finding(location, message)]
+        return SourceCheck([rules.SCAN_LIMIT.finding(location, message)], frozenset(), None)
     try:
         parsed = _parse(source)
     except _TooLarge as exc:
-        return [rules.SCAN_LIMIT.finding(location, f"Python source {exc}; code rules not applied")]
+        message = f"Python source {exc}; code rules not applied"
+        return SourceCheck([rules.SCAN_LIMIT.finding(location, message)], frozenset(), None)
     if parsed is None:
-        return []
+        return SourceCheck([], frozenset(), None)
     emitter = _Emitter(source, location)
     fallbacks = _weights_only_fallbacks(parsed)
     for node in parsed.nodes:
@@ -260,7 +272,8 @@ def code_findings(source: str, location: Location) -> list[Finding]:
             _check_call(emitter, node, parsed.names, fallbacks)
         elif isinstance(node, ast.Assign | ast.AnnAssign):
             _check_assignment(emitter, node, parsed.names)
-    return sorted(emitter.findings, key=lambda finding: finding.location.offset or 0)
+    findings = sorted(emitter.findings, key=lambda finding: finding.location.offset or 0)
+    return SourceCheck(findings, frozenset(emitter.credentials), parsed)
 
 
 def _check_call(emitter: _Emitter, call: ast.Call, names: dict[str, str], fallbacks: set[int]) -> None:
@@ -411,12 +424,12 @@ def _check_credential(
     lowered = secret.lower()
     if len(secret) < _MIN_SECRET_CHARS or any(hint in lowered for hint in _PLACEHOLDER_HINTS) or " " in secret:
         return
-    redacted = f"{secret[:4]}... ({len(secret)} characters)"
+    emitter.credentials.add(secret)
     emitter.emit(
         rules.CODE_HARDCODED_CREDENTIAL,
         node,
         f"{key if always else key.upper()} is set to a literal value in {where}",
-        {"variable": key, "value": redacted},
+        {"variable": key, "value": secrets.redact(secret)},
     )
 
 
@@ -429,19 +442,20 @@ def script_capabilities(source: str) -> dict[str, list[str]]:
     Keys: imports, process, network, filesystem, code, and unparsed (why the text could not be read,
     empty when it could). Each list holds distinct qualified names in order of first appearance.
     """
-    result: dict[str, list[str]] = {key: [] for key in ("imports", "process", "network", "filesystem", "code")}
-    result["unparsed"] = []
     if len(source) > MAX_SOURCE_BYTES:
-        result["unparsed"].append(f"longer than {MAX_SOURCE_BYTES} characters")
-        return result
+        return _no_capabilities(f"longer than {MAX_SOURCE_BYTES} characters")
     try:
         parsed = _parse(source)
     except _TooLarge as exc:
-        result["unparsed"].append(str(exc))
-        return result
+        return _no_capabilities(str(exc))
+    return capabilities_of(parsed)
+
+
+def capabilities_of(parsed: _Parsed | None) -> dict[str, list[str]]:
+    """script_capabilities() of an already parsed text (None: it was not Python 3)."""
     if parsed is None:
-        result["unparsed"].append("not valid Python 3")
-        return result
+        return _no_capabilities("not valid Python 3")
+    result = _no_capabilities(None)
     relevant = [node for node in parsed.nodes if isinstance(node, ast.Import | ast.ImportFrom | ast.Call)]
     for node in sorted(relevant, key=lambda node: (node.lineno, node.col_offset)):  # source order
         if isinstance(node, ast.Import):
@@ -452,6 +466,24 @@ def script_capabilities(source: str) -> dict[str, list[str]]:
         elif isinstance(node, ast.Call):
             _classify_call(result, node, parsed.names)
     return result
+
+
+def _no_capabilities(unparsed: str | None) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {key: [] for key in ("imports", "process", "network", "filesystem", "code")}
+    result["unparsed"] = [] if unparsed is None else [unparsed]
+    return result
+
+
+def dataset_builders(parsed: _Parsed | None) -> list[str]:
+    """Classes deriving from a Hugging Face datasets builder: what makes a file a loading script by content."""
+    if parsed is None:
+        return []
+    bases = _table().dataset_builder_bases
+    return [
+        node.name
+        for node in parsed.nodes
+        if isinstance(node, ast.ClassDef) and any(_qualified(base, parsed.names) in bases for base in node.bases)
+    ]
 
 
 def _classify_call(result: dict[str, list[str]], call: ast.Call, names: dict[str, str]) -> None:
@@ -499,9 +531,15 @@ def detect(head: bytes, name: str) -> bool:
 
 
 def analyze(ctx: ScanContext, item: Item) -> None:
-    ctx.record(item, "python-source")
     data = ctx.read_all(item, MAX_SOURCE_BYTES, "Python source")
-    if data is None:
-        return
-    for finding in code_findings(data.decode("utf-8", "replace"), item.location):
+    source = "" if data is None else data.decode("utf-8", "replace")
+    checked = check_source(source, item.location)
+    builders = dataset_builders(checked.parsed)
+    role = dataset_script.script_role(item, builders)
+    ctx.record(item, "python-source" if role is None else "dataset-script")
+    for finding in checked.findings:
         ctx.report(finding)
+    if role is not None:
+        capabilities = capabilities_of(checked.parsed) if data is not None else _no_capabilities("too large")
+        ctx.report(dataset_script.loading_script_finding(item.location, role, capabilities, builders))
+    secrets.report_secrets(ctx, item.location, source, {}, checked.credentials)

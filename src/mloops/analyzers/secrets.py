@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import importlib
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import rules
@@ -25,10 +25,9 @@ if TYPE_CHECKING:
 MAX_TEXT_CHARS = 4 * 1024 * 1024  # per text (a cell, an output, a source file); the rest is reported unsearched
 WINDOW_CHARS = 4096  # long lines are searched in windows, so no regex ever works on more than this at once
 OVERLAP_CHARS = 512  # longer than any token format, so a token cut by one window is whole in the next
-# Part of an unbroken base64 run (an image or binary in an output): no token can be told apart inside one,
-# and skipping it keeps megabytes of image data cheap. Shorter chunks are searched, so a lone key still is.
-_BLOB_MIN_CHARS = 1024
-_BASE64_BLOB = re.compile(r"[A-Za-z0-9+/=]+")
+# Unbroken base64 runs of 1 KiB or more (an image or binary in an output): no token can be told apart inside
+# one, and blanking them keeps image data cheap. Shorter runs are searched, so a lone key still is.
+_BASE64_BLOB = re.compile(r"[A-Za-z0-9+/=]{1024,}")
 
 # detect-secrets plugins for token formats with a fixed shape: (module in detect_secrets.plugins, class).
 # Left out: the entropy plugins on their own (every quoted base64 image, sha256 digest and git SHA in a
@@ -153,13 +152,16 @@ def _candidates(chunk: str) -> Iterator[tuple[str, str]]:
         yield "High-entropy secret value", value
 
 
-def find_secrets(text: str, check_time: Callable[[], None] | None = None) -> list[Secret]:
+def find_secrets(
+    text: str, check_time: Callable[[], None] | None = None, known: Collection[str] = frozenset()
+) -> list[Secret]:
     """Secrets in the first MAX_TEXT_CHARS characters of ``text``: one per distinct value, at its first line.
 
-    ``check_time`` is called between windows (pass ``ctx.budget.check_time``).
+    ``check_time`` is called between windows (pass ``ctx.budget.check_time``); values in ``known`` were
+    already reported by another rule and are left out.
     """
     text = text[:MAX_TEXT_CHARS]
-    seen: set[str] = set()
+    seen: set[str] = set(known)
     found: list[Secret] = []
     line_at_start, previous = 1, 0
     for offset, chunk in _windows(text):
@@ -167,9 +169,7 @@ def find_secrets(text: str, check_time: Callable[[], None] | None = None) -> lis
             check_time()
         line_at_start += text.count("\n", previous, offset)
         previous = offset
-        if len(chunk) >= _BLOB_MIN_CHARS and _BASE64_BLOB.fullmatch(chunk):
-            continue
-        for kind, value in _candidates(chunk):
+        for kind, value in _candidates(_BASE64_BLOB.sub(" ", chunk)):
             if value and value not in seen and not _is_placeholder(value):
                 seen.add(value)
                 line = line_at_start + chunk.count("\n", 0, max(chunk.find(value), 0))
@@ -177,11 +177,14 @@ def find_secrets(text: str, check_time: Callable[[], None] | None = None) -> lis
     return sorted(found, key=lambda secret: secret.line)
 
 
-def report_secrets(ctx: ScanContext, location: Location, text: str, where: Mapping[str, str]) -> None:
-    """One MLO330 finding per secret in ``text``; ``where`` (e.g. {"cell": "3", "output": "0"}) says where."""
+def report_secrets(
+    ctx: ScanContext, location: Location, text: str, where: Mapping[str, str], known: Collection[str] = frozenset()
+) -> None:
+    """One MLO330 finding per secret in ``text`` and not in ``known`` (values MLO327 already reported);
+    ``where`` (e.g. {"cell": "3", "output": "0"}) says where."""
     place = ", ".join(f"{key} {value}" for key, value in where.items())
     prefix = f"{place}, " if place else ""
-    for secret in find_secrets(text, ctx.budget.check_time):
+    for secret in find_secrets(text, ctx.budget.check_time, known):
         message = f"{secret.kind} exposed ({prefix}line {secret.line}): {secret.redacted}"
         evidence = {"kind": secret.kind, "line": str(secret.line), "redacted": secret.redacted, **where}
         ctx.report(rules.EXPOSED_SECRET.finding(location, message, evidence))

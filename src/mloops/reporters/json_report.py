@@ -57,6 +57,8 @@ def render(report: Report, fail_on: Severity) -> str:
             "findings": {severity.label: count for severity, count in report.counts().items()},
             "formats": dict(sorted(Counter(asset.format for asset in report.assets).items())),
             "files_by_format": formats.summarize(report.files),
+            "inventory": formats.inventory(report),
+            "dataset_folders": report.dataset_folders,
         },
         "files": files,
         "findings": [finding_dict(f) for f in report.findings],

@@ -43,6 +43,28 @@ def _format_summary(report: Report) -> list[str]:
     return [*lines, ""]
 
 
+_INVENTORY_WORDS = {
+    "model_files": "model file(s)",
+    "dataset_folders": "dataset folder(s)",
+    "dataset_loading_scripts": "dataset loading script(s)",
+    "data_files": "data file(s)",
+    "notebooks": "notebook(s)",
+    "source_files": "source file(s)",
+    "other_files": "other file(s)",
+}
+
+
+def _inventory_lines(report: Report) -> list[str]:
+    counts = formats.inventory(report)
+    lines = ["Scanned:"]
+    for key, words in _INVENTORY_WORDS.items():
+        item = f" {counts[key]} {words}" + ("," if key != "other_files" else "")
+        if len(lines[-1]) + len(item) > WIDTH:
+            lines.append(" ")
+        lines[-1] += item
+    return lines
+
+
 def render(report: Report, fail_on: Severity) -> str:
     out = [f"mloops {__version__}: {len(report.files)} file(s) scanned in {report.duration_seconds:.2f} s", ""]
     chains = {}
@@ -59,6 +81,7 @@ def render(report: Report, fail_on: Severity) -> str:
     for slug, chain in sorted(chains.items()):
         out += [*textwrap.wrap(f"Attack chain ({slug}): {chain}", WIDTH), ""]
     out += _format_summary(report)
+    out += _inventory_lines(report)
     counts = report.counts()
     summary = ", ".join(f"{count} {severity.label}" for severity, count in counts.items())
     out.append(f"Summary: {summary}; exit {report.exit_code(fail_on)} (fail on {fail_on.label})")

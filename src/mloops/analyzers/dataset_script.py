@@ -1,0 +1,88 @@
+"""Hugging Face dataset loading scripts: Python that runs on the consumer's machine when the dataset loads.
+
+A file is a loading script by its place (``<folder>/<folder>.py`` in a dataset folder, which
+``load_dataset("<folder>")`` runs; other ``.py`` files at a dataset root, which the script imports or a user
+loads by path) or by its content (a class deriving from a ``datasets`` builder). The finding lists what
+the script imports and which process, network, file and eval calls it makes, from the syntax tree alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from .. import rules
+from ..context import Item
+from ..core import Finding, Location, Severity
+from ..sources import dataset_folder
+
+DEFAULT = "default"  # what load_dataset(<folder>) runs
+BUILDER = "builder"  # defines a datasets builder: a loading script wherever it lies
+ROOT = "root"  # another Python file at a dataset root
+MAX_LISTED = 20
+CALL_KINDS = ("process", "code", "network", "filesystem")
+
+
+def script_role(item: Item, builders: list[str]) -> str | None:
+    """DEFAULT, BUILDER or ROOT when the file is a dataset loading script, else None."""
+    at_root = dataset_folder.LAYOUT in item.layouts
+    if at_root and item.name == dataset_folder.loading_script_name(os.path.dirname(item.location.path) or "."):
+        return DEFAULT
+    if builders:
+        return BUILDER
+    return ROOT if at_root else None
+
+
+def loading_script_finding(
+    location: Location, role: str, capabilities: dict[str, list[str]], builders: list[str]
+) -> Finding:
+    folder = os.path.basename(os.path.abspath(os.path.dirname(location.path) or "."))
+    if role == DEFAULT:
+        runs = f"load_dataset('{folder}') runs this script"
+    elif role == BUILDER:
+        runs = f"defines the dataset builder {', '.join(builders[:3])}: load_dataset runs this script"
+    else:
+        runs = "a Python file at the root of a dataset folder: the loading script imports it, or users load it by path"
+    calls = {kind: _listed(capabilities[kind]) for kind in CALL_KINDS if capabilities[kind]}
+    said = [f"{kind}: {names}" for kind, names in calls.items()]
+    if capabilities["unparsed"]:
+        said.append(f"not analyzed ({capabilities['unparsed'][0]})")
+    message = f"{runs}; it imports {_listed(capabilities['imports']) or 'nothing'}" + "".join(f"; {s}" for s in said)
+    evidence = {"role": role, "imports": _listed(capabilities["imports"]), **calls}
+    if builders:
+        evidence["builders"] = ", ".join(builders[:MAX_LISTED])
+    evidence["datasets_here"] = _installed_datasets()
+    return rules.DATASET_LOADING_SCRIPT.finding(location, message, evidence, severity=_severity(role, capabilities))
+
+
+def _severity(role: str, capabilities: dict[str, list[str]]) -> Severity:
+    if capabilities["process"] or capabilities["code"]:
+        severity = Severity.CRITICAL
+    elif capabilities["network"]:
+        severity = Severity.HIGH
+    else:
+        severity = Severity.MEDIUM
+    # A helper at the root runs only through the loading script or an explicit path: one step less.
+    return Severity(severity - 1) if role == ROOT else severity
+
+
+def _listed(names: list[str]) -> str:
+    more = f" (+{len(names) - MAX_LISTED} more)" if len(names) > MAX_LISTED else ""
+    return ", ".join(names[:MAX_LISTED]) + more
+
+
+@functools.cache
+def _installed_datasets() -> str:
+    """What the datasets library installed next to mloops would do with a loading script (metadata only)."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("datasets")
+    except metadata.PackageNotFoundError:
+        return "datasets not installed here"
+    release = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    if release < (2, 20):
+        return f"datasets {version} installed here runs it without asking"
+    if release < (4, 0):
+        return f"datasets {version} installed here runs it when trust_remote_code=True"
+    return f"datasets {version} installed here refuses loading scripts"
