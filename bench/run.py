@@ -1,4 +1,4 @@
-"""Measure mloops against picklescan, modelscan, fickling and modelaudit in one run.
+"""Measure mloops against picklescan, modelscan, fickling, modelaudit, bandit and detect-secrets in one run.
 
     .venv/bin/python bench/run.py            (needs the [test] extras, which build the corpus)
 
@@ -10,7 +10,10 @@
    from the same kind of install (regular, byte-compiled), never from a source tree.
 3. Runs every tool on every file (verdicts: recall and false positives), on the whole
    corpus folder in one invocation (wall time, peak RSS), and on the big checkpoints.
-4. Writes the figures to BENCHMARKS.md.
+4. Scans a tree of 10,000 Python files and notebooks (code_tree.py) with mloops, bandit,
+   detect-secrets and modelaudit, and probes 1,000 loopback ports with real platforms
+   listening among them (probe_sweep.py).
+5. Writes the figures to BENCHMARKS.md.
 
 Each measured command is started by a small launcher process, so its peak RSS is its own
 (a child exec'd straight from this process would inherit this process's high-water mark).
@@ -36,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import code_tree, formats_corpus  # noqa: E402
+from bench import code_tree, formats_corpus, probe_sweep  # noqa: E402
 from tests.fixtures import benign, malicious  # noqa: E402
 
 WORK = ROOT / "bench" / "work"
@@ -545,7 +548,9 @@ def main() -> None:
     shutil.rmtree(tree_root, ignore_errors=True)
     planted = code_tree.build(tree_root)
     tree = render_tree(measure_tree(tree_root), planted, code_tree.FILES)
-    report = render(all_tools, labels, format_labels, corpus, formats_run, big, tree)
+    print("probe sweep", flush=True)
+    sweep = probe_sweep.measure(str(PEERS / "bin" / "mloops"), lambda command, out: measure(command, out), 3)
+    report = render(all_tools, labels, format_labels, corpus, formats_run, big, tree + sweep)
     Path(args.output).write_text(report)
     raw = {t.name: {"version": t.version, "verdicts": t.verdicts} for t in all_tools}
     (WORK / "results.json").write_text(json.dumps(raw, indent=2))

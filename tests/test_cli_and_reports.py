@@ -212,3 +212,28 @@ def test_readme_documents_every_rule():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     missing = [rule.id for rule in ALL_RULES if f"| {rule.id} | {rule.name} |" not in readme]
     assert missing == []
+
+
+def test_package_data_globs_ship_every_data_file():
+    """A non-editable install carries only what pyproject's package-data names: every data file must match."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    missing = []
+    for package, patterns in globs.items():
+        folder = root / "src" / Path(*package.split("."))
+        for path in folder.rglob("*"):
+            relative = path.relative_to(folder).as_posix()
+            if path.is_file() and path.suffix in (".toml", ".txt", ".md") and "__pycache__" not in relative:
+                if not any(_glob_matches(relative, pattern) for pattern in patterns):
+                    missing.append(f"{package}/{relative}")
+    assert missing == []
+
+
+def _glob_matches(relative: str, pattern: str) -> bool:
+    """setuptools' globs: ``*`` stays inside one folder level."""
+    import fnmatch
+
+    parts, wanted = relative.split("/"), pattern.split("/")
+    return len(parts) == len(wanted) and all(fnmatch.fnmatch(p, w) for p, w in zip(parts, wanted, strict=True))

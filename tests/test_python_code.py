@@ -396,6 +396,17 @@ def test_analyze_records_and_reports():
     assert str(finding.location) == "train.py @ byte 18"
 
 
-def test_analyze_oversized_file_is_reported():
+def test_analyze_oversized_file_is_noted():
     result = _analyze("big.py", b"#" * (python_code.MAX_SOURCE_BYTES + 1))
-    assert [f.rule.id for f in result.findings] == ["MLO901"]
+    assert [(f.rule.id, f.severity) for f in result.findings] == [("MLO901", Severity.LOW)]  # generated code
+
+
+def test_oversized_file_at_a_dataset_root_is_high(tmp_path):
+    from mloops import scan_path
+
+    from .fixtures import dataset_folders
+
+    script = dataset_folders.hub_layout(tmp_path / "reviews", "#" * (python_code.MAX_SOURCE_BYTES + 1))
+    found = {(f.rule.id, f.severity) for f in scan_path(str(script)).findings}
+    assert ("MLO901", Severity.HIGH) in found  # a script load_dataset runs, left unchecked
+    assert ("MLO340", Severity.MEDIUM) in found

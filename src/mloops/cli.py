@@ -1,4 +1,4 @@
-"""Command line: ``mloops scan`` and ``mloops demo``."""
+"""Command line: ``mloops scan``, ``mloops probe``, ``mloops audit-env`` and ``mloops demo``."""
 
 from __future__ import annotations
 
@@ -9,16 +9,18 @@ import tempfile
 from collections.abc import Sequence
 
 from . import __version__
-from .core import Report, Severity
+from .core import Report, Severity, UsageError
 from .reporters import FORMATS, reporter
-from .scan import UsageError, scan_path
+from .scan import scan_path
 
 FAIL_ON = ("critical", "high", "medium", "low")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mloops", description="Find the code-execution attack surface in ML model files, without loading them."
+        prog="mloops",
+        description="Find the attack surface of ML platforms: model files, datasets, notebooks and code (scan), "
+        "exposed services (probe) and vulnerable packages (audit-env), without executing anything.",
     )
     parser.add_argument("--version", action="version", version=f"mloops {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -31,6 +33,24 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive,
         help="files scanned in parallel processes (default: all CPUs when there are more than 256 files)",
     )
+
+    probe = commands.add_parser("probe", help="find exposed, unauthenticated and vulnerable ML platforms (read-only)")
+    probe.add_argument("targets", nargs="*", metavar="TARGET", help="URL, host:port, host or CIDR network")
+    probe.add_argument("--targets-file", metavar="F", help="more targets, one per line (# starts a comment)")
+    probe.add_argument(
+        "--ports", default="default", metavar="LIST", help="ports for hosts and networks: default, or 5000,8000-8100"
+    )
+    probe.add_argument("--concurrency", type=_positive, default=64, help="requests in flight (default 64)")
+    probe.add_argument("--timeout", type=_seconds, default=3.0, help="seconds per request (default 3)")
+    _advisory_option(probe)
+    _output_options(probe)
+
+    audit = commands.add_parser("audit-env", help="check installed ML platform packages against known advisories")
+    audit.add_argument(
+        "--python", metavar="PATH", help="the environment's interpreter (default: the one running mloops)"
+    )
+    _advisory_option(audit)
+    _output_options(audit)
 
     demo = commands.add_parser(
         "demo", help="build a demo workspace of benign and malicious models, datasets, code and notebooks and scan it"
@@ -46,6 +66,21 @@ def _output_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--fail-on", choices=FAIL_ON, default="high", help="lowest severity that makes the exit code 1"
     )
+
+
+def _advisory_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--advisories",
+        metavar="PATH",
+        help="an OSV dump (folder of OSV JSON files, or all.zip) instead of the bundled table",
+    )
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 600:
+        raise argparse.ArgumentTypeError("must be between 0 and 600 seconds")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -99,11 +134,43 @@ def _demo(args: argparse.Namespace) -> int:
         return 0 if not missed and not false_alarms else 1
 
 
+def _advisory_table(args: argparse.Namespace) -> tuple:
+    from . import advisories
+
+    return advisories.load_osv(args.advisories) if args.advisories else advisories.bundled()
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from .probe import engine, fingerprints, targets
+
+    named = list(args.targets)
+    if args.targets_file:
+        with open(args.targets_file, encoding="utf-8") as handle:
+            named += [line.split("#", 1)[0].strip() for line in handle if line.split("#", 1)[0].strip()]
+    if not named:
+        raise UsageError("probe: name at least one TARGET or a --targets-file")
+    catalog = fingerprints.fingerprints()
+    ports = targets.parse_ports(args.ports, fingerprints.default_ports())
+    endpoints = targets.expand(named, ports)
+    report = engine.run(endpoints, catalog, _advisory_table(args), args.timeout, args.concurrency, progress=True)
+    return _emit(report, args)
+
+
+def _audit_env(args: argparse.Namespace) -> int:
+    from .audit_env import audit
+
+    return _emit(audit(args.python, _advisory_table(args)), args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo":
             return _demo(args)
+        if args.command == "probe":
+            return _probe(args)
+        if args.command == "audit-env":
+            return _audit_env(args)
         return _emit(scan_path(*args.paths, jobs=args.jobs), args)
     except UsageError as exc:
         print(f"mloops: error: {exc}", file=sys.stderr)

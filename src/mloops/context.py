@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import rules
-from .core import Asset, FileResult, Finding, Location
+from .core import Asset, FileResult, Finding, Location, Severity
 from .limits import Budget, LimitExceeded, Limits
 from .picklevm.policy import Policy
 from .streams import Stream
@@ -55,13 +55,14 @@ class ScanContext:
     def report(self, finding: Finding) -> None:
         self.result.findings.append(finding)
 
-    def read_all(self, item: Item, limit: int, what: str) -> bytes | None:
-        """The item's bytes, or None when they exceed ``limit`` (reported: the content goes unchecked)."""
+    def read_all(self, item: Item, limit: int, what: str, severity: Severity | None = None) -> bytes | None:
+        """The item's bytes, or None when they exceed ``limit`` (reported, at ``severity`` when given: the
+        content goes unchecked)."""
         item.stream.seek(0)
         data = item.stream.read(limit + 1)
         if len(data) > limit:
             message = f"{what} larger than {limit} bytes; not analyzed"
-            self.report(rules.SCAN_LIMIT.finding(item.location, message))
+            self.report(rules.SCAN_LIMIT.finding(item.location, message, severity=severity))
             return None
         return data
 

@@ -12,6 +12,11 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 
+class UsageError(Exception):
+    """A problem with what the user asked for (a missing path, a bad target, an unreadable advisory dump):
+    reported in one line, exit 2."""
+
+
 class Severity(enum.IntEnum):
     INFO = 0
     LOW = 1
@@ -86,6 +91,20 @@ class Capability(enum.Enum):
         "credential-access",
         "hands whoever reads the file a credential for a platform or cloud account",
     )
+    # What an exposed platform hands whoever reaches its port.
+    SERVER_CODE_EXECUTION = (
+        "server-code-execution",
+        "runs attacker code on the platform's hosts, workers or kernels",
+    )
+    MODEL_TAMPERING = (
+        "model-tampering",
+        "lets an attacker register, replace or delete the models other people and services load",
+    )
+    DATA_EXPOSURE = (
+        "data-exposure",
+        "hands anyone who asks the models, datasets, experiments or configuration the platform holds",
+    )
+    SERVER_FILE_ACCESS = ("server-file-access", "reads files on the platform's host")
 
     def __init__(self, slug: str, description: str) -> None:
         self.slug = slug
@@ -195,11 +214,18 @@ class FileResult:
 
 class Report:
     def __init__(
-        self, files: list[FileResult], duration_seconds: float, dataset_folders: list[str] | None = None
+        self,
+        files: list[FileResult],
+        duration_seconds: float,
+        dataset_folders: list[str] | None = None,
+        subject: str = "files",
+        probed: int = 0,
     ) -> None:
-        self.files = files
+        self.files = files  # one result per file, per answering endpoint, or for the audited environment
         self.duration_seconds = duration_seconds
         self.dataset_folders = dataset_folders or []  # folders laid out as datasets (card, metadata, script)
+        self.subject = subject  # "files" (scan), "endpoints" (probe) or "environment" (audit-env)
+        self.probed = probed  # endpoints a probe tried, answering or not
 
     @property
     def findings(self) -> list[Finding]:

@@ -5,6 +5,8 @@ Ids are grouped by the attack surface they cover:
   MLO10x-12x  code that runs while a pickle-family model is loaded
   MLO13x-19x  code, file or network access carried by other model formats
   MLO2xx  model files and containers that are malformed or hide content
+  MLO3xx  datasets, notebooks and ML code
+  MLO5xx  ML platforms reached over the network (mloops probe) and known-vulnerable versions
   MLO9xx  the scan itself could not finish (fail closed)
 """
 
@@ -669,6 +671,89 @@ PATH_TRAVERSAL = Rule(
     "A member name is absolute or climbs with '..'. Tools that extract the archive write it outside the "
     "target folder, overwriting files such as shell profiles, SSH keys or other models (zip slip).",
     "Do not extract the archive. Rebuild it with relative member names.",
+)
+
+_EXPOSED = AttackClass.MISSING_AUTH
+_AUTH_FIX = (
+    "Turn on the platform's authentication (see its auth documentation) or put it behind an authenticating "
+    "proxy, and bind it to a private interface."
+)
+
+PLATFORM_DETECTED = Rule(
+    "MLO500",
+    "platform-detected",
+    "ML platform found at this address",
+    Severity.INFO,
+    _EXPOSED,
+    Capability.DATA_EXPOSURE,
+    "A fingerprint matched: the platform, its version when it tells, and the features it exposes. Whether "
+    "those features need a login is reported separately (MLO501, MLO502, MLO503).",
+    "Nothing to fix by itself; keep an inventory of where your ML platforms listen.",
+)
+
+PLATFORM_OPEN = Rule(
+    "MLO501",
+    "platform-unauthenticated",
+    "ML platform feature answers without authentication",
+    Severity.HIGH,
+    _EXPOSED,
+    Capability.SERVER_CODE_EXECUTION,
+    "A read-only request to a feature of the platform (registry, jobs, kernels, files, serving "
+    "management) succeeded without credentials. Whoever reaches the port can use the feature: submit jobs "
+    "or open kernels (code execution by design: critical), register or overwrite models, or read files "
+    "(high), or read models, experiments and configuration (medium). The evidence shows the request and "
+    "what it revealed; mloops never tried the attack itself.",
+    _AUTH_FIX,
+)
+
+PLATFORM_AUTH_ENFORCED = Rule(
+    "MLO502",
+    "platform-auth-enforced",
+    "ML platform requires authentication",
+    Severity.INFO,
+    _EXPOSED,
+    Capability.DATA_EXPOSURE,
+    "The platform's features answered 401/403, redirected to a login page or asked for a token.",
+    "Nothing to fix; make sure the credentials are not the defaults.",
+)
+
+PLATFORM_AUTH_UNKNOWN = Rule(
+    "MLO503",
+    "platform-auth-unknown",
+    "ML platform found, but whether it requires authentication is unclear",
+    Severity.LOW,
+    _EXPOSED,
+    Capability.DATA_EXPOSURE,
+    "The platform was recognised, but its feature requests gave answers that neither prove open access nor "
+    "show a login (an error, a proxy page, an unexpected status). It may be open.",
+    "Check by hand whether the platform asks for credentials; " + _AUTH_FIX[0].lower() + _AUTH_FIX[1:],
+)
+
+VULNERABLE_VERSION = Rule(
+    "MLO510",
+    "known-vulnerable-version",
+    "ML platform version with a known vulnerability",
+    Severity.HIGH,
+    AttackClass.VULNERABLE_PLATFORM,
+    Capability.SERVER_CODE_EXECUTION,
+    "The version a platform reports, or a package installed in a Python environment, falls in the affected "
+    "range of a published advisory (mloops' bundled table, data/advisories.toml, or the OSV dump given with "
+    "--advisories). Severity comes from the advisory.",
+    "Upgrade to the fixed version named in the finding, or newer.",
+)
+
+TARGET_UNREACHABLE = Rule(
+    "MLO904",
+    "target-unreachable",
+    "A probe target could not be reached",
+    Severity.HIGH,
+    _EXPOSED,
+    _EVADE,
+    "An address named explicitly (a URL or host:port) refused the connection, timed out or did not speak "
+    "HTTP, so nothing there was checked. Ports found closed while sweeping a host or a network are not "
+    "reported.",
+    "Check the address, the port and the firewall between mloops and the target, and probe again.",
+    operational=True,
 )
 
 SCAN_LIMIT = Rule(

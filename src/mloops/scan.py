@@ -32,7 +32,7 @@ from .analyzers import (
     xgboost_model,
 )
 from .context import Item, ScanContext
-from .core import FileResult, Location, Report
+from .core import FileResult, Location, Report, UsageError
 from .limits import Limits
 from .picklevm.policy import default_policy
 from .sniff import HEAD_BYTES, has_model_extension, sniff
@@ -97,10 +97,6 @@ LAYOUT_MEMBERS: dict[str, Callable[[str], Handler | None]] = {
     "pytorch-pt2": torch_export.member_handler,
     "nemo": nemo.member_handler,
 }
-
-
-class UsageError(Exception):
-    """A problem with what the user asked for (a path that does not exist)."""
 
 
 def dispatch(ctx: ScanContext, item: Item) -> None:

@@ -51,6 +51,7 @@ def render(report: Report, fail_on: Severity) -> str:
         "fail_on": fail_on.label,
         "exit_code": report.exit_code(fail_on),
         "summary": {
+            "subject": report.subject,  # files (scan), endpoints (probe), environment (audit-env)
             "files": len(report.files),
             "assets": len(report.assets),
             "duration_seconds": round(report.duration_seconds, 3),
@@ -59,6 +60,7 @@ def render(report: Report, fail_on: Severity) -> str:
             "files_by_format": formats.summarize(report.files),
             "inventory": formats.inventory(report),
             "dataset_folders": report.dataset_folders,
+            **({"endpoints_probed": report.probed} if report.subject == "endpoints" else {}),
         },
         "files": files,
         "findings": [finding_dict(f) for f in report.findings],

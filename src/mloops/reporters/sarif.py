@@ -40,7 +40,10 @@ _SECURITY_SEVERITY = {
 
 
 def artifact_uri(path: str) -> str:
-    """A clean URI: relative paths stay relative (for uriBaseId-free upload), absolute become file:."""
+    """A clean URI: URLs (probe targets) as they are, relative paths stay relative (for uriBaseId-free
+    upload), absolute ones become file:."""
+    if path.startswith(("http://", "https://")):
+        return path
     pure = PurePath(path)
     if pure.is_absolute():
         return pure.as_uri()

@@ -65,8 +65,28 @@ def _inventory_lines(report: Report) -> list[str]:
     return lines
 
 
+def _header(report: Report) -> str:
+    took = f"in {report.duration_seconds:.2f} s"
+    if report.subject == "endpoints":
+        return f"mloops {__version__}: {report.probed} endpoint(s) probed, {len(report.files)} answered, {took}"
+    if report.subject == "environment":
+        packages = sum(len(result.assets) for result in report.files)
+        return f"mloops {__version__}: {packages} ML package(s) audited {took}"
+    return f"mloops {__version__}: {len(report.files)} file(s) scanned {took}"
+
+
+def _platform_lines(report: Report) -> list[str]:
+    found = [
+        f"{asset.format} at {result.path}"
+        for result in report.files
+        for asset in result.assets
+        if asset.format != "http-service"
+    ]
+    return textwrap.wrap("Platforms: " + (", ".join(found) or "none recognised"), WIDTH, subsequent_indent="  ")
+
+
 def render(report: Report, fail_on: Severity) -> str:
-    out = [f"mloops {__version__}: {len(report.files)} file(s) scanned in {report.duration_seconds:.2f} s", ""]
+    out = [_header(report), ""]
     chains = {}
     for result in report.files:
         if not result.findings:
@@ -80,8 +100,11 @@ def render(report: Report, fail_on: Severity) -> str:
         out.append("")
     for slug, chain in sorted(chains.items()):
         out += [*textwrap.wrap(f"Attack chain ({slug}): {chain}", WIDTH), ""]
-    out += _format_summary(report)
-    out += _inventory_lines(report)
+    if report.subject == "files":
+        out += _format_summary(report)
+        out += _inventory_lines(report)
+    elif report.subject == "endpoints":
+        out += _platform_lines(report)
     counts = report.counts()
     summary = ", ".join(f"{count} {severity.label}" for severity, count in counts.items())
     out.append(f"Summary: {summary}; exit {report.exit_code(fail_on)} (fail on {fail_on.label})")

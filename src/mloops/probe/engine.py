@@ -1,0 +1,278 @@
+"""Probe endpoints concurrently, match fingerprints, and turn what answered into findings.
+
+Per endpoint: ``GET /`` first (is anything there?), then every fingerprint's detection requests at once,
+each distinct request sent once and its answer shared. A recognised platform then gets its version
+request and one request per feature; the answers decide open, protected or unclear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+from .. import advisories, rules
+from ..core import Asset, FileResult, Finding, Location, Report
+from . import fingerprints as fp
+from .client import Client, Failure
+from .targets import Endpoint
+
+Answer = fp.Response | Failure
+Fetch = Callable[[fp.Request], Awaitable[Answer]]
+
+ROOT = fp.Request("GET", "/")
+_LOGIN_WORDS = ("login", "signin", "sign_in", "sign-in", "auth", "sso", "oauth")
+OPEN, ENFORCED, UNKNOWN = "open", "enforced", "unknown"
+
+
+def run(
+    endpoints: list[Endpoint],
+    catalog: tuple[fp.Fingerprint, ...],
+    table: tuple[advisories.Advisory, ...],
+    timeout: float,
+    concurrency: int,
+    progress: bool,
+) -> Report:
+    started = time.monotonic()
+    results = asyncio.run(_run_all(endpoints, catalog, table, timeout, concurrency, progress))
+    answered = [result for result in results if result is not None]
+    return Report(answered, time.monotonic() - started, subject="endpoints", probed=len(endpoints))
+
+
+async def _run_all(
+    endpoints: list[Endpoint],
+    catalog: tuple[fp.Fingerprint, ...],
+    table: tuple[advisories.Advisory, ...],
+    timeout: float,
+    concurrency: int,
+    progress: bool,
+) -> list[FileResult | None]:
+    client = Client(timeout, concurrency)
+    bar = _Progress(len(endpoints), progress)
+    # Endpoints start in batches so that a /16 sweep does not hold a million coroutines at once.
+    slots = asyncio.Semaphore(max(concurrency * 2, 16))
+
+    async def one(endpoint: Endpoint) -> FileResult | None:
+        async with slots:
+            try:
+                return await probe_endpoint(client, endpoint, catalog, table)
+            finally:
+                bar.advance()
+
+    try:
+        return list(await asyncio.gather(*(one(endpoint) for endpoint in endpoints)))
+    finally:
+        bar.close()
+        await client.close()
+
+
+async def probe_endpoint(
+    client: Client, endpoint: Endpoint, catalog: tuple[fp.Fingerprint, ...], table: tuple[advisories.Advisory, ...]
+) -> FileResult | None:
+    base = endpoint.base
+    first = await client.fetch(base, ROOT)
+    if _wants_tls(first) and base.startswith("http://"):
+        base = "https://" + base[len("http://") :]
+        first = await client.fetch(base, ROOT)
+    location = Location(base)
+    if isinstance(first, Failure):
+        if not endpoint.explicit:
+            return None  # a closed port in a sweep
+        message = f"no HTTP answer from {base}: {first.reason}"
+        return FileResult(base, [rules.TARGET_UNREACHABLE.finding(location, message)])
+    fetch = _cached_fetch(client, base, first)
+    result = FileResult(base, [], [Asset(location, "http-service")])
+    for fingerprint in await recognise(fetch, catalog):
+        result.assets.append(Asset(location, fingerprint.id))
+        result.findings.extend(await assess(fetch, fingerprint, location, table))
+    return result
+
+
+def _wants_tls(answer: Answer) -> bool:
+    """A TLS port spoken to in plain HTTP: a broken answer, or a 400 that says so."""
+    if isinstance(answer, Failure):
+        return not answer.reason.startswith("connection failed")
+    return answer.status == 400 and "https" in answer.body.lower()
+
+
+def _cached_fetch(client: Client, base: str, first: fp.Response) -> Fetch:
+    pending: dict[fp.Request, asyncio.Future[Answer]] = {}
+    done: dict[fp.Request, Answer] = {ROOT: first}
+
+    async def fetch(request: fp.Request) -> Answer:
+        if request in done:
+            return done[request]
+        if request not in pending:
+            pending[request] = asyncio.ensure_future(client.fetch(base, request))
+        answer = await pending[request]
+        done[request] = answer
+        return answer
+
+    return fetch
+
+
+async def recognise(fetch: Fetch, catalog: Iterable[fp.Fingerprint]) -> list[fp.Fingerprint]:
+    """The fingerprints whose detection matches; protocol-only ones give way to a product."""
+    catalog = tuple(catalog)
+    requests = {check.request for fingerprint in catalog for check in fingerprint.detect}
+    answers = dict(zip(requests, await asyncio.gather(*(fetch(r) for r in requests)), strict=True))
+    matched = [
+        fingerprint
+        for fingerprint in catalog
+        if any(_matches(check.matcher, answers[check.request]) for check in fingerprint.detect)
+    ]
+    products = [fingerprint for fingerprint in matched if not fingerprint.generic]
+    return products or matched
+
+
+def _matches(matcher: fp.Matcher, answer: Answer) -> bool:
+    return not isinstance(answer, Failure) and matcher.matches(answer)
+
+
+async def assess(
+    fetch: Fetch, fingerprint: fp.Fingerprint, location: Location, table: tuple[advisories.Advisory, ...]
+) -> list[Finding]:
+    version = None
+    if fingerprint.version is not None:
+        answer = await fetch(fingerprint.version.request)
+        if not isinstance(answer, Failure):
+            version = fp.read_version(fingerprint.version, answer)
+    answers = await asyncio.gather(*(fetch(feature.check.request) for feature in fingerprint.features))
+    verdicts = [
+        (feature, answer, verdict(feature, answer))
+        for feature, answer in zip(fingerprint.features, answers, strict=True)
+    ]
+    findings = [_detected(fingerprint, location, version, verdicts)]
+    findings += [_open(fingerprint, location, feature, answer) for feature, answer, v in verdicts if v == OPEN]
+    if verdicts and all(v == ENFORCED for _, _, v in verdicts):
+        findings.append(_protected(fingerprint, location, verdicts))
+    elif verdicts and not any(v == OPEN for _, _, v in verdicts):
+        findings.append(_unclear(fingerprint, location, verdicts))
+    findings += _vulnerable(fingerprint, location, version, table)
+    return findings
+
+
+def verdict(feature: fp.Feature, answer: Answer) -> str:
+    if isinstance(answer, Failure):
+        return UNKNOWN
+    if feature.check.matcher.matches(answer):
+        return OPEN
+    if answer.status in (401, 403, 407) or (feature.enforced is not None and feature.enforced.matches(answer)):
+        return ENFORCED
+    if 300 <= answer.status < 400 and any(word in answer.headers.get("location", "").lower() for word in _LOGIN_WORDS):
+        return ENFORCED
+    return UNKNOWN
+
+
+def _answered(answer: Answer) -> str:
+    return answer.reason if isinstance(answer, Failure) else f"HTTP {answer.status}"
+
+
+def _detected(
+    fingerprint: fp.Fingerprint, location: Location, version: str | None, verdicts: list[tuple[fp.Feature, Answer, str]]
+) -> Finding:
+    shown = f"{fingerprint.name} {version}" if version else f"{fingerprint.name} (version not shown)"
+    features = ", ".join(f"{feature.name}: {v}" for feature, _, v in verdicts) or "no features checked"
+    evidence = {
+        "platform": fingerprint.id,
+        "category": fingerprint.category,
+        "version": version or "unknown",
+        "features": features,
+        "fingerprint": f"{fingerprint.verified} ({fingerprint.verified_with})",
+    }
+    return rules.PLATFORM_DETECTED.finding(location, f"{shown} at {location.path}; {features}", evidence)
+
+
+def _open(fingerprint: fp.Fingerprint, location: Location, feature: fp.Feature, answer: Answer) -> Finding:
+    attack = fp.attacks()[feature.attack]
+    request = feature.check.request
+    revealed = _revealed(feature, answer)
+    message = (
+        f"{fingerprint.name} {feature.name} answers without authentication ({request.method} {request.path}: "
+        f"{_answered(answer)}{revealed}); without credentials, {attack.says}"
+    )
+    evidence = {
+        "platform": fingerprint.id,
+        "feature": feature.name,
+        "attack": attack.slug,
+        "request": f"{request.method} {location.path}{request.path}",
+        "status": _answered(answer),
+        "fix": fingerprint.remediation,
+        "auth_docs": fingerprint.auth_docs,
+    }
+    if revealed:
+        evidence["reveals"] = revealed.removeprefix(", ")
+    return rules.PLATFORM_OPEN.finding(
+        location, message, evidence, severity=attack.severity, capability=attack.capability
+    )
+
+
+def _revealed(feature: fp.Feature, answer: Answer) -> str:
+    if feature.count is None or isinstance(answer, Failure):
+        return ""
+    value = answer.json()
+    items = fp.json_path(value, feature.count) if feature.count else value
+    if items is None and isinstance(value, dict):
+        items = []  # protobuf-style JSON leaves empty lists out
+    if not isinstance(items, list | dict):
+        return ""
+    return f", {len(items)} {feature.reveals}"
+
+
+def _statuses(verdicts: list[tuple[fp.Feature, Answer, str]]) -> str:
+    return "; ".join(f"{feature.check.request.path}: {_answered(answer)}" for feature, answer, _ in verdicts)
+
+
+def _protected(
+    fingerprint: fp.Fingerprint, location: Location, verdicts: list[tuple[fp.Feature, Answer, str]]
+) -> Finding:
+    message = f"{fingerprint.name} asks for credentials on every feature checked ({_statuses(verdicts)})"
+    evidence = {"platform": fingerprint.id, "answers": _statuses(verdicts)}
+    return rules.PLATFORM_AUTH_ENFORCED.finding(location, message, evidence)
+
+
+def _unclear(
+    fingerprint: fp.Fingerprint, location: Location, verdicts: list[tuple[fp.Feature, Answer, str]]
+) -> Finding:
+    message = f"{fingerprint.name}: could not tell whether features need credentials ({_statuses(verdicts)})"
+    evidence = {
+        "platform": fingerprint.id,
+        "answers": _statuses(verdicts),
+        "fix": fingerprint.remediation,
+        "auth_docs": fingerprint.auth_docs,
+    }
+    return rules.PLATFORM_AUTH_UNKNOWN.finding(location, message, evidence)
+
+
+def _vulnerable(
+    fingerprint: fp.Fingerprint, location: Location, version: str | None, table: tuple[advisories.Advisory, ...]
+) -> list[Finding]:
+    if not fingerprint.package or version is None:
+        return []
+    parsed = advisories.parse_version(version)
+    if parsed is None:
+        return []
+    return advisories.findings(table, fingerprint.package, parsed, location, f"reported by {location.path}")
+
+
+class _Progress:
+    """A one-line counter on stderr, redrawn at most ten times a second, only on a terminal."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total = total
+        self.done = 0
+        self.enabled = enabled and sys.stderr.isatty()
+        self._drawn = 0.0
+
+    def advance(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if self.enabled and (now - self._drawn > 0.1 or self.done == self.total):
+            self._drawn = now
+            sys.stderr.write(f"\rmloops probe: {self.done}/{self.total} endpoints")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
