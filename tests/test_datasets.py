@@ -219,6 +219,7 @@ def test_summary_counts_datasets_notebooks_and_source_files(tmp_path: Path):
         "data_files": 1,
         "notebooks": 1,
         "source_files": 2,
+        "deployment_files": 0,
         "other_files": 2,  # README.md, dataset_infos.json
     }
     text = reporter("text")(report, Severity.HIGH)

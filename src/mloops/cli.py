@@ -1,4 +1,4 @@
-"""Command line: ``mloops scan``, ``mloops probe``, ``mloops audit-env`` and ``mloops demo``."""
+"""Command line: ``mloops scan``, ``probe``, ``audit-env``, ``inspect-runtime`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     _advisory_option(audit)
     _output_options(audit)
+
+    runtime = commands.add_parser(
+        "inspect-runtime", help="what code running in this container could reach on the host (reads only)"
+    )
+    runtime.add_argument("--root", default="/", metavar="PATH", help="a tree standing in for / (default: /)")
+    _output_options(runtime)
 
     demo = commands.add_parser(
         "demo", help="build a demo workspace of benign and malicious models, datasets, code and notebooks and scan it"
@@ -162,6 +168,14 @@ def _audit_env(args: argparse.Namespace) -> int:
     return _emit(audit(args.python, _advisory_table(args)), args)
 
 
+def _inspect_runtime(args: argparse.Namespace) -> int:
+    from .inspect_runtime import inspect
+
+    if not os.path.isdir(args.root):
+        raise UsageError(f"{args.root}: not a folder")
+    return _emit(inspect(args.root), args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -171,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _probe(args)
         if args.command == "audit-env":
             return _audit_env(args)
+        if args.command == "inspect-runtime":
+            return _inspect_runtime(args)
         return _emit(scan_path(*args.paths, jobs=args.jobs), args)
     except UsageError as exc:
         print(f"mloops: error: {exc}", file=sys.stderr)

@@ -224,7 +224,7 @@ class Report:
         self.files = files  # one result per file, per answering endpoint, or for the audited environment
         self.duration_seconds = duration_seconds
         self.dataset_folders = dataset_folders or []  # folders laid out as datasets (card, metadata, script)
-        self.subject = subject  # "files" (scan), "endpoints" (probe) or "environment" (audit-env)
+        self.subject = subject  # "files" (scan), "endpoints" (probe), "environment" (audit-env), "runtime"
         self.probed = probed  # endpoints a probe tried, answering or not
 
     @property

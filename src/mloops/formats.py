@@ -13,7 +13,7 @@ from .core import FileResult, Report, Severity
 from .data import load_toml
 
 KINDS = ("code", "safe", "archive", "wrapper", "other")
-GROUPS = ("model", "data", "notebook", "source", "other")
+GROUPS = ("model", "data", "notebook", "source", "deployment", "other")
 
 
 class FormatInfo(NamedTuple):
@@ -92,5 +92,6 @@ def inventory(report: Report) -> dict[str, int]:
         "data_files": groups["data"],
         "notebooks": groups["notebook"],
         "source_files": groups["source"],
+        "deployment_files": groups["deployment"],
         "other_files": groups["other"],
     }

@@ -7,6 +7,7 @@ Ids are grouped by the attack surface they cover:
   MLO2xx  model files and containers that are malformed or hide content
   MLO3xx  datasets, notebooks and ML code
   MLO5xx  ML platforms reached over the network (mloops probe) and known-vulnerable versions
+  MLO7xx  deployments (Kubernetes, Compose, Dockerfiles) and running containers an attacker can leave
   MLO9xx  the scan itself could not finish (fail closed)
 """
 
@@ -754,6 +755,201 @@ TARGET_UNREACHABLE = Rule(
     "reported.",
     "Check the address, the port and the firewall between mloops and the target, and probe again.",
     operational=True,
+)
+
+_ESCAPE = AttackClass.CONTAINER_ESCAPE
+_NODE = Capability.SERVER_CODE_EXECUTION
+_ROLE_NOTE = (
+    " Severity is one step higher in model servers and notebooks, which run code from uploaded models or users."
+)
+
+
+def _deployment_rule(
+    rule_id: str, name: str, title: str, severity: Severity, why: str, fix: str, capability: Capability = _NODE
+) -> Rule:
+    return Rule(rule_id, name, title, severity, _ESCAPE, capability, why, fix)
+
+
+PRIVILEGED_CONTAINER = _deployment_rule(
+    "MLO701",
+    "privileged-container",
+    "Container runs privileged",
+    Severity.HIGH,
+    "A privileged container sees every host device and holds every capability: code that runs in it (a "
+    "malicious model's payload) mounts the host disk and takes the node. checkov CKV_K8S_16, trivy KSV-0017."
+    + _ROLE_NOTE,
+    "Remove privileged: true; grant the one capability the workload really needs instead.",
+)
+HOST_NAMESPACE = _deployment_rule(
+    "MLO702",
+    "host-namespace",
+    "Workload shares the host's PID, network or IPC namespace",
+    Severity.HIGH,
+    "hostPID lets the container see and signal every process on the node (and read their environments); "
+    "hostNetwork puts it on the node's interfaces, including the kubelet and cloud metadata; hostIPC shares "
+    "memory with host processes. checkov CKV_K8S_17/18/19." + _ROLE_NOTE,
+    "Remove hostPID, hostNetwork and hostIPC (or pid/network_mode/ipc: host in Compose).",
+)
+RUNTIME_SOCKET = _deployment_rule(
+    "MLO703",
+    "runtime-socket-mount",
+    "Container runtime socket mounted into the workload",
+    Severity.CRITICAL,
+    "The Docker, containerd or CRI-O socket lets whoever talks to it start a privileged container on the node: "
+    "code execution in this workload becomes root on the node. checkov CKV_K8S_27, trivy KSV-0006.",
+    "Do not mount the runtime socket; build images with rootless builders (kaniko, buildah) instead.",
+)
+SENSITIVE_HOST_PATH = _deployment_rule(
+    "MLO704",
+    "sensitive-host-path",
+    "Sensitive host folder mounted into the workload",
+    Severity.HIGH,
+    "A hostPath of /, /proc, /sys, /etc, /var/lib/kubelet and the like lets the container read node "
+    "credentials (kubelet keys, service-account tokens of other pods) or write where the node executes "
+    "code. trivy KSV-0121." + _ROLE_NOTE,
+    "Use persistent volumes or object storage for models and data; never mount host system folders.",
+)
+DANGEROUS_CAPABILITY = _deployment_rule(
+    "MLO705",
+    "dangerous-capability",
+    "Container adds a capability that breaks isolation",
+    Severity.HIGH,
+    "SYS_ADMIN (mounts, cgroup release_agent), SYS_PTRACE (other processes), SYS_MODULE (kernel modules), "
+    "DAC_READ_SEARCH (open_by_handle_at host reads), NET_ADMIN and ALL are the usual container escapes. "
+    "checkov CKV_K8S_39, trivy KSV-0005." + _ROLE_NOTE,
+    "Drop ALL capabilities and add back only harmless ones (NET_BIND_SERVICE).",
+)
+PRIVILEGE_ESCALATION = _deployment_rule(
+    "MLO706",
+    "privilege-escalation",
+    "Container may gain privileges (allowPrivilegeEscalation)",
+    Severity.LOW,
+    "Without allowPrivilegeEscalation: false, setuid binaries in the image can raise the attacker's "
+    "privileges inside the container (LOW when left to the default, MEDIUM when set to true). checkov CKV_K8S_20.",
+    "Set securityContext.allowPrivilegeEscalation: false on every container.",
+)
+RUNS_AS_ROOT = _deployment_rule(
+    "MLO707",
+    "runs-as-root",
+    "Container runs as root",
+    Severity.LOW,
+    "Root in the container is one kernel bug or one mounted path away from root on the node. LOW when "
+    "nothing forbids root (the image decides), MEDIUM when root is asked for explicitly. checkov CKV_K8S_23/40, "
+    "CKV_DOCKER_8.",
+    "Set runAsNonRoot: true and a runAsUser above 10000 (USER in the Dockerfile).",
+)
+UNCONFINED_PROFILE = _deployment_rule(
+    "MLO708",
+    "unconfined-profile",
+    "Seccomp or AppArmor is explicitly unconfined",
+    Severity.MEDIUM,
+    "An Unconfined seccomp or AppArmor profile removes the syscall filter that blocks most container-escape "
+    "exploits (unshare, keyctl, bpf). checkov CKV_K8S_31, trivy KSV-0104/KSV-0002.",
+    "Use seccompProfile type RuntimeDefault and the runtime's default AppArmor profile.",
+)
+WRITABLE_ROOT_FS = _deployment_rule(
+    "MLO709",
+    "writable-root-filesystem",
+    "Container root filesystem is writable",
+    Severity.LOW,
+    "A writable root filesystem lets a payload persist tools and replace the server's own code or models "
+    "between requests. checkov CKV_K8S_22.",
+    "Set readOnlyRootFilesystem: true and give the server an emptyDir for scratch space.",
+)
+SERVICE_ACCOUNT_TOKEN = _deployment_rule(
+    "MLO710",
+    "service-account-token",
+    "Model server or notebook gets a Kubernetes API token",
+    Severity.MEDIUM,
+    "The pod's service-account token is mounted by default. A malicious model or notebook user reads it and "
+    "talks to the Kubernetes API with the pod's rights: the first step from a model upload to the cluster. "
+    "checkov CKV_K8S_38.",
+    "Set automountServiceAccountToken: false on the pod (or its service account) unless it calls the API.",
+    Capability.CREDENTIAL_ACCESS,
+)
+CLUSTER_WIDE_RBAC = _deployment_rule(
+    "MLO711",
+    "cluster-wide-rbac",
+    "A service account is given cluster-wide rights",
+    Severity.HIGH,
+    "A ClusterRoleBinding to cluster-admin, or to a role with wildcard verbs or resources, gives every pod "
+    "running as that service account the whole cluster; CRITICAL when an ML workload in the same file uses it.",
+    "Bind namespaced Roles with the few verbs and resources the workload needs.",
+    Capability.CREDENTIAL_ACCESS,
+)
+GPU_ALL_DEVICES = _deployment_rule(
+    "MLO712",
+    "gpu-all-devices",
+    "All GPUs are handed to the container (NVIDIA toolkit escapes apply)",
+    Severity.LOW,
+    "NVIDIA_VISIBLE_DEVICES=all or a GPU resource puts the NVIDIA Container Toolkit hooks in the container's "
+    "start; known toolkit bugs turn a crafted image into host access. A version note: check the node's toolkit.",
+    "Keep the NVIDIA Container Toolkit and GPU Operator patched (toolkit 1.17.8+, GPU Operator 25.3.1+), use "
+    "CDI mode, and request GPUs by count rather than all.",
+)
+MODEL_URI_PLAIN_HTTP = _deployment_rule(
+    "MLO713",
+    "model-uri-plain-http",
+    "Model is downloaded over plain HTTP",
+    Severity.HIGH,
+    "A model fetched over http:// can be swapped on the way; pickle, PyTorch or Keras models run code when the "
+    "server loads them, so whoever sits on the path runs code in the server.",
+    "Serve models over https:// or s3://, gs://, pvc:// with integrity checks, and prefer safetensors/ONNX.",
+)
+EXPOSED_ML_SERVICE = _deployment_rule(
+    "MLO714",
+    "exposed-ml-service",
+    "ML platform exposed outside the cluster without an auth layer",
+    Severity.HIGH,
+    "A LoadBalancer or NodePort Service, or an Ingress or Istio Gateway with wildcard hosts and no "
+    "authentication, puts an ML platform (dashboards, pipelines, notebooks, model servers, most without "
+    "authentication of their own) on the network; exposed Kubeflow dashboards were used for cryptomining.",
+    "Keep ML services ClusterIP behind an authenticating gateway (oauth2-proxy/Dex, Istio "
+    "RequestAuthentication with an AuthorizationPolicy), with explicit hosts.",
+    Capability.DATA_EXPOSURE,
+)
+MULTI_MODEL_CONTAINER = _deployment_rule(
+    "MLO715",
+    "multi-model-container",
+    "Several models share one serving container",
+    Severity.MEDIUM,
+    "Models served from one container (Seldon multi-model graphs, Seldon Core 2 Servers, KServe multi-model "
+    "runtimes) share memory, files and credentials: one malicious model reads, poisons or replaces its "
+    "neighbours, unlike KServe's one-pod-per-model default.",
+    "Serve untrusted or third-party models in their own pods; keep multi-model servers for models you built.",
+    Capability.MODEL_TAMPERING,
+)
+CLOUD_METADATA = _deployment_rule(
+    "MLO717",
+    "cloud-metadata-endpoint",
+    "Cloud instance metadata is one request away",
+    Severity.MEDIUM,
+    "On a cloud VM, code in a container can ask 169.254.169.254 for the node's cloud credentials unless the "
+    "endpoint is blocked for pods or hop-limited (IMDSv2 with hop limit 1, GKE metadata concealment). "
+    "inspect-runtime tells the cloud from /sys and does not send the request.",
+    "Block the metadata endpoint for pods (network policy, IMDSv2 hop limit 1, Workload Identity / IRSA).",
+    Capability.CREDENTIAL_ACCESS,
+)
+ENVIRONMENT_CREDENTIALS = _deployment_rule(
+    "MLO718",
+    "credentials-in-environment",
+    "Platform credentials sit in the process environment",
+    Severity.MEDIUM,
+    "Variables named like tokens, keys and passwords are readable by any code in the container (a model's "
+    "payload reads os.environ first). Only the names are reported; values are never read.",
+    "Mount credentials as files readable only by the server, scope them to the model server's needs, and "
+    "keep registry-write credentials out of serving containers.",
+    Capability.CREDENTIAL_ACCESS,
+)
+MANIFEST_UNREADABLE = _deployment_rule(
+    "MLO716",
+    "manifest-unreadable",
+    "Deployment file could not be parsed",
+    Severity.LOW,
+    "The file looks like a Kubernetes, Compose or container manifest but is not valid YAML/JSON (a Helm "
+    "template, say), so its settings were not checked.",
+    "Render templates first (helm template) and scan the output, or fix the file.",
+    _EVADE,
 )
 
 SCAN_LIMIT = Rule(

@@ -11,8 +11,11 @@ from collections.abc import Callable, Iterable, Iterator
 from . import formats, rules
 from .analyzers import (
     arrow_data,
+    compose_file,
+    dockerfile,
     flax_msgpack,
     gguf,
+    k8s_manifest,
     keras_h5,
     keras_v3,
     lightgbm_text,
@@ -71,6 +74,9 @@ HANDLERS: dict[str, Handler] = {
     "arrow-data": arrow_data.analyze,
     "notebook": notebook.analyze,
     "python": python_code.analyze,
+    "kubernetes": k8s_manifest.analyze,
+    "compose": compose_file.analyze,
+    "dockerfile": dockerfile.analyze,
     "gguf": gguf.analyze,
     "hdf5": keras_h5.analyze,
     "safetensors": safetensors.analyze,

@@ -14,8 +14,11 @@ from collections.abc import Callable
 
 from .analyzers import (
     arrow_data,
+    compose_file,
+    dockerfile,
     flax_msgpack,
     gguf,
+    k8s_manifest,
     keras_h5,
     lightgbm_text,
     notebook,
@@ -110,6 +113,9 @@ DETECTORS: tuple[tuple[str, Callable[[bytes, str], bool]], ...] = (
 TEXT_DETECTORS: tuple[tuple[str, Callable[[bytes, str], bool]], ...] = (
     ("notebook", notebook.detect),
     ("python", python_code.detect),
+    ("kubernetes", k8s_manifest.detect),
+    ("compose", compose_file.detect),
+    ("dockerfile", dockerfile.detect),
 )
 
 

@@ -50,6 +50,7 @@ _INVENTORY_WORDS = {
     "data_files": "data file(s)",
     "notebooks": "notebook(s)",
     "source_files": "source file(s)",
+    "deployment_files": "deployment file(s)",
     "other_files": "other file(s)",
 }
 
@@ -69,6 +70,8 @@ def _header(report: Report) -> str:
     took = f"in {report.duration_seconds:.2f} s"
     if report.subject == "endpoints":
         return f"mloops {__version__}: {report.probed} endpoint(s) probed, {len(report.files)} answered, {took}"
+    if report.subject == "runtime":
+        return f"mloops {__version__}: runtime inspected {took}"
     if report.subject == "environment":
         packages = sum(len(result.assets) for result in report.files)
         return f"mloops {__version__}: {packages} ML package(s) audited {took}"

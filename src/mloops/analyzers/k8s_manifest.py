@@ -1,0 +1,363 @@
+"""Kubernetes manifests of ML deployments: container escapes and exposure, named by the workload's ML role.
+
+Pods, the workload controllers and the ML custom resources (KServe, Seldon Core 1 and 2, Kubeflow Notebook
+and training jobs, KubeRay, Argo Workflows) are read for their pod specs (data/deployments.toml); Services,
+Ingresses and Istio Gateways for exposure; RBAC bindings for cluster-wide rights. YAML is loaded with the
+safe loader within node, alias and expansion limits (parsers/yaml_docs.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .. import rules
+from ..context import Item, ScanContext
+from ..core import Severity
+from . import deployment_checks as checks
+
+MAX_MANIFEST_BYTES = 8 << 20
+_API_VERSION = re.compile(rb'^\s*(?:-\s+)?"?apiVersion"?\s*:', re.MULTILINE)
+_KIND = re.compile(rb'^\s*"?kind"?\s*:', re.MULTILINE)
+_JSON_API = re.compile(rb'"apiVersion"\s*:')
+_ML_GROUPS = ("serving.kserve.io", "machinelearning.seldon.io", "mlops.seldon.io", "kubeflow.org", "ray.io",
+              "argoproj.io")  # fmt: skip
+_EXPOSED_TYPES = ("LoadBalancer", "NodePort")
+_ENTRY_KINDS = ("Service", "Ingress", "Gateway", "VirtualService")
+
+
+def detect(head: bytes, name: str) -> bool:
+    """YAML or JSON text with apiVersion and kind at the top of a document."""
+    if b"\x00" in head:
+        return False
+    stripped = head.lstrip()
+    if stripped.startswith((b"{", b"[")):
+        return bool(_JSON_API.search(head)) and b'"kind"' in head
+    return bool(_API_VERSION.search(head) and _KIND.search(head))
+
+
+def analyze(ctx: ScanContext, item: Item) -> None:
+    ctx.record(item, "kubernetes-manifest")
+    data = ctx.read_all(item, MAX_MANIFEST_BYTES, "Kubernetes manifest")
+    if data is None:
+        return
+    objects = load_objects(ctx, item, data)
+    if objects is None:
+        return
+    auth_layer = any(obj.get("kind") in checks.table().auth_kinds for obj in objects)
+    ml_accounts: dict[str, str] = {}  # service account -> the ML workload that runs as it
+    for obj in objects:
+        check_object(ctx, item, obj, auth_layer, ml_accounts)
+    for obj in objects:
+        if obj.get("kind") in ("ClusterRoleBinding", "RoleBinding"):
+            _check_binding(ctx, item, obj, objects, ml_accounts)
+
+
+def load_objects(ctx: ScanContext, item: Item, data: bytes) -> list[dict[str, Any]] | None:
+    """Every object of every document (List items included); None, reported, when the text cannot be read."""
+    documents = load_text(ctx, item, data)
+    if documents is None:
+        return None
+    objects: list[dict[str, Any]] = []
+    for document in documents:
+        for obj in document if isinstance(document, list) else [document]:
+            if isinstance(obj, dict) and obj.get("kind") == "List" and isinstance(obj.get("items"), list):
+                objects.extend(o for o in obj["items"] if isinstance(o, dict))
+            elif isinstance(obj, dict):
+                objects.append(obj)
+    return objects
+
+
+def load_text(ctx: ScanContext, item: Item, data: bytes) -> list[Any] | None:
+    """The documents of a YAML or JSON text; None, reported, when it cannot be read within the limits."""
+    import yaml  # imported on the first manifest: most scans meet none
+
+    from ..parsers.yaml_docs import YamlLimit, check_expansion, load_documents
+
+    text = data.decode("utf-8", "replace")
+    try:
+        if text.lstrip().startswith(("{", "[")):
+            documents = [json.loads(text)]
+            check_expansion(documents)
+            return documents
+        return load_documents(text)
+    except YamlLimit as exc:
+        ctx.report(rules.SCAN_LIMIT.finding(item.location, f"manifest {exc}; not analyzed"))
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        problem = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        ctx.report(rules.MANIFEST_UNREADABLE.finding(item.location, f"not valid YAML/JSON: {problem}"))
+    return None
+
+
+def _name(obj: dict[str, Any]) -> str:
+    metadata = obj.get("metadata")
+    return str(metadata.get("name", "?")) if isinstance(metadata, dict) else "?"
+
+
+def _role(obj: dict[str, Any], images: list[str]) -> str:
+    kind = str(obj.get("kind", ""))
+    group = str(obj.get("apiVersion", "")).split("/")[0]
+    if kind in checks.table().roles and group in _ML_GROUPS:
+        return checks.table().roles[kind]
+    if kind in _ENTRY_KINDS:
+        return "network entry"
+    return checks.image_role(images)
+
+
+def check_object(
+    ctx: ScanContext, item: Item, obj: dict[str, Any], auth_layer: bool, ml_accounts: dict[str, str]
+) -> None:
+    kind = str(obj.get("kind", ""))
+    workload = f"{kind}/{_name(obj)}"
+    location = item.location.child(workload)
+    pod_specs = list(_pod_specs(obj))
+    containers = [(name, container) for spec in pod_specs for name, container in _containers(spec)]
+    images = [str(container.get("image", "")) for _, container in containers]
+    group = str(obj.get("apiVersion", "")).split("/")[0]
+    if kind == "Model" and group == "mlops.seldon.io":
+        images.append("seldonio/")
+    report = checks.Reporter(ctx, location, workload, _role(obj, images))
+    for spec in pod_specs:
+        _check_pod(report, obj, spec)
+        _check_pod_defaults(report, spec, _containers(spec))
+        account = spec.get("serviceAccountName") or spec.get("serviceAccount")
+        if report.role != "workload":
+            ml_accounts.setdefault(str(account or "default"), workload)
+    for name, container in containers:
+        _check_container(report, name, container)
+    for key, value in checks.walk_items(obj.get("spec")):
+        if key in checks.table().model_uri_keys:
+            for uri in value if isinstance(value, list) else [value]:
+                checks.check_model_uri(report, key, uri)
+    _check_multi_model(report, obj, kind, group)
+    _check_exposure(report, obj, kind, group, auth_layer)
+
+
+def _pod_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for path in checks.table().pod_specs.get(str(obj.get("kind", "")), ()):
+        found.extend(node for node in _select(obj, path.split(".")) if isinstance(node, dict))
+    return found
+
+
+def _select(node: Any, steps: list[str]) -> list[Any]:
+    nodes = [node]
+    for step in steps:
+        following: list[Any] = []
+        for current in nodes:
+            if step == "*":
+                following.extend(
+                    current.values() if isinstance(current, dict) else current if isinstance(current, list) else []
+                )
+            elif isinstance(current, dict) and step in current:
+                following.append(current[step])
+        nodes = following
+    return nodes
+
+
+def _containers(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for key in checks.table().container_lists:
+        for container in spec.get(key) or []:
+            if isinstance(container, dict):
+                found.append((str(container.get("name", key)), container))
+    for key in checks.table().container_keys:
+        container = spec.get(key)
+        if isinstance(container, dict):
+            found.append((str(container.get("name", key)), container))
+    return found
+
+
+def _check_pod(report: checks.Reporter, obj: dict[str, Any], spec: dict[str, Any]) -> None:
+    for field in ("hostPID", "hostNetwork", "hostIPC"):
+        if spec.get(field) is True:
+            report(rules.HOST_NAMESPACE, f"sets {field}: true", {"field": field}, raise_for_role=True)
+    for volume in spec.get("volumes") or []:
+        host_path = volume.get("hostPath") if isinstance(volume, dict) else None
+        if isinstance(host_path, dict) and isinstance(host_path.get("path"), str):
+            checks.check_host_path(report, host_path["path"], f"volume {volume.get('name', '?')!r}")
+    if report.role in checks.table().raised_roles and spec.get("automountServiceAccountToken") is not False:
+        account = spec.get("serviceAccountName") or "default"
+        message = f"mounts the {account!r} service-account token (automountServiceAccountToken is not false)"
+        report(rules.SERVICE_ACCOUNT_TOKEN, message, {"service_account": str(account)})
+    context = spec.get("securityContext") if isinstance(spec.get("securityContext"), dict) else {}
+    if _unconfined(context):
+        report(rules.UNCONFINED_PROFILE, "pod securityContext sets an Unconfined profile", {"level": "pod"})
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    for key, value in annotations.items() if isinstance(annotations, dict) else []:
+        if str(key).startswith("container.apparmor.security.beta.kubernetes.io/") and str(value) == "unconfined":
+            report(rules.UNCONFINED_PROFILE, f"annotation {key}: unconfined", {"annotation": str(key)})
+
+
+def _unconfined(context: dict[str, Any]) -> bool:
+    for field in ("seccompProfile", "appArmorProfile"):
+        profile = context.get(field)
+        if isinstance(profile, dict) and str(profile.get("type", "")).lower() == "unconfined":
+            return True
+    return False
+
+
+def _check_container(report: checks.Reporter, name: str, container: dict[str, Any]) -> None:
+    context = container.get("securityContext") if isinstance(container.get("securityContext"), dict) else {}
+    evidence = {"container": name}
+    if context.get("privileged") is True:
+        report(rules.PRIVILEGED_CONTAINER, f"container {name!r} runs privileged", evidence, raise_for_role=True)
+    capabilities = context.get("capabilities") if isinstance(context.get("capabilities"), dict) else {}
+    checks.check_capabilities(report, capabilities.get("add"), name)
+    escalation = context.get("allowPrivilegeEscalation")
+    if escalation is True:
+        report(rules.PRIVILEGE_ESCALATION, f"container {name!r} sets allowPrivilegeEscalation: true", evidence,
+               severity=Severity.MEDIUM)  # fmt: skip
+    elif escalation is not False and context.get("privileged") is not True:
+        report(rules.PRIVILEGE_ESCALATION, f"container {name!r} does not set allowPrivilegeEscalation: false", evidence)
+    if context.get("runAsUser") == 0:
+        report(rules.RUNS_AS_ROOT, f"container {name!r} sets runAsUser: 0", evidence, severity=Severity.MEDIUM)
+    if _unconfined(context):
+        report(rules.UNCONFINED_PROFILE, f"container {name!r} sets an Unconfined profile", evidence)
+    for variable in container.get("env") or []:
+        if isinstance(variable, dict):
+            checks.check_gpu_env(report, str(variable.get("name", "")), variable.get("value", ""), name)
+    limits = (
+        ((container.get("resources") or {}).get("limits") or {}) if isinstance(container.get("resources"), dict) else {}
+    )
+    gpus = [resource for resource in checks.table().gpu_resources if resource in limits]
+    if gpus:
+        message = f"container {name!r} requests {', '.join(gpus)}; {checks.table().gpu_notes}"
+        report(rules.GPU_ALL_DEVICES, message, {**evidence, "resource": ", ".join(gpus)}, severity=Severity.INFO)
+
+
+def _check_pod_defaults(report: checks.Reporter, spec: dict[str, Any], containers: list[tuple[str, dict]]) -> None:
+    """Settings left to defaults that a hardened workload sets: non-root user, read-only root filesystem."""
+    pod = spec.get("securityContext") if isinstance(spec.get("securityContext"), dict) else {}
+    for name, container in containers:
+        context = container.get("securityContext") if isinstance(container.get("securityContext"), dict) else {}
+        non_root = context.get("runAsNonRoot", pod.get("runAsNonRoot")) is True
+        user = context.get("runAsUser", pod.get("runAsUser"))
+        if not non_root and not (isinstance(user, int) and user > 0):
+            report(rules.RUNS_AS_ROOT, f"container {name!r} may run as root (no runAsNonRoot or runAsUser)",
+                   {"container": name})  # fmt: skip
+        if context.get("readOnlyRootFilesystem") is not True:
+            report(rules.WRITABLE_ROOT_FS, f"container {name!r} has a writable root filesystem", {"container": name})
+
+
+def _check_multi_model(report: checks.Reporter, obj: dict[str, Any], kind: str, group: str) -> None:
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    if kind == "SeldonDeployment" and group == "machinelearning.seldon.io":
+        for predictor in spec.get("predictors") or []:
+            models = _graph_models(predictor.get("graph") if isinstance(predictor, dict) else None)
+            if len(models) >= 2:
+                where = f"predictor {predictor.get('name', '?')!r}"
+                message = f"{where} serves {len(models)} models in one pod ({', '.join(models[:5])})"
+                report(rules.MULTI_MODEL_CONTAINER, message, {"models": ", ".join(models[:20])})
+    elif kind in ("ServingRuntime", "ClusterServingRuntime") and spec.get("multiModel") is True:
+        report(rules.MULTI_MODEL_CONTAINER, "serving runtime sets multiModel: true", {"field": "spec.multiModel"})
+    elif kind == "Server" and group == "mlops.seldon.io":
+        report(rules.MULTI_MODEL_CONTAINER, "Seldon Core 2 Server loads every Model scheduled on it", {"kind": kind})
+
+
+def _graph_models(graph: Any) -> list[str]:
+    models, stack = [], [graph]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        if str(node.get("type", "MODEL")).upper() == "MODEL":
+            models.append(str(node.get("name", "?")))
+        stack.extend(node.get("children") or [])
+    return models
+
+
+def _check_exposure(report: checks.Reporter, obj: dict[str, Any], kind: str, group: str, auth_layer: bool) -> None:
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    ml_named = _ml_name(_name(obj))
+    if kind == "Service" and spec.get("type") in _EXPOSED_TYPES:
+        _check_service(report, spec, ml_named, auth_layer)
+    elif kind == "Ingress":
+        _check_ingress(report, obj, spec, ml_named)
+    elif kind == "Gateway" and group == "networking.istio.io":
+        for server in spec.get("servers") or []:
+            hosts = [str(h) for h in (server.get("hosts") or [])] if isinstance(server, dict) else []
+            if any(h == "*" or h.endswith("/*") for h in hosts):
+                message = (
+                    f"Istio Gateway accepts any host ({', '.join(hosts)}) and no authentication policy is in this file"
+                )
+                severity = Severity.LOW if auth_layer else Severity.HIGH
+                report(rules.EXPOSED_ML_SERVICE, message, {"hosts": ", ".join(hosts)}, severity=severity)
+    elif kind in ("RayCluster", "RayService", "RayJob") and group == "ray.io":
+        cluster = spec.get("rayClusterSpec") or spec.get("rayClusterConfig") or spec
+        head = cluster.get("headGroupSpec") if isinstance(cluster, dict) else None
+        if isinstance(head, dict) and head.get("serviceType") in _EXPOSED_TYPES:
+            message = (
+                f"Ray head service of type {head['serviceType']} exposes the dashboard and Jobs API (code execution)"
+            )
+            evidence = {"serviceType": str(head["serviceType"])}
+            report(rules.EXPOSED_ML_SERVICE, message, evidence, severity=Severity.CRITICAL)
+
+
+def _ml_name(name: str) -> bool:
+    return any(fragment in name.lower() for fragment in checks.table().service_names)
+
+
+def _check_service(report: checks.Reporter, spec: dict[str, Any], ml_named: bool, auth_layer: bool) -> None:
+    from ..probe.fingerprints import default_ports  # the platforms' own ports, from their fingerprints
+
+    ports = {p.get(field) for p in spec.get("ports") or [] if isinstance(p, dict) for field in ("port", "targetPort")}
+    if ml_named or ports & set(default_ports()):
+        what = "an ML platform" if ml_named else "an ML platform port"
+        message = f"Service of type {spec['type']} puts {what} on the network"
+        evidence = {"type": str(spec["type"]), "ports": ", ".join(sorted(map(str, ports - {None})))}
+        report(rules.EXPOSED_ML_SERVICE, message, evidence, severity=Severity.MEDIUM if auth_layer else Severity.HIGH)
+
+
+def _check_ingress(report: checks.Reporter, obj: dict[str, Any], spec: dict[str, Any], ml_named: bool) -> None:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    if any(key in annotations for key in checks.table().auth_annotations):
+        return
+    for rule in spec.get("rules") or []:
+        if not isinstance(rule, dict):
+            continue
+        host = str(rule.get("host", ""))
+        paths = (rule.get("http") or {}).get("paths") or []
+        backends = [
+            str(((p.get("backend") or {}).get("service") or {}).get("name", "")) for p in paths if isinstance(p, dict)
+        ]
+        if (ml_named or any(_ml_name(b) for b in backends)) and (host in ("", "*") or host.startswith("*.")):
+            target = ", ".join(backends) or "an ML service"
+            message = f"Ingress routes host {host or '(any)'!r} to {target} without an auth annotation"
+            report(rules.EXPOSED_ML_SERVICE, message, {"host": host or "*", "backends": ", ".join(backends)})
+
+
+def _check_binding(
+    ctx: ScanContext, item: Item, obj: dict[str, Any], objects: list[dict[str, Any]], ml_accounts: dict[str, str]
+) -> None:
+    role_ref = obj.get("roleRef") if isinstance(obj.get("roleRef"), dict) else {}
+    role_name = str(role_ref.get("name", ""))
+    if (
+        not (role_name == "cluster-admin" or _wildcard_role(role_name, objects))
+        or obj.get("kind") != "ClusterRoleBinding"
+    ):
+        return
+    workload = f"ClusterRoleBinding/{_name(obj)}"
+    for subject in obj.get("subjects") or []:
+        if not isinstance(subject, dict):
+            continue
+        subject_name = str(subject.get("name", "?"))
+        user = ml_accounts.get(subject_name) if subject.get("kind") == "ServiceAccount" else None
+        anonymous = subject_name in ("system:anonymous", "system:unauthenticated")
+        severity = Severity.CRITICAL if user or anonymous else Severity.HIGH
+        used = f"; the ML workload {user} runs as it" if user else ""
+        message = (
+            f"{workload} gives {subject.get('kind', '?')} {subject_name!r} the cluster-wide role {role_name!r}{used}"
+        )
+        evidence = {"role": role_name, "subject": f"{subject.get('kind', '?')}/{subject_name}"}
+        ctx.report(rules.CLUSTER_WIDE_RBAC.finding(item.location.child(workload), message, evidence, severity=severity))
+
+
+def _wildcard_role(name: str, objects: list[dict[str, Any]]) -> bool:
+    for obj in objects:
+        if obj.get("kind") == "ClusterRole" and _name(obj) == name:
+            for rule in obj.get("rules") or []:
+                if isinstance(rule, dict) and "*" in (rule.get("verbs") or []) and "*" in (rule.get("resources") or []):
+                    return True
+    return False

@@ -1,0 +1,179 @@
+"""Kubernetes, Compose and Dockerfile checks: every rule positive and negative, secure fixtures clean,
+hostile YAML bounded."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from mloops import scan_path
+from mloops.core import Severity
+from mloops.sniff import sniff
+
+FIXTURES = Path(__file__).parent / "fixtures" / "manifests"
+SECURE = [
+    "kserve_secure.yaml",
+    "deployment_hardened.yaml",
+    "seldon_single_model.yaml",
+    "kubeflow_protected.yaml",
+    "compose_secure.yml",
+    "Dockerfile.secure",
+]
+
+
+def scan(name: str):
+    return scan_path(str(FIXTURES / name))
+
+
+def found(report, rule_id: str) -> list:
+    return [f for f in report.findings if f.rule.id == rule_id]
+
+
+def scan_text(tmp_path: Path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(text)
+    return scan_path(str(path))
+
+
+@pytest.mark.parametrize("name", SECURE)
+def test_secure_fixtures_have_nothing_at_medium_or_above(name: str):
+    report = scan(name)
+    loud = [(f.rule.id, f.message) for f in report.findings if f.severity >= Severity.MEDIUM]
+    assert loud == []
+    assert report.files[0].assets[0].format in ("kubernetes-manifest", "compose", "dockerfile")
+
+
+@pytest.mark.parametrize(
+    ("name", "rule_id", "workload", "severity", "text"),
+    [
+        ("deployment_insecure.yaml", "MLO701", "Deployment/triton", Severity.CRITICAL, "runs privileged"),
+        ("deployment_insecure.yaml", "MLO702", "Deployment/triton", Severity.CRITICAL, "hostPID"),
+        ("deployment_insecure.yaml", "MLO703", "Deployment/triton", Severity.CRITICAL, "/var/run/docker.sock"),
+        ("deployment_insecure.yaml", "MLO704", "Deployment/triton", Severity.CRITICAL, "/var/lib/kubelet/pods"),
+        ("deployment_insecure.yaml", "MLO705", "Deployment/triton", Severity.CRITICAL, "NET_ADMIN, SYS_ADMIN"),
+        ("deployment_insecure.yaml", "MLO706", "Deployment/triton", Severity.MEDIUM, "allowPrivilegeEscalation: true"),
+        ("deployment_insecure.yaml", "MLO707", "Deployment/triton", Severity.MEDIUM, "runAsUser: 0"),
+        ("deployment_insecure.yaml", "MLO708", "Deployment/triton", Severity.MEDIUM, "Unconfined"),
+        ("deployment_insecure.yaml", "MLO709", "Deployment/triton", Severity.LOW, "writable root"),
+        ("deployment_insecure.yaml", "MLO710", "Deployment/triton", Severity.MEDIUM, "service-account token"),
+        ("deployment_insecure.yaml", "MLO712", "Deployment/triton", Severity.LOW, "NVIDIA_VISIBLE_DEVICES=all"),
+        ("deployment_insecure.yaml", "MLO714", "Service/triton", Severity.HIGH, "LoadBalancer"),
+        ("kserve_insecure.yaml", "MLO713", "InferenceService/torch-classifier", Severity.HIGH, "http://models"),
+        ("kserve_insecure.yaml", "MLO715", "ServingRuntime/triton-multi", Severity.MEDIUM, "multiModel"),
+        ("seldon_multi_model.yaml", "MLO715", "SeldonDeployment/fraud-ensemble", Severity.MEDIUM, "2 models"),
+        ("seldon_multi_model.yaml", "MLO715", "Server/mlserver-shared", Severity.MEDIUM, "Seldon Core 2 Server"),
+        ("kubeflow_exposed.yaml", "MLO714", "Gateway/kubeflow-gateway", Severity.HIGH, "any host"),
+        ("kubeflow_exposed.yaml", "MLO714", "Ingress/ml-pipeline-ui", Severity.HIGH, "without an auth annotation"),
+        ("kubeflow_exposed.yaml", "MLO714", "Service/istio-ingressgateway", Severity.HIGH, "LoadBalancer"),
+        ("kubeflow_exposed.yaml", "MLO710", "Notebook/data-science", Severity.MEDIUM, "default-editor"),
+        ("ray_exposed.yaml", "MLO714", "RayCluster/training", Severity.CRITICAL, "Jobs API"),
+        ("ray_exposed.yaml", "MLO711", "ClusterRoleBinding/ray-admin", Severity.CRITICAL, "cluster-admin"),
+        ("ray_exposed.yaml", "MLO705", "RayCluster/training", Severity.HIGH, "SYS_PTRACE"),
+    ],
+)
+def test_insecure_manifests(name, rule_id, workload, severity, text):
+    matches = [f for f in found(scan(name), rule_id) if f.location.members[-1] == workload and text in f.message]
+    assert matches, [(f.location.members, f.message) for f in found(scan(name), rule_id)]
+    assert matches[0].severity == severity
+    assert matches[0].evidence.get("role", "") or rule_id == "MLO711"
+
+
+@pytest.mark.parametrize(
+    ("name", "rule_id"),
+    [
+        ("ray_internal.yaml", "MLO714"),
+        ("ray_internal.yaml", "MLO711"),
+        ("seldon_single_model.yaml", "MLO715"),
+        ("kubeflow_protected.yaml", "MLO714"),
+        ("kubeflow_protected.yaml", "MLO710"),
+        ("kserve_secure.yaml", "MLO713"),
+        ("deployment_hardened.yaml", "MLO710"),
+        ("deployment_hardened.yaml", "MLO707"),
+        ("deployment_hardened.yaml", "MLO709"),
+        ("deployment_hardened.yaml", "MLO706"),
+    ],
+)
+def test_negative_cases(name, rule_id):
+    assert found(scan(name), rule_id) == []
+
+
+def test_role_raises_severity(tmp_path: Path):
+    pod = """
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+    - name: c
+      image: {image}
+      securityContext: {privileged: true}
+"""
+    plain = found(scan_text(tmp_path, "plain.yaml", pod.replace("{image}", "nginx:1.27")), "MLO701")
+    server = found(scan_text(tmp_path, "server.yaml", pod.replace("{image}", "vllm/vllm-openai:v0.9.0")), "MLO701")
+    assert plain[0].severity == Severity.HIGH and plain[0].evidence["role"] == "workload"
+    assert server[0].severity == Severity.CRITICAL and server[0].evidence["role"] == "model server"
+
+
+def test_compose_rules(tmp_path: Path):
+    report = scan("compose_insecure.yml")
+    rules = {(f.rule.id, f.location.members[-1]) for f in report.findings if f.severity >= Severity.LOW}
+    for rule_id in ("MLO701", "MLO702", "MLO703", "MLO704", "MLO705", "MLO707", "MLO708", "MLO712", "MLO713"):
+        assert (rule_id, "service/vllm") in rules, rule_id
+    assert ("MLO714", "service/mlflow") in rules
+    assert found(scan("compose_secure.yml"), "MLO714") == []
+
+
+def test_dockerfile_rules():
+    report = scan("Dockerfile.insecure")
+    assert {f.rule.id for f in report.findings if f.severity > Severity.INFO} == {"MLO707", "MLO712", "MLO713"}
+    assert found(report, "MLO713")[0].severity == Severity.HIGH  # a model archive over http
+    assert found(scan("Dockerfile.secure"), "MLO707") == []
+
+
+def test_detection_is_by_content(tmp_path: Path):
+    manifest = (FIXTURES / "deployment_hardened.yaml").read_bytes()
+    assert sniff(manifest, "anything.txt") == ["kubernetes"]
+    assert sniff(b"FROM python:3.11\nRUN pip install x\n", "build.docker") == ["dockerfile"]
+    assert sniff(b"services:\n  web:\n    image: nginx\n", "stack.yml") == ["compose"]
+    assert sniff(b"name: ci\non: push\njobs: {}\n", "workflow.yml") == []  # other YAML is not a manifest
+    assert sniff(b"# kind: note\napiVersion is described here\n", "notes.md") == []
+
+
+# ------------------------------------------------------------ hostile input
+
+
+def test_alias_bomb_is_a_finding_not_a_hang(tmp_path: Path):
+    levels = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for level in range(1, 9):
+        previous = f"*a{level - 1}"
+        levels.append(f"a{level}: &a{level} [{', '.join([previous] * 10)}]")
+    bomb = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\ndata:\n" + "\n".join(
+        "  " + line for line in levels
+    )
+    started = time.perf_counter()
+    report = scan_text(tmp_path, "bomb.yaml", bomb)
+    assert time.perf_counter() - started < 5
+    (finding,) = found(report, "MLO901")
+    assert "aliases" in finding.message and finding.severity == Severity.HIGH
+
+
+def test_self_referencing_and_huge_documents_are_bounded(tmp_path: Path):
+    loop = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: loop}\ndata: &d\n  self: *d\n"
+    assert "itself" in found(scan_text(tmp_path, "loop.yaml", loop), "MLO901")[0].message
+    huge = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata:\n" + "  k: v\n" * 1_500_000
+    started = time.perf_counter()
+    report = scan_text(tmp_path, "huge.yaml", huge)
+    assert time.perf_counter() - started < 10
+    assert found(report, "MLO901")[0].severity == Severity.HIGH  # over the size limit: fail closed
+
+
+def test_a_helm_template_is_a_low_note(tmp_path: Path):
+    template = (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n"
+        "  labels: {{- toYaml .Values.labels | nindent 4 }}\n"
+    )
+    report = scan_text(tmp_path, "deployment.yaml", template)
+    (note,) = found(report, "MLO716")
+    assert note.severity == Severity.LOW
