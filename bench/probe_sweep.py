@@ -106,11 +106,13 @@ def measure(mloops: str, measure_run, repeat: int) -> list[str]:
 
 
 def replace_section(text: str, lines: list[str]) -> str:
-    """BENCHMARKS.md with its Probe sweep section replaced (or added before the per-technique tables)."""
+    """BENCHMARKS.md with the section ``lines`` holds (its title is lines[1]) replaced, or added before the
+    per-technique tables."""
+    title = lines[1]
     block = "\n".join(lines[1:]) + "\n"
-    if SECTION in text:
-        start = text.index(SECTION)
-        end = text.find("\n## ", start + len(SECTION))
+    if title in text:
+        start = text.index(title)
+        end = text.find("\n## ", start + len(title))
         return text[:start] + block + (text[end + 1 :] if end != -1 else "")
     anchor = text.find("\n## Per technique")
     if anchor == -1:

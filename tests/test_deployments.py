@@ -93,6 +93,11 @@ def test_insecure_manifests(name, rule_id, workload, severity, text):
         ("deployment_hardened.yaml", "MLO707"),
         ("deployment_hardened.yaml", "MLO709"),
         ("deployment_hardened.yaml", "MLO706"),
+        ("deployment_hardened.yaml", "MLO712"),
+        ("deployment_hardened.yaml", "MLO716"),
+        ("job_defaults.yaml", "MLO710"),  # a plain training job: its token is not a model server's
+        ("pod_privileged_user.yaml", "MLO706"),  # privileged already: reported as MLO701
+        ("pod_privileged_user.yaml", "MLO707"),  # runAsUser 1000 at pod level
     ],
 )
 def test_negative_cases(name, rule_id):
@@ -177,3 +182,46 @@ def test_a_helm_template_is_a_low_note(tmp_path: Path):
     report = scan_text(tmp_path, "deployment.yaml", template)
     (note,) = found(report, "MLO716")
     assert note.severity == Severity.LOW
+
+
+@pytest.mark.parametrize(
+    ("kind", "api_version", "pod_path"),
+    [
+        ("PyTorchJob", "kubeflow.org/v1", ["pytorchReplicaSpecs", "Worker", "template", "spec"]),
+        ("TFJob", "kubeflow.org/v1", ["tfReplicaSpecs", "Chief", "template", "spec"]),
+        ("RayJob", "ray.io/v1", ["rayClusterSpec", "headGroupSpec", "template", "spec"]),
+        ("CronJob", "batch/v1", ["jobTemplate", "spec", "template", "spec"]),
+    ],
+)
+def test_pod_specs_of_every_kind_are_found_in_json_too(tmp_path: Path, kind, api_version, pod_path):
+    import json
+
+    pod = {"containers": [{"name": "c", "image": "python:3.11", "securityContext": {"privileged": True}}]}
+    spec: dict = {}
+    node = spec
+    for step in pod_path[:-1]:
+        node = node.setdefault(step, {})
+    node[pod_path[-1]] = pod
+    manifest = {"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}, "spec": spec}
+    report = scan_text(tmp_path, "manifest.json", json.dumps(manifest))
+    (finding,) = found(report, "MLO701")
+    assert finding.location.members[-1] == f"{kind}/x"
+    expected = "workload" if kind == "CronJob" else "pipeline runner"
+    assert finding.evidence["role"] == expected
+
+
+def test_argo_workflow_templates_are_containers(tmp_path: Path):
+    workflow = """
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: train-}
+spec:
+  entrypoint: train
+  templates:
+    - name: train
+      container:
+        image: pytorch/pytorch:2.3.0-cuda12.1-cudnn8-runtime
+        securityContext: {capabilities: {add: [SYS_ADMIN]}}
+"""
+    (finding,) = found(scan_text(tmp_path, "wf.yaml", workflow), "MLO705")
+    assert finding.evidence["role"] == "pipeline runner" and "SYS_ADMIN" in finding.message
