@@ -15,25 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from mloops import advisories
 from mloops.core import Severity
-from mloops.probe import engine, fingerprints
-from mloops.probe.targets import Endpoint
 
+from .fixtures.probing import of, platforms, probe
 from .fixtures.servers import BIN, free_port, jupyter, mlflow_server, server
-
-
-def probe(base: str):
-    endpoint = Endpoint(base, True)
-    return engine.run([endpoint], fingerprints.fingerprints(), advisories.bundled(), 10.0, 16, progress=False)
-
-
-def of(report, rule_id: str) -> list:
-    return [f for f in report.findings if f.rule.id == rule_id]
-
-
-def platforms(report) -> list[str]:
-    return [asset.format for result in report.files for asset in result.assets if asset.format != "http-service"]
 
 
 def installed(module: str) -> None:

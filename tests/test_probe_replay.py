@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from mloops import advisories
 from mloops.core import Severity
 from mloops.probe import engine, fingerprints
 from mloops.probe.targets import Endpoint
 
 from .fixtures import replay_server
+from .fixtures.probing import of, platforms, probe
 
 REPLAYED = [f.id for f in fingerprints.fingerprints() if f.verified == "replayed"]
 PROTECTED = [platform for platform in REPLAYED if "protected" in replay_server.load(platform)]
-
-
-def probe(base: str):
-    endpoint = Endpoint(base, True)
-    return engine.run([endpoint], fingerprints.fingerprints(), advisories.bundled(), 5.0, 8, progress=False)
-
-
-def of(report, rule_id: str) -> list:
-    return [f for f in report.findings if f.rule.id == rule_id]
-
-
-def platforms(report) -> list[str]:
-    return [asset.format for result in report.files for asset in result.assets if asset.format != "http-service"]
 
 
 def test_every_replayed_fingerprint_has_a_replay_file():
