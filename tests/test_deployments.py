@@ -225,3 +225,23 @@ spec:
 """
     (finding,) = found(scan_text(tmp_path, "wf.yaml", workflow), "MLO705")
     assert finding.evidence["role"] == "pipeline runner" and "SYS_ADMIN" in finding.message
+
+
+def test_virtual_service_for_any_host_to_an_ml_service(tmp_path: Path):
+    service = """
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: mlflow}
+spec:
+  hosts: ["*"]
+  gateways: [kubeflow/kubeflow-gateway]
+  http:
+    - route:
+        - destination: {host: DESTINATION.mlops.svc.cluster.local, port: {number: 5000}}
+"""
+    (finding,) = found(scan_text(tmp_path, "vs.yaml", service.replace("DESTINATION", "mlflow")), "MLO714")
+    assert finding.severity == Severity.HIGH and "mlflow.mlops" in finding.message
+    assert found(scan_text(tmp_path, "web.yaml", service.replace("DESTINATION", "frontend")), "MLO714") == []
+    policy = "\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: require-jwt}\n"
+    (guarded,) = found(scan_text(tmp_path, "vs2.yaml", service.replace("DESTINATION", "mlflow") + policy), "MLO714")
+    assert guarded.severity == Severity.LOW

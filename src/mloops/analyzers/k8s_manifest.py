@@ -284,6 +284,8 @@ def _check_exposure(report: checks.Reporter, obj: dict[str, Any], kind: str, gro
                 )
                 severity = Severity.LOW if auth_layer else Severity.HIGH
                 report(rules.EXPOSED_ML_SERVICE, message, {"hosts": ", ".join(hosts)}, severity=severity)
+    elif kind == "VirtualService" and group == "networking.istio.io":
+        _check_virtual_service(report, spec, auth_layer)
     elif kind in ("RayCluster", "RayService", "RayJob") and group == "ray.io":
         cluster = spec.get("rayClusterSpec") or spec.get("rayClusterConfig") or spec
         head = cluster.get("headGroupSpec") if isinstance(cluster, dict) else None
@@ -293,6 +295,25 @@ def _check_exposure(report: checks.Reporter, obj: dict[str, Any], kind: str, gro
             )
             evidence = {"serviceType": str(head["serviceType"])}
             report(rules.EXPOSED_ML_SERVICE, message, evidence, severity=Severity.CRITICAL)
+
+
+def _check_virtual_service(report: checks.Reporter, spec: dict[str, Any], auth_layer: bool) -> None:
+    hosts = [str(h) for h in spec.get("hosts") or []]
+    if not any(h == "*" or h.startswith("*.") for h in hosts):
+        return
+    routes = [route for key in ("http", "tcp", "tls") for route in spec.get(key) or [] if isinstance(route, dict)]
+    targets = [
+        str((destination.get("destination") or {}).get("host", ""))
+        for route in routes
+        for destination in route.get("route") or []
+        if isinstance(destination, dict)
+    ]
+    ml_targets = [target for target in targets if _ml_name(target)]
+    if ml_targets:
+        message = f"VirtualService for any host ({', '.join(hosts)}) routes to {', '.join(ml_targets[:5])}"
+        severity = Severity.LOW if auth_layer else Severity.HIGH
+        report(rules.EXPOSED_ML_SERVICE, message, {"hosts": ", ".join(hosts), "destinations": ", ".join(ml_targets)},
+               severity=severity)  # fmt: skip
 
 
 def _ml_name(name: str) -> bool:
