@@ -9,7 +9,7 @@ import time
 import pytest
 
 from mloops.analyzers import python_code
-from mloops.analyzers.python_code import check_source, script_capabilities
+from mloops.analyzers.python_code import capabilities_of, check_source
 from mloops.analyzers.secrets import redact
 from mloops.context import Item, ScanContext
 from mloops.core import Location, Severity
@@ -335,6 +335,10 @@ def test_many_nodes_hit_the_node_limit(monkeypatch):
 
 
 # ------------------------------------------------------------ script capabilities
+
+
+def script_capabilities(source: str) -> dict[str, list[str]]:
+    return capabilities_of(check_source(source, Location("script.py")).parsed)
 
 
 def test_script_capabilities_lists_imports_and_dangerous_calls():

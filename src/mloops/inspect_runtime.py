@@ -43,11 +43,13 @@ CREDENTIAL_NAME = re.compile(r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS
 class Runtime(NamedTuple):
     root: str
     environment: Iterable[str]  # variable names only
+    status: dict[str, str]  # /proc/self/status fields
+    mounts: list[tuple[str, str, str]]  # (root within the source, mount point, filesystem type)
 
 
-def _read(runtime: Runtime, relative: str) -> str | None:
+def _read(root: str, relative: str) -> str | None:
     try:
-        with open(os.path.join(runtime.root, relative), encoding="utf-8", errors="replace") as handle:
+        with open(os.path.join(root, relative), encoding="utf-8", errors="replace") as handle:
             return handle.read(1 << 20)
     except OSError:
         return None
@@ -55,7 +57,8 @@ def _read(runtime: Runtime, relative: str) -> str | None:
 
 def inspect(root: str = "/", environment: Iterable[str] | None = None) -> Report:
     started = time.monotonic()
-    runtime = Runtime(root, list(os.environ) if environment is None else list(environment))
+    names = list(os.environ) if environment is None else list(environment)
+    runtime = Runtime(root, names, _status(root), _mounts(root))
     location = Location(f"runtime:{os.path.abspath(root)}")
     result = FileResult(location.path, [], [Asset(location, "runtime")])
     for check in (_capabilities, _confinement, _sockets, _release_agent, _host_mounts, _token, _cloud, _gpus, _env):
@@ -63,8 +66,8 @@ def inspect(root: str = "/", environment: Iterable[str] | None = None) -> Report
     return Report([result], time.monotonic() - started, subject="runtime")
 
 
-def _status(runtime: Runtime) -> dict[str, str]:
-    text = _read(runtime, "proc/self/status") or ""
+def _status(root: str) -> dict[str, str]:
+    text = _read(root, "proc/self/status") or ""
     return {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in text.splitlines())}
 
 
@@ -74,7 +77,7 @@ def decode_capabilities(mask: str) -> list[str]:
 
 
 def _capabilities(runtime: Runtime, location: Location) -> list[Finding]:
-    effective = _status(runtime).get("CapEff")
+    effective = runtime.status.get("CapEff")
     if effective is None:
         return []
     held = decode_capabilities(effective)
@@ -91,11 +94,11 @@ def _capabilities(runtime: Runtime, location: Location) -> list[Finding]:
 
 def _confinement(runtime: Runtime, location: Location) -> list[Finding]:
     found = []
-    seccomp = _status(runtime).get("Seccomp")
+    seccomp = runtime.status.get("Seccomp")
     if seccomp == "0":
         message = "no seccomp filter: every syscall an escape exploit needs is allowed"
         found.append(rules.UNCONFINED_PROFILE.finding(location, message, {"Seccomp": "0 (disabled)"}))
-    apparmor = _read(runtime, "proc/self/attr/current")
+    apparmor = _read(runtime.root, "proc/self/attr/current")
     if (
         apparmor is not None
         and apparmor.strip() == "unconfined"
@@ -124,10 +127,10 @@ def _sockets(runtime: Runtime, location: Location) -> list[Finding]:
     return found
 
 
-def _mounts(runtime: Runtime) -> list[tuple[str, str, str]]:
+def _mounts(root: str) -> list[tuple[str, str, str]]:
     """(root within the source, mount point, filesystem type) of each mount."""
     found = []
-    for line in (_read(runtime, "proc/self/mountinfo") or "").splitlines():
+    for line in (_read(root, "proc/self/mountinfo") or "").splitlines():
         left, _, right = line.partition(" - ")
         fields, tail = left.split(), right.split()
         if len(fields) >= 5 and tail:
@@ -137,7 +140,7 @@ def _mounts(runtime: Runtime) -> list[tuple[str, str, str]]:
 
 def _release_agent(runtime: Runtime, location: Location) -> list[Finding]:
     writable = []
-    for _, mount_point, fs_type in _mounts(runtime):
+    for _, mount_point, fs_type in runtime.mounts:
         agent = os.path.join(runtime.root, mount_point.lstrip("/"), "release_agent")
         if fs_type == "cgroup" and os.path.exists(agent) and os.access(agent, os.W_OK):
             writable.append(f"{mount_point}/release_agent")
@@ -150,7 +153,7 @@ def _release_agent(runtime: Runtime, location: Location) -> list[Finding]:
 
 def _host_mounts(runtime: Runtime, location: Location) -> list[Finding]:
     found = []
-    for source_root, mount_point, fs_type in _mounts(runtime):
+    for source_root, mount_point, fs_type in runtime.mounts:
         if fs_type not in HOST_FILESYSTEMS or mount_point == "/" or mount_point in EXPECTED_HOST_MOUNTS:
             continue
         if source_root == "/" or mount_point.startswith(("/host", "/rootfs", "/var/lib/kubelet", "/proc")):
@@ -169,8 +172,8 @@ def _token(runtime: Runtime, location: Location) -> list[Finding]:
 
 
 def _cloud(runtime: Runtime, location: Location) -> list[Finding]:
-    vendor = (_read(runtime, "sys/class/dmi/id/sys_vendor") or "").strip()
-    product = (_read(runtime, "sys/class/dmi/id/product_name") or "").strip()
+    vendor = (_read(runtime.root, "sys/class/dmi/id/sys_vendor") or "").strip()
+    product = (_read(runtime.root, "sys/class/dmi/id/product_name") or "").strip()
     cloud = CLOUD_VENDORS.get(product) or CLOUD_VENDORS.get(vendor)
     if cloud is None:
         return []

@@ -111,16 +111,16 @@ def check_object(
     kind = str(obj.get("kind", ""))
     workload = f"{kind}/{_name(obj)}"
     location = item.location.child(workload)
-    pod_specs = list(_pod_specs(obj))
-    containers = [(name, container) for spec in pod_specs for name, container in _containers(spec)]
+    pod_specs = [(spec, _containers(spec)) for spec in _pod_specs(obj)]
+    containers = [pair for _, spec_containers in pod_specs for pair in spec_containers]
     images = [str(container.get("image", "")) for _, container in containers]
     group = str(obj.get("apiVersion", "")).split("/")[0]
     if kind == "Model" and group == "mlops.seldon.io":
         images.append("seldonio/")
     report = checks.Reporter(ctx, location, workload, _role(obj, images))
-    for spec in pod_specs:
+    for spec, spec_containers in pod_specs:
         _check_pod(report, obj, spec)
-        _check_pod_defaults(report, spec, _containers(spec))
+        _check_pod_defaults(report, spec, spec_containers)
         account = spec.get("serviceAccountName") or spec.get("serviceAccount")
         if report.role != "workload":
             ml_accounts.setdefault(str(account or "default"), workload)

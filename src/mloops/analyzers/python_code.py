@@ -437,23 +437,13 @@ def _check_credential(
 # ------------------------------------------------------------ capabilities of a script
 
 
-def script_capabilities(source: str) -> dict[str, list[str]]:
-    """What a script imports and which process, network, file-system and code-evaluation calls it makes.
-
-    Keys: imports, process, network, filesystem, code, and unparsed (why the text could not be read,
-    empty when it could). Each list holds distinct qualified names in order of first appearance.
-    """
-    if len(source) > MAX_SOURCE_BYTES:
-        return _no_capabilities(f"longer than {MAX_SOURCE_BYTES} characters")
-    try:
-        parsed = _parse(source)
-    except _TooLarge as exc:
-        return _no_capabilities(str(exc))
-    return capabilities_of(parsed)
-
-
 def capabilities_of(parsed: _Parsed | None) -> dict[str, list[str]]:
-    """script_capabilities() of an already parsed text (None: it was not Python 3)."""
+    """What a parsed script imports and which process, network, file-system and code-evaluation calls it makes.
+
+    Keys: imports, process, network, filesystem, code, and unparsed (why the text could not be read, empty
+    when it could; ``parsed`` is None for text that is not Python 3). Each list holds distinct qualified
+    names in order of first appearance.
+    """
     if parsed is None:
         return _no_capabilities("not valid Python 3")
     result = _no_capabilities(None)

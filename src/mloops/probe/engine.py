@@ -97,17 +97,15 @@ def _wants_tls(answer: Answer) -> bool:
 
 
 def _cached_fetch(client: Client, base: str, first: fp.Response) -> Fetch:
-    pending: dict[fp.Request, asyncio.Future[Answer]] = {}
-    done: dict[fp.Request, Answer] = {ROOT: first}
+    """Each distinct request is sent once; every caller awaits the same future."""
+    answered: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+    answered.set_result(first)
+    answers: dict[fp.Request, asyncio.Future[Answer]] = {ROOT: answered}
 
     async def fetch(request: fp.Request) -> Answer:
-        if request in done:
-            return done[request]
-        if request not in pending:
-            pending[request] = asyncio.ensure_future(client.fetch(base, request))
-        answer = await pending[request]
-        done[request] = answer
-        return answer
+        if request not in answers:
+            answers[request] = asyncio.ensure_future(client.fetch(base, request))
+        return await answers[request]
 
     return fetch
 
