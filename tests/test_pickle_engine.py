@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import datetime
 import decimal
+import fractions
 import io
 import pickle
 import struct
@@ -81,8 +82,8 @@ def test_python2_names_are_mapped_like_the_unpickler(scan):
 def test_dotted_attribute_path_reaches_the_real_object(scan):
     report = scan("x.pkl", PickleBuilder(4).stack_global("pathlib", "os.system").push(("id",)).reduce().stop().build())
     (finding,) = by_rule(report, "MLO101")
-    assert finding.evidence["reaches"] == "os.system"
-    assert finding.evidence["callable"] == "pathlib.os.system"
+    assert finding.evidence["callable"] == "os.system"
+    assert finding.evidence["spelled"] == "pathlib.os.system"
 
 
 def test_dunder_path_is_introspection(scan):
@@ -375,3 +376,204 @@ def test_repeated_computed_calls_are_one_finding_with_a_count(scan):
 def test_put_with_an_index_too_long_to_parse_is_malformed_not_a_crash(scan):
     report = scan("x.pkl", b"\x80\x02c__builtin__\nset\n)Rp" + b"9" * 5000 + b"\n.")
     assert "MLO201" in rule_ids(report) and "MLO903" not in rule_ids(report)
+
+
+# ------------------------------------------------------------ provenance: values the machine cannot vouch for
+
+
+def _computed_getattr(b: PickleBuilder, base, name: str) -> PickleBuilder:
+    """getattr(base, str(name)): the name is the result of a call, computed at load time."""
+    b.global_("builtins", "getattr").mark()
+    base(b)
+    return b.global_("builtins", "str").push((name,)).reduce().tuple_from_mark().reduce()
+
+
+def _builtins_module(b: PickleBuilder) -> PickleBuilder:
+    return _computed_getattr(b, lambda b: b.global_("builtins", "getattr"), "__self__")
+
+
+def test_getattr_with_a_computed_name_is_reported_even_when_never_called(scan):
+    report = scan("x.pkl", _builtins_module(PickleBuilder(2)).stop().build())
+    (finding,) = by_rule(report, "MLO111")
+    assert "computed" in finding.message and finding.severity == Severity.HIGH
+
+
+def test_map_object_drained_by_list_is_reported(scan):
+    b = PickleBuilder(2).global_("builtins", "list").mark().global_("builtins", "map").mark()
+    b.global_("builtins", "len").push(["ab"]).tuple_from_mark().newobj()
+    report = scan("x.pkl", b.tuple_from_mark().reduce().stop().build())
+    iterated = [f for f in by_rule(report, "MLO114") if "iterated by builtins.list" in f.message]
+    assert iterated and "builtins.map" in iterated[0].evidence["value"]
+    # a standard-library class built with __new__ is no user's own class: its __new__ does real work
+    assert any(f.evidence.get("global") == "builtins.map" for f in by_rule(report, "MLO110"))
+
+
+def test_newobj_arguments_of_an_allowlisted_class_are_checked(scan):
+    b = PickleBuilder(2).global_("pathlib", "PurePosixPath").mark().global_("mypkg", "P").push(()).newobj()
+    report = scan("x.pkl", b.tuple_from_mark().newobj().stop().build())
+    assert any("pathlib.PurePosixPath.__new__" in f.message for f in by_rule(report, "MLO114"))
+    # an unlisted class's own __new__ gets its arguments: reported with the class, medium
+    b = PickleBuilder(2).global_("mypkg", "Point").push((1, 2.5, "x")).newobj().stop()
+    assert worst(scan("y.pkl", b.build())) == Severity.MEDIUM
+
+
+def test_build_on_a_computed_module_is_reported(scan):
+    b = _builtins_module(PickleBuilder(2)).push({"str": 1}).build_state().stop()
+    report = scan("x.pkl", b.build())
+    assert any("__setstate__" in f.message for f in by_rule(report, "MLO114"))
+
+
+def test_setitem_on_a_computed_value_is_reported(scan):
+    b = _computed_getattr(PickleBuilder(2), _builtins_module, "__dict__").push("str").push(1).op(b"s").stop()
+    assert any("__setitem__" in f.message for f in by_rule(scan("x.pkl", b.build()), "MLO114"))
+
+
+def test_unlisted_instance_as_a_dictionary_key_is_reported(scan):
+    b = PickleBuilder(2).mark().global_("mypkg", "Key").push(()).newobj().push(1).op(b"d").stop()
+    report = scan("x.pkl", b.build())
+    (finding,) = by_rule(report, "MLO114")
+    assert "__hash__" in finding.message and finding.severity == Severity.HIGH
+
+
+def test_unlisted_instance_given_state_stays_medium(scan):
+    # your own nn.Module in a whole-model save: its own __setstate__ runs, reported as the instantiation
+    b = PickleBuilder(2).global_("mypkg.models", "Net").push(()).newobj().push({"w": 1}).build_state()
+    report = scan("x.pkl", b.stop().build())
+    assert worst(report) == Severity.MEDIUM, [f.message for f in report.findings]
+
+
+def test_items_put_into_an_unlisted_instance_run_its_methods(scan):
+    b = PickleBuilder(2).global_("mypkg", "Store").push(()).newobj().push("k").push(1).op(b"s")
+    (finding,) = by_rule(scan("x.pkl", b.stop().build()), "MLO114")
+    assert "__setitem__" in finding.message
+
+
+def test_method_stored_by_an_earlier_build_is_what_the_loader_calls(scan):
+    b = PickleBuilder(2).global_("types", "SimpleNamespace").push(()).reduce()
+    b.op(b"}").push("__setstate__").global_("mypkg", "hook").op(b"s")
+    report = scan("x.pkl", b.build_state().push("x").build_state().stop().build())
+    assert any(f.evidence.get("callable") == "mypkg.hook" for f in by_rule(report, "MLO110"))
+
+
+def test_three_argument_type_is_outside_its_signature(scan):
+    report = scan("x.pkl", PickleBuilder(2).call("builtins", "type", "X", (), {}).stop().build())
+    (finding,) = by_rule(report, "MLO115")
+    assert finding.evidence["callable"] == "builtins.type"
+    assert worst(scan("y.pkl", PickleBuilder(2).call("builtins", "type", None).stop().build())) == Severity.INFO
+
+
+def test_type_of_a_value_given_state_is_a_class_mutation(scan):
+    b = PickleBuilder(2).call("builtins", "type", "text").push((None, {"join": 1})).build_state().stop()
+    assert "MLO113" in rule_ids(scan("x.pkl", b.build()))
+
+
+@pytest.mark.parametrize("module", ["numpy.core.multiarray", "numpy._core.multiarray", "numpy.core._internal"])
+def test_numpy_reconstruct_of_an_unlisted_subclass_is_a_call(scan, module):
+    b = PickleBuilder(2).global_(module, "_reconstruct").mark().global_("mypkg", "Arr")
+    report = scan("x.pkl", b.push((0,)).push(b"b").tuple_from_mark().reduce().stop().build())
+    (finding,) = by_rule(report, "MLO110")
+    assert finding.evidence["callable"] == "mypkg.Arr" and "constructed by" in finding.evidence["opcode"]
+
+
+def test_module_alias_is_resolved_by_identity(scan):
+    report = scan("x.pkl", PickleBuilder(4).stack_global("enum", "bltns.exec").pop().push(1).stop().build())
+    (finding,) = by_rule(report, "MLO101")
+    assert finding.evidence["global"] == "builtins.exec" and finding.evidence["spelled"] == "enum.bltns.exec"
+    report = scan(
+        "y.pkl", PickleBuilder(4).stack_global("tempfile", "_os.system").push(("id",)).reduce().stop().build()
+    )
+    assert by_rule(report, "MLO101")[0].evidence["callable"] == "os.system"
+
+
+def test_harmless_builtins_within_their_signature_are_allowed(scan):
+    for name, args in (("len", ([1, 2],)), ("abs", (-3,)), ("max", ([1, 2],)), ("round", (1.5, 0))):
+        report = scan("x.pkl", PickleBuilder(2).call("builtins", name, *args).stop().build())
+        assert worst(report) == Severity.INFO, (name, [f.message for f in report.findings])
+
+
+def test_bytes_of_an_unlisted_object_runs_its_dunder(scan):
+    b = PickleBuilder(2).global_("builtins", "bytes").mark().global_("mypkg", "Blob").push(()).newobj()
+    report = scan("x.pkl", b.tuple_from_mark().reduce().stop().build())
+    assert any("builtins.bytes" in f.message for f in by_rule(report, "MLO114"))
+
+
+def test_path_of_an_unlisted_object_runs_its_fspath(scan):
+    b = PickleBuilder(2).global_("pathlib", "PurePosixPath").mark().global_("mypkg", "P").push(()).newobj()
+    report = scan("x.pkl", b.tuple_from_mark().reduce().stop().build())
+    assert "MLO114" in rule_ids(report)
+
+
+def test_partial_of_a_computed_callable_called_later_is_reported(scan):
+    b = PickleBuilder(2).global_("functools", "partial").mark()
+    _computed_getattr(b, _builtins_module, "exec").tuple_from_mark().reduce().push(("1",)).reduce().stop()
+    assert {"MLO111"} <= rule_ids(scan("x.pkl", b.build()))
+
+
+def test_slot_state_naming_a_dunder_is_outside_the_signature(scan):
+    b = PickleBuilder(2).call("collections", "OrderedDict").push((None, {"__class__": 1})).build_state().stop()
+    assert "MLO115" in rule_ids(scan("x.pkl", b.build()))
+
+
+# ------------------------------------------------------------ expansion through shared references
+
+
+def test_hashing_a_key_of_shared_references_is_an_expansion_attack(scan):
+    b = PickleBuilder(2).push(None).memoize()
+    for index in range(60):
+        b.get(index).get(index).op(b"\x86").memoize()
+    report = scan("x.pkl", b.op(b"}").get(60).push(1).op(b"s").stop().build())
+    assert by_rule(report, "MLO116")[0].severity == Severity.HIGH
+
+
+def test_small_tuple_keys_hash_quietly(scan):
+    assert worst(scan("x.pkl", pickle.dumps({(1, (2, 3)): 1, frozenset({(4, 5)}): 2}, protocol=2))) == Severity.INFO
+
+
+@pytest.mark.parametrize("call", [("bytes", 10**12), ("bytearray", 10**12)])
+def test_huge_allocations_are_expansions(scan, call):
+    assert "MLO116" in rule_ids(scan("x.pkl", PickleBuilder(2).call("builtins", *call).stop().build()))
+
+
+def test_draining_a_huge_range_is_an_expansion(scan):
+    b = PickleBuilder(2).global_("builtins", "list").mark().call("builtins", "range", 10**12)
+    report = scan("x.pkl", b.tuple_from_mark().reduce().stop().build())
+    assert "MLO116" in rule_ids(report)
+    small = PickleBuilder(2).global_("builtins", "list").mark().call("builtins", "range", 10)
+    assert worst(scan("y.pkl", small.tuple_from_mark().reduce().stop().build())) == Severity.INFO
+
+
+def test_text_of_shared_references_is_an_expansion(scan):
+    b = PickleBuilder(2).global_("builtins", "str").mark().push(None).memoize().pop()
+    for index in range(60):
+        b.get(index).get(index).op(b"\x86").memoize().pop()
+    b.get(60).tuple_from_mark().reduce().stop()
+    assert "MLO116" in rule_ids(scan("x.pkl", b.build()))
+
+
+# ------------------------------------------------------------ frames
+
+
+def test_real_framed_pickles_have_no_frame_anomaly(scan):
+    data = pickle.dumps([b"x" * 70_000, list(range(30_000)), "y" * 100_000], protocol=5)
+    assert data.count(b"\x95") >= 1 and worst(scan("x.pkl", data)) == Severity.INFO
+
+
+def test_opcode_straddling_a_frame_boundary_is_reported_and_still_emulated(scan):
+    body = PickleBuilder(None).call("os", "system", "id").stop().build()
+    data = b"\x80\x04\x95" + struct.pack("<Q", 5) + body  # the frame ends inside the GLOBAL's operands
+    report = scan("x.pkl", data)
+    assert any(f.evidence.get("anomaly") == "frame-straddle" for f in by_rule(report, "MLO201"))
+    assert by_rule(report, "MLO101")[0].evidence["callable"] == "os.system"
+
+
+def test_a_flood_of_lying_frames_is_one_finding(scan):
+    data = b"\x80\x04" + (b"\x95" + struct.pack("<Q", 2**63)) * 20_000 + b"N."
+    findings = by_rule(scan("x.pkl", data), "MLO201")
+    assert {f.evidence["anomaly"] for f in findings} == {"frame-too-long", "frame-overlap"}
+    assert [f.evidence["occurrences"] for f in findings if f.evidence["anomaly"] == "frame-too-long"] == ["20000"]
+
+
+def test_a_numeral_with_a_huge_exponent_is_an_expansion(scan):
+    huge = PickleBuilder(2).call("fractions", "Fraction", "1e99999999").stop().build()
+    assert "MLO116" in rule_ids(scan("x.pkl", huge))
+    assert worst(scan("y.pkl", pickle.dumps(fractions.Fraction("1e300"), protocol=2))) == Severity.INFO

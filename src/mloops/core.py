@@ -87,6 +87,10 @@ class Capability(enum.Enum):
         "scanner-evasion",
         "hides content from scanners while a lenient loader may still run it",
     )
+    DENIAL_OF_SERVICE = (
+        "denial-of-service",
+        "makes whoever loads the file hang or run out of memory",
+    )
     CREDENTIAL_ACCESS = (
         "credential-access",
         "hands whoever reads the file a credential for a platform or cloud account",

@@ -139,6 +139,47 @@ GLOBAL_MUTATION = Rule(
     _DO_NOT_LOAD,
 )
 
+UNTRUSTED_VALUE_USED = Rule(
+    "MLO114",
+    "untrusted-value-used",
+    "Loading the file runs the code of a value the scanner cannot vouch for",
+    Severity.HIGH,
+    _MODEL,
+    _RCE,
+    "The loader uses a value without a call opcode: it hashes a dictionary key, iterates an argument, "
+    "converts it, sets its state or its items, or looks up an attribute on it. The value is an instance of "
+    "an unlisted class, an unknown object or something computed at load time, so its own __hash__, __iter__, "
+    "__setstate__, __setitem__ or __getattr__ runs: a map or filter object drained by list() calls functions, "
+    "a module given state by BUILD has its globals rewritten. Benign models do not need this.",
+    _DO_NOT_LOAD,
+)
+
+SIGNATURE_VIOLATION = Rule(
+    "MLO115",
+    "callable-outside-signature",
+    "An allowlisted callable is used in a form outside its reviewed signature",
+    Severity.HIGH,
+    _MODEL,
+    _RCE,
+    "The callable is safe only in the forms listed in its reviewed signature. Here it gets another number "
+    "of arguments (three-argument type() builds a class and runs its bases' hooks), arguments the scanner "
+    "cannot see, or attributes set by name that rewire the object (__class__ through slot state).",
+    _DO_NOT_LOAD,
+)
+
+LOAD_EXPANSION = Rule(
+    "MLO116",
+    "load-expansion",
+    "Loading the file does work far beyond its size",
+    Severity.HIGH,
+    _MODEL,
+    Capability.DENIAL_OF_SERVICE,
+    "A few bytes make the loader allocate or compute without bound: a key built from shared references "
+    "(each tuple hash visits its items again), text made from such a structure, a huge range drained into a "
+    "list, bytes(n) for a huge n. Every consumer that loads the file hangs or runs out of memory.",
+    "Do not load the file; report it to whoever published it. A benign model never needs this.",
+)
+
 UNLISTED_CLASS = Rule(
     "MLO120",
     "unlisted-class-instantiated",
@@ -147,8 +188,10 @@ UNLISTED_CLASS = Rule(
     _MODEL,
     _RCE,
     "The class is created with __new__ only (NEWOBJ or a copyreg reconstructor) and then gets its state "
-    "by BUILD, which may call its __setstate__. Typical of a whole-model torch.save with your own "
-    "nn.Module classes: the class's code runs only if it is importable on the loading machine.",
+    "by BUILD, which may call its __setstate__: the class's own code, run when its module is imported on the "
+    "loading machine. Typical of a whole-model torch.save with your own nn.Module classes. Anything more (items "
+    "put into it, its instances hashed or iterated, objects handed to its __new__, a standard-library class) "
+    "is reported high.",
     "Check that the class comes from code you trust. Prefer saving a state_dict or safetensors, which "
     "needs no classes at load time.",
 )

@@ -52,7 +52,7 @@ class TorchScriptPolicy(Policy):
     """
 
     def __init__(self, base: Policy) -> None:
-        super().__init__(base.allow_call, base.allow_build, base.deny, base.semantics, base.aliases, base.reach_through)
+        super().__init__(base.data)
 
     def judge(self, name: tuple[str, str]) -> Verdict:
         module, qualname = name

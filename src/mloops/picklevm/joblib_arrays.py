@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from ..limits import LimitExceeded
-from .values import Call, Opaque, Seq
+from .values import Call, Global, Opaque, Seq
 from .vm import Machine, Malformed
 
 WRAPPER_CLASSES = (
@@ -21,6 +21,8 @@ WRAPPER_CLASSES = (
 )
 
 _ITEMSIZE = re.compile(r"^[<>=|]?[a-zA-Z]+(\d+)")
+# NumPy 2's StringDType pickles as the result of this helper, not as numpy.dtype(typestr).
+_STRING_DTYPE = tuple(f"{module}._internal._convert_to_stringdtype_kwargs" for module in ("numpy._core", "numpy.core"))
 
 
 def step_over_array(machine: Machine, target: Any, state: Any) -> Any:
@@ -31,6 +33,7 @@ def step_over_array(machine: Machine, target: Any, state: Any) -> Any:
     if layout is None or count is None:
         raise Malformed("cannot tell the size of the joblib array data that follows", machine.offset)
     itemsize, has_object = layout
+    machine.read_outside_frames()
     if has_object:
         if machine.depth + 1 > machine.limits.max_depth:
             raise LimitExceeded("joblib object arrays nested too deeply")
@@ -55,6 +58,8 @@ def dtype_layout(value: Any) -> tuple[int, bool] | None:
     """(itemsize, holds Python objects) of a pickled numpy.dtype(...) with its BUILD state."""
     if not isinstance(value, Call) or not isinstance(value.args, Seq) or not value.args.items:
         return None
+    if isinstance(value.func, Global) and value.func.dotted in _STRING_DTYPE:
+        return 16, True  # variable-width strings: joblib pickles such an array whole, as it does object arrays
     typestr = value.args.items[0]
     if not isinstance(typestr, str):
         return None

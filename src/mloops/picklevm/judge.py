@@ -11,9 +11,10 @@ from typing import Any
 
 from .. import rules
 from ..core import Finding, Location, Severity
+from .calls import is_stdlib
 from .policy import BUILD_ONLY, DANGEROUS, INTROSPECTION, SAFE, Policy, Verdict
-from .values import Attr, Ext, Global, describe
-from .vm import Name
+from .values import Attr, Ext, Global, Live, describe
+from .vm import Name, Observer
 
 
 class Use:
@@ -34,7 +35,7 @@ class Use:
 NestedScan = Callable[[bytes, int, str], None]
 
 
-class Judge:
+class Judge(Observer):
     """The machine's observer for one asset; collects findings as the stream is emulated."""
 
     def __init__(self, policy: Policy, location: Location, scan_nested: NestedScan) -> None:
@@ -44,6 +45,9 @@ class Judge:
         self.uses: dict[Name, Use] = {}
         self.findings: list[Finding] = []
         self.computed: dict[str, Finding] = {}
+        self.touched: dict[tuple[str, int], Finding] = {}  # one finding per live value
+        self.misused: set[tuple[str, str]] = set()
+        self.anomalies: dict[str, Finding] = {}
         self.events = 0  # references and calls seen, to tell a later pickle from trailing garbage
 
     def _use(self, name: Name, offset: int, opcode: str) -> Use:
@@ -108,6 +112,49 @@ class Judge:
         self.events += 1
         self._add(rules.COMPUTED_CALL.finding(self.location.at(offset), detail, {"opcode": "STACK_GLOBAL"}))
 
+    def computed_name(self, offset: int, detail: str) -> None:
+        self.events += 1
+        if ("computed-name", detail) not in self.misused:
+            self.misused.add(("computed-name", detail))
+            self._add(rules.COMPUTED_CALL.finding(self.location.at(offset), detail, {"opcode": "REDUCE"}))
+
+    def touch(self, live: Live, use: str, offset: int, opcode: str) -> None:
+        self.events += 1
+        key = (live.what, live.offset)
+        earlier = self.touched.get(key)
+        if earlier is not None:  # one finding per live value, counting its uses
+            earlier.evidence["uses"] = str(int(earlier.evidence.get("uses", "1")) + 1)
+            return
+        evidence = {"value": live.what, "use": use, "opcode": opcode, "made_at": str(live.offset)}
+        severity = Severity.CRITICAL if live.critical else None
+        finding = rules.UNTRUSTED_VALUE_USED.finding(
+            self.location.at(offset), f"a value is {use}: {live.what}", evidence, severity=severity
+        )
+        self.touched[key] = finding
+        self._add(finding)
+
+    def misuse(self, via: str, message: str, offset: int, opcode: str) -> None:
+        self.events += 1
+        if (via, message) in self.misused:
+            return
+        self.misused.add((via, message))
+        evidence = {"callable": via, "opcode": opcode}
+        self._add(rules.SIGNATURE_VIOLATION.finding(self.location.at(offset), message, evidence))
+
+    def mutation(self, message: str, evidence: dict[str, str], offset: int) -> None:
+        self.events += 1
+        if ("mutation", message) in self.misused:
+            return
+        self.misused.add(("mutation", message))
+        self._add(rules.GLOBAL_MUTATION.finding(self.location.at(offset), message, evidence))
+
+    def expansion(self, message: str, offset: int) -> None:
+        self.events += 1
+        if ("expansion", message) in self.misused:
+            return
+        self.misused.add(("expansion", message))
+        self._add(rules.LOAD_EXPANSION.finding(self.location.at(offset), message))
+
     def nested(self, data: bytes | None, offset: int, via: Name) -> None:
         verdict = self.policy.judge(via)
         if data is not None:
@@ -121,8 +168,15 @@ class Judge:
                 )
             )
 
-    def anomaly(self, offset: int, message: str) -> None:
-        self._add(rules.MALFORMED.finding(self.location.at(offset), message))
+    def anomaly(self, offset: int, message: str, kind: str) -> None:
+        """A structural oddity the loaders disagree on; one finding per kind, counting the rest."""
+        earlier = self.anomalies.get(kind)
+        if earlier is not None:
+            earlier.evidence["occurrences"] = str(int(earlier.evidence.get("occurrences", "1")) + 1)
+            return
+        finding = rules.MALFORMED.finding(self.location.at(offset), message, {"anomaly": kind})
+        self.anomalies[kind] = finding
+        self._add(finding)
 
     # ---------------------------------------------------------------- verdicts
 
@@ -186,6 +240,9 @@ class Judge:
                 message = f"{verdict.name} is called while loading and is not on the allowlist"
             return rules.UNLISTED_CALL.finding(location, message, evidence)
         if verb == "instantiated":
+            if is_stdlib(use.name):  # not a user's own class: a standard-library __new__ doing real work (map)
+                message = f"{verdict.name}.__new__ runs while loading: a standard-library class outside the allowlist"
+                return rules.UNLISTED_CALL.finding(location, message, evidence)
             return rules.UNLISTED_CLASS.finding(
                 location, f"{verdict.name} is instantiated while loading and is not on the allowlist", evidence
             )

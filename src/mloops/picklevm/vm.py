@@ -10,16 +10,18 @@ from __future__ import annotations
 import codecs
 import struct
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from ..limits import Budget, LimitExceeded, Limits
-from .policy import CallSemantics, Policy
+from . import calls
+from .calls import MAX_NAME_DEPTH
+from .liveness import Walker
+from .policy import BUILD_ONLY, DANGEROUS, INTROSPECTION, SAFE, Policy, Signature
 from .reader import Reader, Truncated
-from .values import Attr, Blob, Call, Ext, Global, Instance, Opaque, Persistent, Seq
+from .values import Attr, Blob, Call, Ext, Global, Instance, Live, Opaque, Persistent, Seq, is_constant
 
 BLOB_THRESHOLD = 1 << 20  # byte and text payloads larger than this are skipped, not read
 HIGHEST_PROTOCOL = 5
-MAX_NAME_DEPTH = 64  # attribute chains deeper than this are left unnamed (and judged as such)
 BUDGET_SPENT = object()  # returned by Machine.run when its opcode budget ran out
 
 Name = tuple[str, str]  # (module, qualname), canonical
@@ -34,15 +36,22 @@ class Malformed(Exception):
         self.truncated = truncated
 
 
-class Observer(Protocol):
+class Observer:
+    """What the machine tells whoever judges the stream; every event is a no-op here."""
+
     def reference(self, name: Name, offset: int, opcode: str, spelled: str | None) -> None: ...
     def call(self, name: Name | None, callee: Any, args: Any, offset: int, opcode: str) -> None: ...
     def instantiate(self, name: Name | None, cls: Any, offset: int, opcode: str) -> None: ...
     def build(self, target: Any, name: Name | None, offset: int, opcode: str) -> None: ...
     def extension(self, code: int, offset: int) -> None: ...
     def computed_global(self, offset: int, detail: str) -> None: ...
+    def computed_name(self, offset: int, detail: str) -> None: ...
+    def touch(self, live: Live, use: str, offset: int, opcode: str) -> None: ...
+    def misuse(self, via: str, message: str, offset: int, opcode: str) -> None: ...
+    def expansion(self, message: str, offset: int) -> None: ...
+    def mutation(self, message: str, evidence: dict[str, str], offset: int) -> None: ...
     def nested(self, data: bytes | None, offset: int, via: Name) -> None: ...
-    def anomaly(self, offset: int, message: str) -> None: ...
+    def anomaly(self, offset: int, message: str, kind: str) -> None: ...
 
 
 # BUILD hooks handle loaders that read raw data from the stream after an object (joblib).
@@ -72,6 +81,8 @@ class Machine:
         self.memo: dict[int, Any] = {}
         self.offset = 0  # offset of the opcode being executed
         self.opcode_count = 0
+        self.walker = Walker(budget)
+        self.frame_end = 0  # where the current FRAME ends; 0 outside frames
 
     # ----------------------------------------------------------------- driving
 
@@ -90,10 +101,12 @@ class Machine:
                 if pos < len(reader.buf):
                     op = reader.buf[pos]
                     reader.pos = pos + 1
-                    self.offset = reader.base + pos
+                    offset = self.offset = reader.base + pos
                 else:
-                    self.offset = reader.tell()
+                    offset = self.offset = reader.tell()
                     op = reader.byte()
+                if offset >= self.frame_end > 0:
+                    self._leave_frame(offset)
                 handler = table[op]
                 if handler is None:
                     raise Malformed(f"invalid opcode 0x{op:02x}", self.offset)
@@ -104,6 +117,7 @@ class Machine:
                     return BUDGET_SPENT
                 if not count & 0x3FFF:
                     budget.check_time()
+                    budget.check_memory()
                     if len(self.stack) + len(self.metastack) > limit_stack:
                         raise LimitExceeded(f"more than {limit_stack} items and marks on the pickle stack")
         except Truncated as exc:
@@ -177,9 +191,9 @@ class Machine:
             module, qualname = base
             return module, f"{qualname}.{value.name}" if qualname else value.name
         if isinstance(value, Call) and value.state is None:  # BUILD may swap what a wrapper calls
-            sem = self._semantics(value.func)
-            if sem is not None and sem.wraps is not None:
-                return self.target_name(_arg(value.args, sem.wraps), depth + 1)
+            signature = self._signature(value.func)
+            if signature is not None and signature.wraps is not None:
+                return self.target_name(_arg(value.args, signature.wraps), depth + 1)
         return None
 
     def class_name(self, value: Any, depth: int = 0) -> Name | None:
@@ -187,12 +201,21 @@ class Machine:
         if isinstance(value, Instance):
             return self.target_name(value.cls, depth + 1)
         if isinstance(value, Call):
-            return self.target_name(value.func, depth + 1)
+            name = self.target_name(value.func, depth + 1)
+            returns = self.policy.signature_of(name).returns if name is not None else None
+            if returns is not None:
+                module, _, qualname = returns.partition(":")
+                return module, qualname
+            return name
+        if isinstance(value, Seq):
+            return "builtins", value.kind
+        if is_constant(value) and not isinstance(value, Blob) and value is not None:
+            return "builtins", type(value).__name__
         return None
 
-    def _semantics(self, func: Any) -> CallSemantics | None:
+    def _signature(self, func: Any) -> Signature | None:
         name = self.target_name(func) if isinstance(func, (Global, Attr)) else None
-        return None if name is None else self.policy.semantics_of(name)
+        return None if name is None else self.policy.signature_of(name)
 
     def make_global(self, module: str, qualname: str, opcode: str) -> Global:
         if not _importable(module, qualname):
@@ -200,67 +223,19 @@ class Machine:
             raise Malformed(f"{opcode} names {module!r} {qualname!r}, which cannot be imported", self.offset)
         canon_module, canon_qualname = self.policy.canonical(module, qualname)
         spelled = f"{module}.{qualname}" if qualname else module
-        value = Global(canon_module, canon_qualname, self.offset, opcode)
+        value = self.synthesized_global((canon_module, canon_qualname), opcode)
         shown = spelled if spelled != value.dotted else None
         self.observer.reference((canon_module, canon_qualname), self.offset, opcode, shown)
         return value
 
-    # --------------------------------------------------------------- calls
-
-    def call(self, func: Any, args: Any, opcode: str) -> Any:
-        offset = self.offset
-        name = self.target_name(func)
-        self.observer.call(name, func, args, offset, opcode)
-        result = Call(func, args, offset, opcode)
-        sem = self.policy.semantics_of(name) if name else None
-        if sem is None:
-            return result
-        return self._apply(sem, name, result, args)
-
-    def _apply(self, sem: CallSemantics, name: Name, result: Call, args: Any) -> Any:
-        offset = self.offset
-        via = ".".join(part for part in name if part)
-        for index in sem.calls:
-            arg = _arg(args, index)
-            if _is_object(arg):
-                self.observer.call(self.target_name(arg), arg, None, offset, f"called by {via}")
-        for index in sem.instantiates:
-            arg = _arg(args, index)
-            if _is_object(arg):
-                self.observer.instantiate(self.target_name(arg), arg, offset, f"instantiated by {via}")
-        for index in sem.loads:
-            self.observer.nested(self.materialize(_arg(args, index)), offset, name)
-        if sem.resolves:
-            resolved = self._resolve(sem.resolves, args)
-            if resolved is not None:
-                return resolved
-        return result
-
-    def _resolve(self, how: str, args: Any) -> Any:
-        first = _arg(args, 0)
-        if how == "attribute":
-            attr = _arg(args, 1)
-            if not isinstance(attr, str):
-                return Attr(first, None, self.offset)
-            name = self.target_name(first) if isinstance(first, (Global, Attr)) else None
-            if name is not None and name[1].count(".") < MAX_NAME_DEPTH:
-                module, qualname = name
-                return self.make_global(module, f"{qualname}.{attr}" if qualname else attr, "getattr")
-            value = Attr(first, attr, self.offset)
-            name = self.target_name(value)
-            if name is not None:
-                self.observer.reference(name, self.offset, "getattr", None)
-            return value
-        if not isinstance(first, str):
-            return None
-        if how == "module":
-            return self.make_global(first, "", "import")
-        if how == "object":
-            module, _, qualname = first.partition(":")
-            return self.make_global(module, qualname, "resolve")
-        if how == "builtin-type":
-            return self.make_global("types", first, "resolve")
-        return None
+    def synthesized_global(self, name: Name, opcode: str) -> Global:
+        """A global with its provenance, for names the file reaches (without counting as a reference)."""
+        verdict = self.policy.judge(name)
+        live = None
+        if verdict.status not in (SAFE, BUILD_ONLY):
+            denied = verdict.status in (DANGEROUS, INTROSPECTION)
+            live = Live(f"{verdict.name}, which is not on the allowlist", self.offset, denied)
+        return Global(name[0], name[1], self.offset, opcode, live)
 
     def materialize(self, value: Any) -> bytes | None:
         """The bytes a value holds, re-reading skipped payloads and folding pure decoders."""
@@ -276,11 +251,10 @@ class Machine:
             return self.reader.read_at(value.offset, value.length)
         if isinstance(value, Call):
             if value.folded is None:
-                name = self.target_name(value.func)
-                sem = self.policy.semantics_of(name) if name else None
-                if sem is None or sem.folds is None:
+                signature = self._signature(value.func)
+                if signature is None or signature.folds is None:
                     return None
-                value.folded = fold(sem.folds, self, value.args, self.limits.max_nested_bytes)
+                value.folded = fold(signature.folds, self, value.args, self.limits.max_nested_bytes)
             return value.folded
         return None
 
@@ -293,9 +267,34 @@ class Machine:
     def op_frame(self) -> None:
         length = struct.unpack("<Q", self.reader.read(8))[0]
         remaining = self.reader.remaining()
+        if self.frame_end > self.offset:
+            message = f"a FRAME starts {self.frame_end - self.offset} bytes before the current frame ends"
+            self.observer.anomaly(self.offset, message, "frame-overlap")
         if remaining is not None and length > remaining:
             # CPython's C unpickler stops here, its pure-Python twin (used by joblib) reads on.
-            self.observer.anomaly(self.offset, f"FRAME announces {length} bytes but {remaining} remain")
+            message = f"FRAME announces {length} bytes but {remaining} remain"
+            self.observer.anomaly(self.offset, message, "frame-too-long")
+        self.frame_end = self.reader.tell() + length if length else 0
+
+    def read_outside_frames(self) -> None:
+        """A loader reads raw bytes from the file itself next (joblib arrays): its writer ended the frame first.
+
+        Inside a frame, the real loader would take those bytes from after the frame and run the rest of
+        the frame as opcodes, which this emulator does not reorder: a crafted file, reported as such.
+        """
+        position = self.reader.tell()
+        if position < self.frame_end:
+            message = f"raw data read {self.frame_end - position} bytes before the end of its FRAME"
+            raise Malformed(message, position)
+        if self.frame_end:
+            self._leave_frame(position)
+
+    def _leave_frame(self, offset: int) -> None:
+        if offset > self.frame_end:
+            # The pure-Python unpickler (joblib's) stops where an opcode runs past its frame; the C one reads on.
+            message = f"an opcode runs {offset - self.frame_end} bytes past the end of its FRAME"
+            self.observer.anomaly(self.frame_end, message, "frame-straddle")
+        self.frame_end = 0
 
     def op_stop(self) -> bool:
         return True
@@ -440,12 +439,14 @@ class Machine:
 
     def op_frozenset(self) -> None:
         items = self._pop_mark()
+        calls.hash_keys(self, items, "FROZENSET")
         self.stack.append(Seq("frozenset", items))
 
     def op_dict(self) -> None:
         items = self._pop_mark()
         if len(items) % 2:
             raise Malformed("odd number of items for DICT", self.offset)
+        calls.hash_keys(self, items[0::2], "DICT")
         self.stack.append(Seq("dict", items))
 
     def op_tuple1(self) -> None:
@@ -462,13 +463,9 @@ class Machine:
 
     def _into(self, items: list[Any], opcode: str) -> None:
         target = self.stack[-1]
-        if isinstance(target, Seq):
-            target.extend(items)
-        elif _is_constant(target):
+        if is_constant(target):
             raise Malformed(f"{opcode} into a {type(target).__name__}, which takes no items", self.offset)
-        else:
-            # Not a plain container: the loader calls the object's own append/extend/__setitem__/add.
-            self.observer.build(target, self.class_name(target) or self.target_name(target), self.offset, opcode)
+        calls.add_items(self, target, items, opcode)
 
     def op_append(self) -> None:
         value = self.stack.pop()
@@ -532,7 +529,8 @@ class Machine:
             raise Malformed("STACK_GLOBAL requires two strings", self.offset)
         # A name computed at load time (the result of a call): the scanner cannot say what it imports.
         self.observer.computed_global(self.offset, "STACK_GLOBAL on a module or name computed at load time")
-        self.stack.append(Attr(Opaque("computed global"), None, self.offset))
+        live = Live("a global whose name is computed at load time", self.offset)
+        self.stack.append(Opaque("computed global", live))
 
     def _ext(self, code: int) -> None:
         if code <= 0:
@@ -552,45 +550,38 @@ class Machine:
     # calls and objects
     def op_reduce(self) -> None:
         args = self.stack.pop()
-        self.stack[-1] = self.call(self.stack[-1], args, "REDUCE")
+        self.stack[-1] = calls.invoke(self, self.stack[-1], args, "REDUCE")
 
     def op_newobj(self) -> None:
-        self.stack.pop()  # arguments to __new__ do not run code of their own
-        cls = self.stack[-1]
-        self.stack[-1] = self._new(cls, "NEWOBJ")
+        args = self.stack.pop()
+        self.stack[-1] = calls.new_object(self, self.stack[-1], args, None, "NEWOBJ")
 
     def op_newobj_ex(self) -> None:
-        self.stack.pop()
-        self.stack.pop()
-        cls = self.stack[-1]
-        self.stack[-1] = self._new(cls, "NEWOBJ_EX")
-
-    def _new(self, cls: Any, opcode: str) -> Instance:
-        self.observer.instantiate(self.target_name(cls), cls, self.offset, opcode)
-        return Instance(cls, self.offset, opcode)
+        kwargs = self.stack.pop()
+        args = self.stack.pop()
+        self.stack[-1] = calls.new_object(self, self.stack[-1], args, kwargs, "NEWOBJ_EX")
 
     def op_obj(self) -> None:
         items = self._pop_mark()
         cls = items.pop(0)
         # cls(*args) unless cls is a class and there are no args; unknowable here, so a call.
-        self.stack.append(self.call(cls, Seq("tuple", items), "OBJ"))
+        self.stack.append(calls.invoke(self, cls, Seq("tuple", items), "OBJ"))
 
     def op_inst(self) -> None:
         module = self.reader.readline().decode("utf-8")
         name = self.reader.readline().decode("utf-8")
         cls = self.make_global(module, name, "INST")
         args = Seq("tuple", self._pop_mark())
-        self.stack.append(self.call(cls, args, "INST"))
+        self.stack.append(calls.invoke(self, cls, args, "INST"))
 
     def op_build(self) -> None:
         state = self.stack.pop()
         target = self.stack[-1]
-        if _is_constant(target):
+        if is_constant(target):
             raise Malformed(f"BUILD on a {type(target).__name__}, which has no state to set", self.offset)
         name = self.class_name(target) or self.target_name(target)
-        self.observer.build(target, name, self.offset, "BUILD")
-        if isinstance(target, (Global, Ext, Attr, Call, Instance, Seq, Persistent, Opaque)):
-            target.state = state
+        calls.set_state(self, target, state, name)
+        target.state = state
         if name is not None:
             hook = self.build_hooks.get(".".join(part for part in name if part))
             if hook is not None:
@@ -601,7 +592,9 @@ class Machine:
         self.stack.append(Persistent(pid))
 
     def op_binpersid(self) -> None:
-        self.stack[-1] = Persistent(self.stack[-1])
+        pid = self.stack[-1]
+        calls.check_data(self, pid, "handed to the loader's persistent_load", "BINPERSID")
+        self.stack[-1] = _persistent_object(pid)
 
 
 def _build_table() -> list[Callable[[Machine], bool | None] | None]:
@@ -697,13 +690,13 @@ def _importable(module: str, qualname: str) -> bool:
     return not qualname or all(part.isidentifier() for part in qualname.split("."))
 
 
-def _is_constant(value: Any) -> bool:
-    return value is None or isinstance(value, (bool, int, float, str, bytes, bytearray, Blob))
-
-
-def _is_object(value: Any) -> bool:
-    """An argument that can be a callable; constants and containers are passed as data."""
-    return isinstance(value, (Global, Attr, Call, Instance, Ext, Opaque, Persistent))
+def _persistent_object(pid: Any) -> Any:
+    """What the loader's persistent_load returns. Legacy torch.save refers to a module class as
+    ('module', cls, source file, source) and gets the class back; anything else is the loader's object."""
+    if isinstance(pid, Seq) and pid.kind == "tuple" and len(pid.items) == 4 and pid.items[0] == "module":
+        if isinstance(pid.items[1], Global):
+            return pid.items[1]
+    return Persistent(pid)
 
 
 def _parse_int(line: bytes) -> int | Opaque:
