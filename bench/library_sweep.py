@@ -1,0 +1,114 @@
+"""The "never cry wolf" library sweep: every catalog of tests/fixtures/library_objects.py, scanned.
+
+For each library (those the test extras install, and the bench-only ones when installed):
+objects built, skipped (build, save, import), entries and files scanned, entries with findings at
+each severity, and the distinct offending globals with how the file uses them and the rule id.
+
+    .venv/bin/python bench/library_sweep.py [--only pandas,torch] [--medium] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fixtures import library_objects as lo  # noqa: E402
+
+from mloops.core import Severity  # noqa: E402
+
+_VERB = re.compile(r" is (called|instantiated|imported) ")
+_SHOWN_SKIPS = 8
+
+
+def usage(flag: lo.Flagged) -> str:
+    match = _VERB.search(flag.message)
+    verb = {"imported": "referenced"}.get(match.group(1), match.group(1)) if match else "-"
+    return f"{verb:12} {flag.rule}"
+
+
+def count_files(catalog: lo.Catalog) -> int:
+    return sum(
+        1 if entry.path.is_file() else sum(1 for p in entry.path.rglob("*") if p.is_file()) for entry in catalog.entries
+    )
+
+
+def report(name: str, catalog: lo.Catalog, flagged: list[lo.Flagged], seconds: float, medium: bool) -> None:
+    stages = collections.Counter(skip.stage for skip in catalog.skipped)
+    print(f"== {name}  ({seconds:.1f} s)")
+    print(
+        f"   objects built {catalog.objects}, skipped: build {stages['build']}, save {stages['save']}, "
+        f"import {stages['import']}; entries scanned {len(catalog.entries)} ({count_files(catalog)} files)"
+    )
+    worst_by_entry: dict[Path, set[int]] = collections.defaultdict(set)
+    for flag in flagged:
+        worst_by_entry[flag.entry.path].add(flag.severity)
+    per_severity = {
+        sev.name: sum(1 for sevs in worst_by_entry.values() if sev in sevs)
+        for sev in (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW)
+    }
+    failing = sum(1 for sevs in worst_by_entry.values() if max(sevs) >= Severity.HIGH)
+    print(
+        "   entries with findings at "
+        + ", ".join(f"{k} {v}" for k, v in per_severity.items())
+        + f"; failing (>= HIGH) {failing}"
+    )
+    shown: dict[tuple[str, str, str], tuple[int, int, str]] = {}
+    for flag in flagged:
+        if flag.severity < Severity.HIGH and not (medium and flag.severity == Severity.MEDIUM):
+            continue
+        key = (flag.name or flag.message[:110], usage(flag), Severity(flag.severity).name)
+        count, _, example = shown.get(key, (0, 0, flag.entry.label))
+        shown[key] = (count + 1, flag.severity, example)
+    for (what, how, sev), (count, _, example) in sorted(shown.items(), key=lambda kv: (-kv[1][1], kv[0])):
+        print(f"   {sev:8} {how}  {what}  [{count}x, e.g. {example}]")
+    for skip in catalog.skipped[:_SHOWN_SKIPS]:
+        print(f"   skipped ({skip.stage}) {skip.label}: {skip.reason}")
+    if len(catalog.skipped) > _SHOWN_SKIPS:
+        print(f"   ... {len(catalog.skipped) - _SHOWN_SKIPS} more skipped")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help="comma-separated libraries (default: all)")
+    parser.add_argument("--medium", action="store_true", help="also list MEDIUM findings")
+    parser.add_argument("--keep", help="write the catalogs here and keep them")
+    parser.add_argument("--skips", action="store_true", help="list every skip")
+    args = parser.parse_args()
+    names = args.only.split(",") if args.only else list(lo.CATALOGS)
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mloops-sweep-"))
+    totals = collections.Counter()
+    try:
+        for name in names:
+            started = time.monotonic()
+            try:
+                catalog = lo.CATALOGS[name](work)
+            except ImportError as exc:
+                print(f"== {name}: not installed ({exc})")
+                continue
+            flagged = lo.scan_catalog(catalog)
+            report(name, catalog, flagged, time.monotonic() - started, args.medium)
+            if args.skips:
+                for skip in catalog.skipped[_SHOWN_SKIPS:]:
+                    print(f"   skipped ({skip.stage}) {skip.label}: {skip.reason}")
+            totals["objects"] += catalog.objects
+            totals["entries"] += len(catalog.entries)
+            totals["failing"] += len({f.entry.path for f in flagged if f.severity >= Severity.HIGH})
+            sys.stdout.flush()
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"== total: {totals['objects']} objects, {totals['entries']} entries, {totals['failing']} failing (>= HIGH)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
