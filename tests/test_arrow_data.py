@@ -9,7 +9,6 @@ import pickle
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -261,13 +260,14 @@ HOSTILE = {
 HOSTILE_NAMES = {"arrow file": "x.arrow", "arrow stream": "x.arrows", "arrow fields": "x.arrows"}
 
 
+def hostile_name(case: str) -> str:
+    return next((value for key, value in HOSTILE_NAMES.items() if case.startswith(key)), "x.parquet")
+
+
+# The speed of these scans is measured by bench/unit_speed.py.
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_hostile_footers_are_malformed_and_fast(case):
-    name = next((value for key, value in HOSTILE_NAMES.items() if case.startswith(key)), "x.parquet")
-    data = HOSTILE[case]()
-    started = time.monotonic()
-    result = analyze(name, data)
-    assert time.monotonic() - started < 1.0
+def test_hostile_footers_are_malformed(case):
+    result = analyze(hostile_name(case), HOSTILE[case]())
     assert ids(result) == {"MLO201"}, [f.message for f in result.findings]
 
 
@@ -280,21 +280,22 @@ def test_encrypted_footer_is_not_passed():
     assert ids(analyze("x.parquet", data)) == {"MLO901"}
 
 
+def large_parquet() -> bytes:
+    return fx.parquet_bytes(pa.table({f"c{i}": pa.array(range(200_000), pa.int64()) for i in range(20)}))
+
+
+def wide_parquet() -> bytes:
+    return fx.parquet_bytes(pa.table({f"column_{i}": pa.array([i], pa.int32()) for i in range(5000)}))
+
+
 def test_only_the_footer_of_a_large_parquet_file_is_read():
-    table = pa.table({f"c{i}": pa.array(range(200_000), pa.int64()) for i in range(20)})
-    data = fx.parquet_bytes(table)
+    data = large_parquet()
     stream = CountingStream(data)
     ctx = ScanContext("big.parquet", Limits(), default_policy(), dispatch)
-    started = time.monotonic()
     arrow_data.analyze(ctx, Item(stream, Location("big.parquet"), len(data), "big.parquet", 0))
-    assert time.monotonic() - started < 1.0
     assert ctx.result.findings == []
     assert stream.bytes_read < 64 * 1024 < len(data) // 100
 
 
-def test_wide_schema_is_fast():
-    table = pa.table({f"column_{i}": pa.array([i], pa.int32()) for i in range(5000)})
-    data = fx.parquet_bytes(table)
-    started = time.monotonic()
-    assert above_info(analyze("wide.parquet", data)) == []
-    assert time.monotonic() - started < 5.0  # about 0.75 s when measured alone
+def test_wide_schema_is_clean():
+    assert above_info(analyze("wide.parquet", wide_parquet())) == []

@@ -6,6 +6,7 @@ import bz2
 import gzip
 import io
 import lzma
+import os
 import pickle
 import struct
 import zipfile
@@ -233,3 +234,40 @@ def test_time_per_file_is_bounded(tmp_path: Path):
 def test_seven_zip_archives_fail_closed(scan):
     report = scan("model.7z", b"7z\xbc\xaf\x27\x1c" + b"\x00" * 64)
     assert worst(report) == Severity.HIGH and "MLO205" in rule_ids(report)
+
+
+# ------------------------------------------------------------ archives written back to back
+
+
+def _torch_archive(obj: object) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def test_every_archive_of_a_back_to_back_file_is_scanned(scan):
+    # A distributed checkpoint's .distcp holds one torch.save archive per item; a loader given offsets reads any.
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("id",))
+
+    evil = _torch_archive({"x": Payload()})
+    report = scan("__0_0.distcp", evil + _torch_archive({"step": 3}) + _torch_archive({"y": 2}))
+    (finding,) = [f for f in report.findings if f.rule.id == "MLO101"]
+    assert finding.location.members[0] == "<archive at byte 0>"
+    assert finding.evidence["callable"] == "os.system"
+
+
+def test_a_real_distributed_checkpoint_is_clean(tmp_path):
+    import torch
+    import torch.distributed.checkpoint as dcp
+
+    folder = tmp_path / "checkpoint"
+    with pytest.warns(UserWarning):  # no process group: saved by this process alone
+        dcp.save({"w": torch.ones(3), "step": 7, "cfg": {"lr": 0.1}}, checkpoint_id=str(folder), no_dist=True)
+    report = scan_path(str(folder))
+    assert worst(report) == Severity.INFO, [f.message for f in report.findings]
+    pickles = [a for a in report.assets if a.location.members and a.location.members[-1].endswith("data.pkl")]
+    assert len(pickles) >= 2  # the items' archives, each found

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import struct
-import time
 from pathlib import Path
 
 import gguf
@@ -122,14 +121,8 @@ def big_vocab(tmp_path_factory) -> Path:
     return models.write_gguf(path, models.LLAMA3, vocab_size=150_000)
 
 
-def test_large_vocabulary_parses_well_under_a_second(big_vocab: Path):
-    timings = []
-    for _ in range(3):  # CPU time, best of three: other tests load the machine meanwhile
-        started = time.process_time()
-        report = scan_path(str(big_vocab))
-        timings.append(time.process_time() - started)
-        assert only_notes(report) == []
-    assert min(timings) < 0.5, f"150k tokens and 75k merges took {min(timings):.2f}s"
+def test_large_vocabulary_parses_clean(big_vocab: Path):
+    assert only_notes(scan_path(str(big_vocab))) == []  # its speed: bench/unit_speed.py
 
 
 # ---------------------------------------------------------------------- malicious templates
@@ -300,22 +293,25 @@ def test_one_issue_per_line_names_the_whole_chain():
     assert issues[0].evidence["expression"].startswith("cycler.__init__.__globals__")
 
 
-@pytest.mark.parametrize(
-    "source",
-    [
-        "{{ x|attr('a' * 10**12) }}",
-        "{{ x|attr('%999999999s' % 'a') }}",
-        "{{ x|attr('{:999999999}'.format('a')) }}",
-        "{{ x|attr(('a' * 4000).replace('', 'bbbb')) }}",
+# Templates whose constants would fold into huge values, and whether each hands attr a computed name.
+HUGE_VALUE_TEMPLATES = {
+    "mul": ("{{ x|attr('a' * 10**12) }}", True),
+    "percent-width": ("{{ x|attr('%999999999s' % 'a') }}", True),
+    "format-width": ("{{ x|attr('{:999999999}'.format('a')) }}", True),
+    "replace": ("{{ x|attr(('a' * 4000).replace('', 'bbbb')) }}", True),
+    "doubling": (
         "{% set a = 'ab' %}" + "".join(f"{{% set a = a ~ a %}}{{% set b{i} = a ~ a %}}" for i in range(200)),
-        "{{ " + "'a' ~ " * 3000 + "'b' }}",
-    ],
-    ids=["mul", "percent-width", "format-width", "replace", "doubling", "long-concat"],
-)
-def test_folding_never_computes_huge_values(source: str):
-    started = time.process_time()
-    chat_template.template_findings(source)
-    assert time.process_time() - started < 2.0
+        False,
+    ),
+    "long-concat": ("{{ " + "'a' ~ " * 3000 + "'b' }}", False),
+}
+
+
+@pytest.mark.parametrize("name", HUGE_VALUE_TEMPLATES)
+def test_folding_never_computes_huge_values(name: str):
+    source, computed_attr = HUGE_VALUE_TEMPLATES[name]
+    issues = chat_template.template_findings(source)  # bounded folding; its speed: bench/unit_speed.py
+    assert [issue.evidence.get("via") for issue in issues] == (["a computed name"] if computed_attr else [])
 
 
 def test_deep_nesting_is_unparsable_not_a_crash():
@@ -386,14 +382,11 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("name", HOSTILE)
-def test_hostile_header_is_malformed_and_fast(scan, name: str):
-    started = time.process_time()
-    report = scan("model.gguf", HOSTILE[name])
-    elapsed = time.process_time() - started
+def test_hostile_header_is_malformed(scan, name: str):
+    report = scan("model.gguf", HOSTILE[name])  # its speed: bench/unit_speed.py
     ids = rule_ids(report)
     assert "MLO201" in ids and "MLO903" not in ids, only_notes(report)
     assert any(f.rule.id == "MLO201" and f.severity >= Severity.HIGH for f in report.findings)
-    assert elapsed < 1.0
 
 
 def test_truncation_anywhere_is_malformed(tmp_path: Path):

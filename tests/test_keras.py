@@ -14,7 +14,6 @@ import marshal
 import random
 import shutil
 import struct
-import time
 import zipfile
 from pathlib import Path
 from typing import NamedTuple
@@ -158,20 +157,22 @@ def test_reader_agrees_with_h5py_on_every_group(tmp_path, options):
             assert {a.name: a.strings for a in file.attributes(group)} == expected, group
 
 
-def test_reader_walks_deep_b_trees_and_huge_heap_objects(tmp_path):
-    path = tmp_path / "dense.h5"
+def dense_h5(path: Path) -> Path:
     with h5py.File(path, "w", libver="latest") as h5:
         h5.attrs["huge"] = np.bytes_(b"x" * 100_000)  # above the heap's managed size: a huge object
         for index in range(20_000):  # a version 2 B-tree two levels deep, a heap with indirect blocks
             h5.attrs[f"a{index:05d}"] = f"{index}"
+    return path
+
+
+def test_reader_walks_deep_b_trees_and_huge_heap_objects(tmp_path):
+    path = dense_h5(tmp_path / "dense.h5")
     with open(path, "rb") as stream:
         attributes = hdf5.File(stream, path.stat().st_size).attributes("/")
     values = {a.name: a.strings[0] for a in attributes}
     assert len(attributes) == 20_001 and values["huge"] == b"x" * 100_000
     assert all(values[f"a{index:05d}"] == str(index).encode() for index in range(20_000))
-    started = time.monotonic()
-    assert rule_ids(scan_path(str(path))) == {"MLO001"}  # within the reader's bounds
-    assert time.monotonic() - started < 10
+    assert rule_ids(scan_path(str(path))) == {"MLO001"}  # within the reader's bounds; speed: bench/unit_speed.py
 
 
 # ------------------------------------------------------------------ malicious, proven
@@ -371,17 +372,19 @@ def test_marshal_walker_reads_names_and_constants():
     assert {"str", "upper", "range"} <= set(result.names) and "constant" in result.constants
 
 
-def test_marshal_walker_survives_hostile_bytes():
+def hostile_marshal_blobs() -> list[bytes]:
     data = marshal.dumps((lambda x: __import__("os").system("id")).__code__)
     blobs = [data[:cut] for cut in range(len(data))]
     blobs += [b"\xe3" + b"\x00" * 20 + b"\xf3\xff\xff\xff\x7f", b"(" + struct.pack("<I", 2**31) + b"N", b"[" * 5000]
     blobs += [b"c" * 1000, b"{" * 300 + b"0", b"r\x05\x00\x00\x00"]
     generator = random.Random(7)
     blobs += [bytes(generator.randrange(256) for _ in range(generator.randrange(1, 300))) for _ in range(300)]
-    started = time.monotonic()
-    for blob in blobs:
+    return blobs
+
+
+def test_marshal_walker_survives_hostile_bytes():
+    for blob in hostile_marshal_blobs():  # no exception escapes; its speed: bench/unit_speed.py
         pymarshal.code_strings(blob)
-    assert time.monotonic() - started < 5
 
 
 # ------------------------------------------------------------------ hostile HDF5
@@ -444,11 +447,8 @@ def hostile_files() -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("name,data", list(hostile_files().items()), ids=list(hostile_files()))
-def test_hostile_hdf5_fails_closed_fast(scan, name, data):
-    started = time.monotonic()
-    report = scan(f"{name}.h5", data)
-    assert time.monotonic() - started < 2
-    assert_fails_closed(report, "MLO201", "MLO901")
+def test_hostile_hdf5_fails_closed(scan, name, data):
+    assert_fails_closed(scan(f"{name}.h5", data), "MLO201", "MLO901")  # its speed: bench/unit_speed.py
 
 
 def test_truncated_keras_h5_fails_closed_at_every_cut(malicious, scan):

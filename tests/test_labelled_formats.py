@@ -14,7 +14,6 @@ import random
 import struct
 import subprocess
 import sys
-import time
 
 import msgpack
 import numpy as np
@@ -152,13 +151,14 @@ def test_data_after_an_xgboost_document_is_reported(scan, tmp_path, suffix):
     assert trailing.location.offset == len(data)
 
 
-def test_ubj_typed_array_claiming_exabytes_fails_fast(scan):
-    data = b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner{L\x00\x00\x00\x00\x00\x00\x00\x01w[$d#L" + struct.pack(
-        ">q", 1 << 60
-    )
-    started = time.monotonic()
-    assert_malformed(scan("model.ubj", data), "xgboost-ubj")
-    assert time.monotonic() - started < 2
+# Hostile sizes below must be refused without reading or allocating; bench/unit_speed.py measures that.
+UBJ_EXABYTE_ARRAY = b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner{L\x00\x00\x00\x00\x00\x00\x00\x01w[$d#L" + struct.pack(
+    ">q", 1 << 60
+)
+
+
+def test_ubj_typed_array_claiming_exabytes_is_malformed(scan):
+    assert_malformed(scan("model.ubj", UBJ_EXABYTE_ARRAY), "xgboost-ubj")
 
 
 def test_ubj_deep_nesting_is_bounded(scan):
@@ -166,17 +166,17 @@ def test_ubj_deep_nesting_is_bounded(scan):
     assert_malformed(scan("model.ubj", data), "xgboost-ubj")
 
 
-def test_large_xgboost_json_is_streamed(scan, tmp_path):
+def large_xgboost_json(tmp_path) -> bytes:
     document = json.loads(lf.xgboost_model(tmp_path, ".json", trees=20, depth=6))
     trees = document["learner"]["gradient_booster"]["model"]["trees"]
     document["learner"]["gradient_booster"]["model"]["trees"] = trees * (45_000 // len(trees))
-    data = json.dumps(document, separators=(",", ":")).encode()
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def test_large_xgboost_json_is_streamed(scan, tmp_path):
+    data = large_xgboost_json(tmp_path)
     assert len(data) > 30 << 20
-    started = time.monotonic()
-    report = scan("big.json", data)
-    elapsed = time.monotonic() - started
-    assert_clean(report, "xgboost-json")
-    assert elapsed < 15, f"{len(data) >> 20} MiB took {elapsed:.1f} s"
+    assert_clean(scan("big.json", data), "xgboost-json")
 
 
 # ------------------------------------------------------------------ LightGBM: broken text
@@ -188,17 +188,24 @@ def test_truncated_lightgbm_model_is_malformed(scan, tmp_path, marker):
     assert_malformed(scan("model.txt", data[: data.index(marker) + 3]), "lightgbm-text")
 
 
+def _tree_sizes_line(data: bytes) -> bytes:
+    return data[data.index(b"tree_sizes=") :].split(b"\n", 1)[0]
+
+
+def lightgbm_with_huge_tree_sizes(tmp_path) -> bytes:
+    data = lf.lightgbm_model(tmp_path)
+    line = _tree_sizes_line(data)
+    return data.replace(line, b"tree_sizes=" + b" ".join([str(1 << 62).encode()] * len(line.split(b"=")[1].split())))
+
+
 def test_lightgbm_tree_sizes_that_disagree_are_malformed(scan, tmp_path):
     data = lf.lightgbm_model(tmp_path)
-    line = data[data.index(b"tree_sizes=") :].split(b"\n", 1)[0]
+    line = _tree_sizes_line(data)
     sizes = [int(size) for size in line.split(b"=")[1].split()]
     shifted = b"tree_sizes=" + b" ".join(str(size + 7).encode() for size in sizes)
     assert_malformed(scan("model.txt", data.replace(line, shifted)), "lightgbm-text")
     assert_malformed(scan("model.txt", data.replace(line, b"tree_sizes=" + b"9" * 5000)), "lightgbm-text")
-    huge = b"tree_sizes=" + b" ".join([str(1 << 62).encode()] * len(sizes))
-    started = time.monotonic()
-    assert_malformed(scan("model.txt", data.replace(line, huge)), "lightgbm-text")
-    assert time.monotonic() - started < 2
+    assert_malformed(scan("model.txt", lightgbm_with_huge_tree_sizes(tmp_path)), "lightgbm-text")
 
 
 # ------------------------------------------------------------------ Flax: broken msgpack
@@ -218,11 +225,12 @@ def test_flax_array_whose_shape_disagrees_with_its_bytes_is_malformed(scan):
     assert "48" in finding.message and finding.evidence["path"] == "params/kernel"
 
 
+def flax_with_hostile_dimensions() -> bytes:
+    return lf.flax_bytes({"params": {"kernel": lf.flax_array((1 << 62, 1 << 62), "float32", bytes(8))}})
+
+
 def test_flax_array_with_hostile_dimensions_or_dtype_is_malformed(scan):
-    hostile = {"params": {"kernel": lf.flax_array((1 << 62, 1 << 62), "float32", bytes(8))}}
-    started = time.monotonic()
-    assert_malformed(scan("m.msgpack", lf.flax_bytes(hostile)))
-    assert time.monotonic() - started < 2
+    assert_malformed(scan("m.msgpack", flax_with_hostile_dimensions()))
     assert_malformed(scan("m.msgpack", lf.flax_bytes({"p": {"k": lf.flax_array((2,), "object", bytes(16))}})))
 
 
@@ -237,11 +245,12 @@ def test_flax_unknown_extension_type_is_malformed(scan):
     assert_malformed(scan("m.msgpack", lf.flax_bytes(state)), "flax-msgpack")
 
 
-def test_flax_map_claiming_billions_of_entries_fails_fast(scan):
-    data = b"\xdf\xff\xff\xff\xff" + b"\xa6params" + bytes(lf.flax_bytes({"k": lf.flax_ndarray(np.ones(1))}))
-    started = time.monotonic()
-    assert_malformed(scan("m.msgpack", data), "flax-msgpack")
-    assert time.monotonic() - started < 2
+def flax_map_claiming_billions() -> bytes:
+    return b"\xdf\xff\xff\xff\xff" + b"\xa6params" + bytes(lf.flax_bytes({"k": lf.flax_ndarray(np.ones(1))}))
+
+
+def test_flax_map_claiming_billions_of_entries_is_malformed(scan):
+    assert_malformed(scan("m.msgpack", flax_map_claiming_billions()), "flax-msgpack")
 
 
 def test_flax_deep_nesting_is_bounded(scan):
@@ -306,15 +315,17 @@ def test_tflite_root_and_vtable_offsets_out_of_bounds_are_malformed(scan):
     assert_malformed(scan("m.tflite", data[:root] + struct.pack("<i", -(1 << 30)) + data[root + 4 :]), "tflite")
 
 
-def test_tflite_vector_claiming_a_billion_elements_fails_fast(scan):
+def tflite_vector_claiming_a_billion() -> bytes:
     data = lf.tflite_model()
     root = struct.unpack("<I", data[:4])[0]
     vtable = root - struct.unpack("<i", data[root : root + 4])[0]
     field = root + struct.unpack("<H", data[vtable + 4 + 2 * 2 : vtable + 6 + 2 * 2])[0]  # subgraphs
     vector = field + struct.unpack("<I", data[field : field + 4])[0]
-    started = time.monotonic()
-    assert_malformed(scan("m.tflite", _patch_u32(data, vector, 1 << 30)), "tflite")
-    assert time.monotonic() - started < 2
+    return _patch_u32(data, vector, 1 << 30)
+
+
+def test_tflite_vector_claiming_a_billion_elements_is_malformed(scan):
+    assert_malformed(scan("m.tflite", tflite_vector_claiming_a_billion()), "tflite")
 
 
 def test_tflite_indices_and_buffers_out_of_range_are_malformed(scan):

@@ -6,7 +6,6 @@ import io
 import json
 import pickle
 import re
-import time
 
 import pytest
 
@@ -67,12 +66,6 @@ def test_pandas_matplotlib_markdown_and_streams_give_no_finding(benign):
     book["cells"] = [book["cells"][index] for index in (0, 1, 2, len(book["cells"]) - 1)]
     book["metadata"] = {}
     assert run(json.dumps(book).encode()).findings == []
-
-
-def test_scan_of_a_notebook_with_inlined_bundle_is_fast(benign):
-    started = time.perf_counter()
-    run(benign)
-    assert time.perf_counter() - started < 2
 
 
 # ------------------------------------------------------------------ hand-written active content
@@ -266,24 +259,25 @@ def test_malformed_notebooks_are_flagged(variant):
     assert "MLO201" in ids and "MLO903" not in ids, described(result)
 
 
-def test_many_handlers_are_capped_and_fast():
-    markup = '<a onclick="x()">a</a>' * 100_000  # 2.2 MB of handlers
-    data = fx.output_notebook("text/html", markup)
-    started = time.perf_counter()
-    result = run(data)
-    elapsed = time.perf_counter() - started
+def many_handlers_notebook() -> bytes:
+    return fx.output_notebook("text/html", '<a onclick="x()">a</a>' * 100_000)  # 2.2 MB of handlers
+
+
+def huge_unclosed_script_notebook() -> bytes:
+    return fx.output_notebook("text/html", "<script>" + "a" * (20 << 20))
+
+
+# Their speed is measured by bench/unit_speed.py.
+def test_many_handlers_are_capped():
+    result = run(many_handlers_notebook())
     handlers = [f for f in result.findings if f.rule.id == "MLO311"]
     assert len(handlers) == notebook.MAX_FINDINGS_PER_RULE + 1
     assert handlers[-1].evidence["not_listed"] == str(100_000 - notebook.MAX_FINDINGS_PER_RULE)
-    assert elapsed < 20, elapsed
 
 
-def test_huge_unclosed_script_is_high_and_fast():
-    data = fx.output_notebook("text/html", "<script>" + "a" * (20 << 20))
-    started = time.perf_counter()
-    result = run(data)
+def test_huge_unclosed_script_is_high():
+    result = run(huge_unclosed_script_notebook())
     assert "MLO310" in ids_at_least(result, Severity.HIGH)
-    assert time.perf_counter() - started < 20
 
 
 def test_oversized_notebook_is_a_scan_limit(monkeypatch):

@@ -8,7 +8,6 @@ models are structural only: built with onnx.helper or byte by byte to onnx.proto
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -231,51 +230,53 @@ def test_typed_values_must_match_dims(scan):
     assert [finding.evidence["tensor"] for finding in by_rule(report, MALFORMED)] == ["short"]
 
 
-def test_two_gib_model_scans_in_well_under_a_second(tmp_path):
+def test_two_gib_model_is_valid(tmp_path):
     path = pm.big_onnx(tmp_path / "big.onnx", 2 * 1024**3)
-    started = time.monotonic()
-    report = scan_path(str(path))
-    assert time.monotonic() - started < 0.5
-    assert rule_ids(report) == {"MLO001"}
+    assert rule_ids(scan_path(str(path))) == {"MLO001"}  # without reading the weights: bench/unit_speed.py
 
 
 # ------------------------------------------------------------------ malformed and hostile protobuf
 
 
-def assert_malformed_fast(report, started: float) -> None:
-    assert time.monotonic() - started < 2
+def assert_malformed(report) -> None:
     assert MALFORMED in rule_ids(report)
     assert "MLO903" not in rule_ids(report)
 
 
-def test_truncated_model(tmp_path, scan):
-    data = pm.torch_onnx_export(tmp_path / "m.onnx").read_bytes()
-    started = time.monotonic()
-    assert_malformed_fast(scan("cut.onnx", data[: len(data) // 2]), started)
+# Hostile protobuf; how fast each fails is measured by bench/unit_speed.py.
+def length_past_the_end() -> bytes:
+    return pm.vfield(1, 9) + pm.key(7, 2) + pm.varint(1 << 40) + pm.lfield(1, pm.lfield(4, "Relu"))
 
 
-def test_length_past_the_end_of_the_file(scan):
-    data = pm.vfield(1, 9) + pm.key(7, 2) + pm.varint(1 << 40) + pm.lfield(1, pm.lfield(4, "Relu"))
-    started = time.monotonic()
-    assert_malformed_fast(scan("long.onnx", data), started)
-
-
-def test_varint_longer_than_64_bits(scan):
+def overlong_varint() -> bytes:
     node = pm.lfield(4, "Relu") + pm.key(20, 0) + b"\xff" * 12 + b"\x01"
-    data = pm.vfield(1, 9) + pm.lfield(2, "x") + pm.lfield(7, pm.lfield(1, node))
-    started = time.monotonic()
-    assert_malformed_fast(scan("overflow.onnx", data), started)
+    return pm.vfield(1, 9) + pm.lfield(2, "x") + pm.lfield(7, pm.lfield(1, node))
 
 
-def test_nesting_bomb(scan):
+def nesting_bomb() -> bytes:
     graph = pm.lfield(1, pm.lfield(4, "Relu"))
     for _ in range(200):  # graph > node > attribute > graph ...: far past protobuf's recursion limit
         attribute = pm.lfield(1, "then_branch") + pm.lfield(6, graph)
         graph = pm.lfield(1, pm.lfield(4, "If") + pm.lfield(5, attribute))
-    data = pm.vfield(1, 9) + pm.lfield(7, graph)
-    started = time.monotonic()
-    report = scan("deep.onnx", data)
-    assert_malformed_fast(report, started)
+    return pm.vfield(1, 9) + pm.lfield(7, graph)
+
+
+def test_truncated_model(tmp_path, scan):
+    data = pm.torch_onnx_export(tmp_path / "m.onnx").read_bytes()
+    assert_malformed(scan("cut.onnx", data[: len(data) // 2]))
+
+
+def test_length_past_the_end_of_the_file(scan):
+    assert_malformed(scan("long.onnx", length_past_the_end()))
+
+
+def test_varint_longer_than_64_bits(scan):
+    assert_malformed(scan("overflow.onnx", overlong_varint()))
+
+
+def test_nesting_bomb(scan):
+    report = scan("deep.onnx", nesting_bomb())
+    assert_malformed(report)
     assert any("nested deeper" in finding.message for finding in by_rule(report, MALFORMED))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import textwrap
-import time
 
 import pytest
 
@@ -312,18 +311,20 @@ def test_huge_source_is_a_scan_limit_not_a_crash():
     assert finding.rule.id == "MLO901"
 
 
-def test_deeply_nested_and_long_chains_stay_fast():
-    cases = [
+def deep_sources() -> list[str]:
+    return [
         "x = " + "a." * 50_000 + "b\n",
         "x = " + "a + " * 50_000 + "a\n",
         "x = " + "-" * 50_000 + "1\n",
         "a0 = m\n" + "".join(f"a{i + 1} = a{i}.x\n" for i in range(20_000)),  # alias chain, quadratic if unbounded
         "import torch as T\n" + "T.load(f)\n" * 20_000,
     ]
+
+
+def test_deeply_nested_and_long_chains_are_analyzed():
+    cases = deep_sources()  # how fast: bench/unit_speed.py
     for source in cases:
-        start = time.perf_counter()
         found = check_source(source, Location("deep.py")).findings
-        assert time.perf_counter() - start < 5
         assert all(f.rule.id != "MLO903" for f in found)
     assert len(check_source(cases[-1], Location("many.py")).findings) == python_code.MAX_FINDINGS_PER_RULE
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import struct
-import time
 from pathlib import Path
 
 import pytest
@@ -256,36 +255,38 @@ def test_a_header_broken_everywhere_yields_a_bounded_report(scan):
 # ------------------------------------------------------------------ hostile sizes
 
 
-def test_huge_data_section_is_never_read(tmp_path):
+def sparse_four_gib_safetensors(path):
     header = json.dumps({"w": tensor("F32", [1 << 30], 0, 4 << 30)}).encode()
-    path = tmp_path / "big.safetensors"
     with open(path, "wb") as handle:
         handle.write(struct.pack("<Q", len(header)) + header)
         handle.truncate(8 + len(header) + (4 << 30))  # sparse: 4 GiB that take no disk
-    started = time.process_time()  # this process's CPU time: other work on the machine does not count
-    report = scan_path(str(path))
-    assert time.process_time() - started < 2
-    assert only_safe_note(report)
+    return path
 
 
-def test_many_tensors_parse_quickly(scan):
+def many_tensors_safetensors() -> bytes:
     header = {f"layer.{i}.weight": tensor("BF16", [4], 8 * i, 8 * i + 8) for i in range(100_000)}
-    data = safetensors_bytes(header, b"\x00" * 800_000)
-    started = time.process_time()
-    report = scan("model.safetensors", data)
-    assert time.process_time() - started < 5
-    assert only_safe_note(report)
+    return safetensors_bytes(header, b"\x00" * 800_000)
 
 
-@pytest.mark.parametrize(
-    "shape",
-    [[1 << 63, 1 << 63], [2] * 10_000, [(1 << 64) - 1, 2]],
-    ids=["two-huge-dims", "ten-thousand-dims", "usize-max-dim"],
-)
-def test_shape_overflow_is_reported_without_big_arithmetic(scan, shape):
-    started = time.process_time()
-    report = scan("model.safetensors", safetensors_bytes({"a": tensor("F32", shape, 0, 0)}))
-    assert time.process_time() - started < 1
+OVERFLOWING_SHAPES = {
+    "two-huge-dims": [1 << 63, 1 << 63],
+    "ten-thousand-dims": [2] * 10_000,
+    "usize-max-dim": [(1 << 64) - 1, 2],
+}
+
+
+# How fast these are checked (the data never read, no big arithmetic) is measured by bench/unit_speed.py.
+def test_huge_data_section_is_valid(tmp_path):
+    assert only_safe_note(scan_path(str(sparse_four_gib_safetensors(tmp_path / "big.safetensors"))))
+
+
+def test_many_tensors_are_valid(scan):
+    assert only_safe_note(scan("model.safetensors", many_tensors_safetensors()))
+
+
+@pytest.mark.parametrize("name", OVERFLOWING_SHAPES)
+def test_shape_overflow_is_reported(scan, name):
+    report = scan("model.safetensors", safetensors_bytes({"a": tensor("F32", OVERFLOWING_SHAPES[name], 0, 0)}))
     assert "overflows a 64-bit byte count" in report.findings[0].message
 
 

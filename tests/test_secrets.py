@@ -16,7 +16,6 @@ import string
 import struct
 import subprocess
 import sys
-import time
 import uuid
 import zlib
 
@@ -245,21 +244,25 @@ def test_no_false_alarm_on_ordinary_notebook_content(text):
     assert find_secrets(text) == []
 
 
-def test_fifty_megabyte_image_output_is_fast_and_noted():
-    text = base64.b64encode(os.urandom(38 * 1024 * 1024)).decode()  # about 50 MB of base64
-    start = time.perf_counter()
-    ctx = scan_text(text)
-    assert time.perf_counter() - start < 2
+def big_image_output() -> str:
+    return base64.b64encode(os.urandom(38 * 1024 * 1024)).decode()  # about 50 MB of base64
+
+
+def hostile_runs() -> list[str]:
+    lines = "\n".join(base64.b64encode(os.urandom(57)).decode() for _ in range(30_000))  # ~2.3 MB
+    return [lines, "eyJ-" * 250_000, "sk-" * 330_000, "aws key " * 125_000, "://a:" * 200_000]
+
+
+# How fast these are searched is measured by bench/unit_speed.py.
+def test_fifty_megabyte_image_output_is_noted():
+    ctx = scan_text(big_image_output())
     assert [(f.rule.id, f.severity) for f in ctx.result.findings] == [(rules.SCAN_LIMIT.id, Severity.LOW)]
     assert str(MAX_TEXT_CHARS) in ctx.result.findings[0].message
 
 
-def test_many_short_lines_and_hostile_prefix_runs_stay_bounded():
-    lines = "\n".join(base64.b64encode(os.urandom(57)).decode() for _ in range(30_000))  # ~2.3 MB
-    for text in (lines, "eyJ-" * 250_000, "sk-" * 330_000, "aws key " * 125_000, "://a:" * 200_000):
-        start = time.perf_counter()
-        assert find_secrets(text) == []
-        assert time.perf_counter() - start < 5, text[:8]
+def test_many_short_lines_and_hostile_prefix_runs_find_nothing():
+    for text in hostile_runs():
+        assert find_secrets(text) == [], text[:8]
 
 
 def test_time_budget_is_checked_while_searching():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 from . import rules
@@ -51,9 +52,36 @@ class ScanContext:
         self.policy = policy
         self.budget = Budget(limits)
         self._dispatch = dispatch
+        self._listed: Counter[str] = Counter()  # findings listed per rule id
+        self._listed_length = 0  # length of result.findings when _listed was last right
+        self._unlisted: dict[str, tuple[int, Finding]] = {}  # rule id -> (count, worst finding) over the cap
+        self._spent_reported = False
 
     def report(self, finding: Finding) -> None:
-        self.result.findings.append(finding)
+        """List the finding, or count it once its rule has ``max_findings_per_rule`` listed in this file:
+        a flood of findings (one per opcode, one per global) must not become a flood of output."""
+        findings = self.result.findings
+        if len(findings) != self._listed_length:  # someone edited the list directly: count again
+            self._listed = Counter(f.rule.id for f in findings)
+        rule_id = finding.rule.id
+        if self._listed[rule_id] < self.limits.max_findings_per_rule:
+            findings.append(finding)
+            self._listed[rule_id] += 1
+        else:
+            count, worst = self._unlisted.get(rule_id, (0, finding))
+            self._unlisted[rule_id] = (count + 1, finding if finding.severity > worst.severity else worst)
+        self._listed_length = len(findings)
+
+    def _list_unlisted(self) -> None:
+        """One summary per capped rule, at the worst severity it left out, so that nothing cut from the
+        listing lowers the file's verdict or exit code."""
+        for rule_id, (count, worst) in self._unlisted.items():
+            message = f"... and {count} more {rule_id} findings in this file were not listed"
+            evidence = {"not_listed": str(count), "listed": str(self.limits.max_findings_per_rule)}
+            self.result.findings.append(
+                worst.rule.finding(Location(self.result.path), message, evidence, severity=worst.severity)
+            )
+        self._unlisted.clear()
 
     def read_all(self, item: Item, limit: int, what: str, severity: Severity | None = None) -> bytes | None:
         """The item's bytes, or None when they exceed ``limit`` (reported, at ``severity`` when given: the
@@ -71,6 +99,17 @@ class ScanContext:
 
     def scan(self, item: Item) -> None:
         """Identify the item by content and hand it to the matching source or analyzer."""
+        if item.depth == 0 and item.size is not None:
+            self.budget.source_size = item.size
+        try:
+            self._scan(item)
+        finally:
+            if item.depth == 0:
+                self._list_unlisted()
+
+    def _scan(self, item: Item) -> None:
+        if self.budget.spent is not None:
+            return  # reported where it ran out
         if item.depth > self.limits.max_depth:
             self.report(
                 rules.SCAN_LIMIT.finding(
@@ -81,6 +120,11 @@ class ScanContext:
         try:
             self._dispatch(self, item)
         except LimitExceeded as exc:
-            self.report(
-                rules.SCAN_LIMIT.finding(item.location, f"{exc.what}; the rest of this content was not checked")
-            )
+            if not exc.whole_file:
+                message = f"{exc.what}; the rest of this content was not checked"
+            elif self._spent_reported:
+                return
+            else:
+                self._spent_reported = True
+                message = f"{exc.what}; the rest of this file was not checked"
+            self.report(rules.SCAN_LIMIT.finding(item.location, message))

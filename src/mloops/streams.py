@@ -9,12 +9,14 @@ from __future__ import annotations
 import bz2
 import lzma
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 from .limits import Budget, LimitExceeded
 
 CHUNK = 1 << 20
+HISTORY = CHUNK  # decompressed bytes kept behind the read position (Decompressed)
 _ZLIB_DECOMPRESSOR = type(zlib.decompressobj())  # zlib keeps unconsumed input itself; bz2 and lzma do not
 
 
@@ -67,7 +69,11 @@ _CODECS: dict[str, tuple[Decompressor, bytes | None]] = {
 
 
 class Decompressed:
-    """A compressed stream read as its decompressed bytes, bounded in size and ratio."""
+    """A compressed stream read as its decompressed bytes, bounded in size and ratio.
+
+    The last ``HISTORY`` bytes produced are kept, so a short step back (a format sniffed from
+    the head, then read from the start) costs nothing; a longer one decompresses again from
+    the start, and every byte decompressed again counts against the budget again."""
 
     def __init__(self, raw: Stream, kind: str, budget: Budget, make: Decompressor | None = None) -> None:
         self.raw = raw
@@ -85,7 +91,7 @@ class Decompressed:
         self._consumed = 0
         self._produced = 0
         self._pos = 0
-        self._buffer = b""
+        self._recent = bytearray()  # the last bytes produced, ending at self._produced
         self._done = False
 
     def _feed(self) -> bytes:
@@ -107,6 +113,8 @@ class Decompressed:
 
     def _pull(self, want: int) -> bytes:
         while not self._done:
+            # Input that yields nothing (empty blocks, empty members) must not spin unchecked.
+            self.budget.check_time()
             if self._dec.eof and not self._next_member():
                 self._done = True
                 break
@@ -115,7 +123,9 @@ class Decompressed:
                     self._input = self._feed()
                 if self._input:
                     out = self._dec.decompress(self._input, want)
-                    self._input = self._dec.unconsumed_tail
+                    # At the end of a member zlib leaves the rest in unused_data, and may leave the same
+                    # bytes in unconsumed_tail too: keeping both would feed them twice.
+                    self._input = b"" if self._dec.eof else self._dec.unconsumed_tail
                 else:
                     # Input is spent, but zlib may still hold output for it (max_length cut it short).
                     out = self._dec.decompress(b"", want)
@@ -140,47 +150,124 @@ class Decompressed:
 
     def _account(self, count: int) -> None:
         self._produced += count
-        self.budget.add_expanded(count)
         limits = self.budget.limits
         if self._produced > limits.ratio_floor_bytes and self._produced > limits.max_ratio * max(self._consumed, 1):
             raise LimitExceeded(f"{self.kind} compression ratio above {limits.max_ratio}:1")
+        self.budget.add_expanded(count)
+
+    def _produce(self, want: int) -> bytes:
+        """The next decompressed bytes after everything produced so far (b"" at the end)."""
+        try:
+            out = self._pull(want)
+        except (zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
+            self.corrupt = str(exc)
+            self._done = True
+            return b""
+        recent = self._recent
+        recent += out
+        if len(recent) > 2 * HISTORY:
+            del recent[: len(recent) - HISTORY]
+        return out
 
     def read(self, size: int = -1, /) -> bytes:
-        parts = [self._buffer]
-        have = len(self._buffer)
+        parts = []
+        have = 0
         while size < 0 or have < size:
-            try:
-                chunk = self._pull(CHUNK if size < 0 else min(CHUNK, size - have))
-            except (zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
-                self.corrupt = str(exc)
-                self._done = True
-                chunk = b""
-            if not chunk:
-                break
-            parts.append(chunk)
-            have += len(chunk)
-            self.budget.check_time()
-        data = b"".join(parts)
-        if size >= 0 and len(data) > size:
-            data, self._buffer = data[:size], data[size:]
-        else:
-            self._buffer = b""
-        self._pos += len(data)
-        return data
+            want = CHUNK if size < 0 else min(CHUNK, size - have)
+            behind = self._produced - self._pos
+            if behind > 0:  # served from the bytes already produced
+                start = len(self._recent) - behind
+                piece = bytes(self._recent[start : start + want])
+            else:
+                piece = self._produce(want)
+                if not piece:
+                    break
+            parts.append(piece)
+            have += len(piece)
+            self._pos += len(piece)
+        return b"".join(parts)
 
     def seek(self, offset: int, whence: int = 0, /) -> int:
         if whence == 1:
             offset += self._pos
         elif whence == 2:
-            while self.read(CHUNK):
+            while self._produce(CHUNK):
                 pass
-            offset += self._pos
-        if offset < self._pos:
+            offset += self._produced
+        offset = max(0, offset)
+        if offset < self._produced - len(self._recent):
             self._restart()
-        while self._pos < offset:
-            if not self.read(min(CHUNK, offset - self._pos)):
+        while self._produced < offset:
+            if not self._produce(min(CHUNK, offset - self._produced)):
                 break
+        self._pos = min(offset, self._produced)
         return self._pos
 
     def tell(self) -> int:
         return self._pos
+
+
+def needs_random_access_copy(stream: Stream) -> bool:
+    """True when stepping back in ``stream`` means decompressing again (a compressed stream, or a
+    window on one): an archive read from such a stream is better read from a copy in memory."""
+    while isinstance(stream, Window):
+        stream = stream.parent
+    return isinstance(stream, Decompressed)
+
+
+class InMemory:
+    """A stream over bytes already in memory (no copy of the buffer)."""
+
+    def __init__(self, data: bytearray) -> None:
+        self._data = data
+        self._pos = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        end = len(self._data) if size < 0 else min(len(self._data), self._pos + size)
+        if end <= self._pos:
+            return b""
+        with memoryview(self._data) as view:
+            data = view[self._pos : end].tobytes()
+        self._pos = end
+        return data
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        base = {0: 0, 1: self._pos, 2: len(self._data)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+@contextmanager
+def random_access(stream: Stream, size: int | None, budget: Budget, try_unknown: bool = True) -> Iterator[Stream]:
+    """``stream`` itself, or a copy of it in memory when stepping back in it means decompressing
+    again and it fits in what is left of ``max_held_bytes`` (held until the block ends).
+
+    Archives seek back and forth (end record, central directory, members); inside a compressed
+    stream each step back would decompress everything before it once more. ``try_unknown``: copy
+    a stream of unknown size when it turns out to fit (a reader that needs its end anyway)."""
+    allowance = budget.limits.max_held_bytes - budget.held
+    if not needs_random_access_copy(stream) or (size is not None and size > allowance):
+        yield stream
+        return
+    if size is None and not try_unknown:
+        yield stream
+        return
+    stream.seek(0)
+    data = bytearray()
+    while len(data) <= allowance:
+        piece = stream.read(min(CHUNK, allowance + 1 - len(data)))
+        if not piece:
+            break
+        data += piece
+    if len(data) > allowance or not budget.hold(len(data)):
+        del data
+        stream.seek(0)
+        yield stream  # too large to hold: read in place, decompressing again where needed
+        return
+    try:
+        yield InMemory(data)
+    finally:
+        budget.release(len(data))

@@ -21,7 +21,7 @@ from .. import rules
 from ..context import Item, ScanContext
 from ..core import Location
 from ..limits import LimitExceeded, MiB
-from ..streams import Decompressed, Stream, Window
+from ..streams import Decompressed, Stream, Window, random_access
 from . import escapes_extraction
 
 EOCD_SIG = b"PK\x05\x06"
@@ -31,6 +31,7 @@ ZIP64_LOCATOR_SIG = b"PK\x06\x07"
 ZIP64_EOCD_SIG = b"PK\x06\x06"
 TAIL_BYTES = 65535 + 22  # the end record plus the longest possible comment
 CRC_CHECK_MAX = 16 * MiB  # members up to this size are re-read to verify their CRC
+MAX_DIRECTORY_BYTES = 128 * MiB  # 200,000 members with 600-byte names and extras; read into memory
 # Encryption, patched data, strong encryption: Python's zipfile refuses members with these.
 REFUSED_FLAGS = 0x01 | 0x20 | 0x40
 
@@ -80,14 +81,14 @@ def find_end_record(tail: bytes, size: int) -> EndRecord | None:
             _, _, _, _, entries, cd_size, cd_offset, _ = struct.unpack("<4sHHHHIIH", tail[index : index + 22])
             absolute = tail_start + index
             locator = absolute - 20
-            uses_zip64 = 0xFFFFFFFF in (cd_size, cd_offset) or entries == 0xFFFF
-            if (
-                uses_zip64
-                and locator >= tail_start
-                and tail[locator - tail_start : locator - tail_start + 4] == ZIP64_LOCATOR_SIG
-            ):
+            sizes_deferred = 0xFFFFFFFF in (cd_size, cd_offset)
+            has_locator = (
+                locator >= tail_start and tail[locator - tail_start : locator - tail_start + 4] == ZIP64_LOCATOR_SIG
+            )
+            # 65535 entries defers to ZIP64 when a locator is there; without one it is a plain count.
+            if (sizes_deferred or entries == 0xFFFF) and has_locator:
                 return EndRecord(absolute, entries, cd_size, cd_offset, locator)
-            if not uses_zip64 and cd_size <= absolute:
+            if not sizes_deferred and cd_size <= absolute:
                 return EndRecord(absolute, entries, cd_size, cd_offset, None)
         index = tail.rfind(EOCD_SIG, 0, index)
     return None
@@ -112,7 +113,7 @@ def has_archive_at_end(stream: Stream, size: int) -> bool:
         end = _resolve_zip64(stream, end)
     except (ValueError, struct.error):
         return False
-    for start in (end.cd_offset, end.offset - end.cd_size):
+    for start in (end.cd_offset, _directory_end(stream, end) - end.cd_size):
         stream.seek(start)
         if stream.read(4) == CD_SIG:
             return True
@@ -120,34 +121,50 @@ def has_archive_at_end(stream: Stream, size: int) -> bool:
 
 
 def _resolve_zip64(stream: Stream, end: EndRecord) -> EndRecord:
+    """The ZIP64 end record's figures; its offset is where the central directory ends.
+
+    The locator's offset counts from the start of the archive: with data before the archive
+    (archives written back to back), the record sits just before the locator instead."""
     if end.zip64_locator is None:
         return end
     stream.seek(end.zip64_locator)
     locator = stream.read(20)
     record_offset = struct.unpack("<4sIQI", locator)[2]
-    stream.seek(record_offset)
-    record = stream.read(56)
-    if record[:4] != ZIP64_EOCD_SIG:
-        raise ValueError("ZIP64 end record not found where its locator points")
-    entries, cd_size, cd_offset = struct.unpack("<QQQ", record[32:56])
-    return EndRecord(end.offset, entries, cd_size, cd_offset, None)
+    for start in (record_offset, end.zip64_locator - 56):
+        stream.seek(start)
+        record = stream.read(56)
+        if record[:4] == ZIP64_EOCD_SIG:
+            entries, cd_size, cd_offset = struct.unpack("<QQQ", record[32:56])
+            return EndRecord(start, entries, cd_size, cd_offset, None)
+    raise ValueError("ZIP64 end record not found where its locator points")
+
+
+def _directory_end(stream: Stream, end: EndRecord) -> int:
+    """Where the central directory ends: at the end record, or at the ZIP64 end record that PyTorch
+    writes before it even when the plain record's figures fit (a locator then sits between them)."""
+    if end.offset >= 76:
+        stream.seek(end.offset - 20)
+        if stream.read(4) == ZIP64_LOCATOR_SIG:
+            stream.seek(end.offset - 76)
+            if stream.read(4) == ZIP64_EOCD_SIG:
+                return end.offset - 76
+    return end.offset
 
 
 def read_central_directory(stream: Stream, end: EndRecord, max_members: int) -> tuple[list[Entry], list[str]]:
+    """The members the directory lists, with absolute offsets, and what contradicts itself.
+
+    Offsets in a ZIP count from where the archive starts; an archive after other data (a
+    prefix, or other archives written before it) is found by where its directory really is."""
     problems: list[str] = []
     end = _resolve_zip64(stream, end)
-    stream.seek(end.cd_offset)
+    if end.cd_size > MAX_DIRECTORY_BYTES:
+        raise LimitExceeded(f"central directory of {end.cd_size} bytes, more than {MAX_DIRECTORY_BYTES} read")
+    shift = archive_start(stream, end)
+    stream.seek(end.cd_offset + shift)
     directory = stream.read(end.cd_size)
-    shift = 0
-    if not directory.startswith(CD_SIG):
-        # Data prepended to the archive: offsets are relative to where the archive starts.
-        start = end.offset - end.cd_size
-        stream.seek(start)
-        directory = stream.read(end.cd_size)
-        shift = start - end.cd_offset
-        if not directory.startswith(CD_SIG) and end.entries:
-            raise ValueError("central directory not found")
-        problems.append(f"{shift} bytes precede the archive")
+    if not directory.startswith(CD_SIG) and end.entries:
+        raise ValueError("central directory not found")
     entries = []
     pos = 0
     while pos + 46 <= len(directory) and directory[pos : pos + 4] == CD_SIG:
@@ -263,35 +280,141 @@ def _is_storage(name: str | None, prefixes: set[str]) -> bool:
 
 
 def scan(ctx: ScanContext, item: Item) -> None:
-    size = item.size if item.size is not None else item.stream.seek(0, 2)
-    end = read_end_record(item.stream, size)
+    with random_access(item.stream, item.size, ctx.budget) as stream:
+        _scan_archive(ctx, item, stream)
+
+
+def _scan_archive(ctx: ScanContext, item: Item, stream: Stream) -> None:
+    size = item.size if item.size is not None else stream.seek(0, 2)
+    start = _scan_archive_ending_at(ctx, item, stream, size)
+    _scan_earlier_archives(ctx, item, stream, start)
+
+
+def _scan_earlier_archives(ctx: ScanContext, item: Item, stream: Stream, start: int) -> None:
+    """Whatever precedes the archive: further archives written back to back (PyTorch's distributed
+    checkpoints write one torch.save archive per item into one .distcp file), or other content.
+    Every archive is scanned: a loader given offsets reads any of them."""
+    while start > 0:
+        ctx.budget.check_time()
+        earlier = Window(stream, 0, start)
+        end = read_end_record(earlier, start)
+        if end is None or not _directory_is_there(earlier, end):
+            message = f"ZIP structure: {start} bytes precede the archive"
+            ctx.report(rules.CONTAINER_ANOMALY.finding(item.location, message, {"prepended_bytes": str(start)}))
+            earlier.seek(0)
+            if earlier.read(4) == LOCAL_SIG:  # an archive without its directory: walked by its headers
+                ctx.scan(item.child(earlier, f"<bytes 0-{start} before the archive>", start, "prepended"))
+            return  # other content at the start was sniffed with the item itself (pickle/ZIP polyglots)
+        try:
+            first = archive_start(earlier, end)
+        except (ValueError, struct.error):
+            first = 0
+        window = Window(stream, first, start - first)
+        ctx.scan(item.child(window, f"<archive at byte {first}>", start - first, item.name))
+        start = first
+
+
+def _directory_is_there(stream: Stream, end: EndRecord) -> bool:
+    try:
+        end = _resolve_zip64(stream, end)
+    except (ValueError, struct.error):
+        return False
+    for start in (end.cd_offset, _directory_end(stream, end) - end.cd_size):
+        stream.seek(start)
+        if stream.read(4) == CD_SIG:
+            return True
+    return not end.entries
+
+
+def archive_start(stream: Stream, end: EndRecord) -> int:
+    """Where an archive ending at ``end`` starts: offset 0 of its own offsets.
+
+    The directory right before the end record is the archive's (as Python's zipfile finds it):
+    with archives written back to back, the recorded offset alone points into an earlier one."""
+    end = _resolve_zip64(stream, end)
+    located = _directory_end(stream, end) - end.cd_size
+    stream.seek(located)
+    if located >= end.cd_offset and stream.read(4) == CD_SIG:
+        return located - end.cd_offset
+    return 0
+
+
+def _scan_archive_ending_at(ctx: ScanContext, item: Item, stream: Stream, size: int) -> int:
+    """Scan the archive whose end record ends the stream; return where that archive starts."""
+    end = read_end_record(stream, size)
+    start = 0
     try:
         if end is None:
             raise ValueError("no end-of-central-directory record")
-        entries, problems = read_central_directory(item.stream, end, ctx.limits.max_members)
+        entries, problems = read_central_directory(stream, end, ctx.limits.max_members)
+        start = archive_start(stream, end) if entries else 0
     except (ValueError, struct.error) as exc:
         ctx.report(
             rules.MALFORMED_CONTAINER.finding(
                 item.location, f"ZIP central directory unreadable ({exc}); members found by walking local headers"
             )
         )
-        entries, problems = walk_local_headers(item.stream, size, ctx.limits.max_members), []
+        entries, problems = walk_local_headers(stream, size, ctx.limits.max_members), []
     layouts = _layouts(entries)
     ctx.record(item, layouts[0])
     for problem in problems:
         ctx.report(rules.CONTAINER_ANOMALY.finding(item.location, f"ZIP structure: {problem}"))
     prefixes = _storage_prefixes(entries)
+    overlapping = _overlapping(ctx, stream, entries, size)
+    if overlapping:
+        _report_overlaps(ctx, item, entries, overlapping)
     seen: dict[str, int] = {}
-    for entry in entries:
+    for index, entry in enumerate(entries):
         ctx.budget.check_time()
-        if entry.name.endswith("/") and not entry.usize:
+        if (entry.name.endswith("/") and not entry.usize) or index in overlapping:
             continue
-        _scan_member(ctx, item, entry, size, prefixes, seen, layouts)
+        _scan_member(ctx, item, stream, entry, size, prefixes, seen, layouts)
+    return start
+
+
+def _overlapping(ctx: ScanContext, stream: Stream, entries: list[Entry], size: int) -> dict[int, int]:
+    """Members whose header or data lies inside another member's (index -> index of the member it
+    overlaps). No writer does this; ZIP bombs do, to expand the same compressed bytes once per member."""
+    spans = []
+    for index, entry in enumerate(entries):
+        if not index & 0xFF:
+            ctx.budget.check_time()
+        if entry.data_offset < 0:
+            try:
+                _read_local_header(stream, entry)
+            except (ValueError, struct.error):
+                continue  # reported when the member is scanned
+        length = entry.csize if entry.csize is not None else size - entry.data_offset
+        spans.append((entry.header_offset, entry.data_offset + max(length, 0), index))
+    spans.sort()
+    overlapping: dict[int, int] = {}
+    reach, owner = -1, -1
+    for start, end, index in spans:
+        if start < reach:
+            overlapping[index] = owner
+        if end > reach:
+            reach, owner = end, index
+    return overlapping
+
+
+def _report_overlaps(ctx: ScanContext, item: Item, entries: list[Entry], overlapping: dict[int, int]) -> None:
+    message = (
+        f"{len(overlapping)} members overlap the headers or data of other members, a ZIP bomb pattern (the same "
+        "compressed bytes expanded once per member); each overlapping member was not scanned"
+    )
+    first, owner = min(overlapping.items())
+    evidence = {
+        "overlapping_members": str(len(overlapping)),
+        "example": f"{entries[first].name!r} (header at byte {entries[first].header_offset}) lies inside "
+        f"{entries[owner].name!r}",
+    }
+    ctx.report(rules.SCAN_LIMIT.finding(item.location, message, evidence))
 
 
 def _scan_member(
     ctx: ScanContext,
     item: Item,
+    stream: Stream,
     entry: Entry,
     size: int,
     prefixes: set[str],
@@ -305,21 +428,23 @@ def _scan_member(
         ctx.report(rules.CONTAINER_ANOMALY.finding(location, "several members share this name; each is scanned"))
     try:
         if entry.data_offset < 0:
-            _read_local_header(item.stream, entry)
+            _read_local_header(stream, entry)
         if _is_storage(entry.name, prefixes) and _is_storage(entry.local_name, prefixes):
             return
-        stream = open_member(item.stream, entry, size, ctx)
+        content = open_member(stream, entry, size, ctx)
     except (ValueError, struct.error, lzma.LZMAError) as exc:
         ctx.report(rules.MALFORMED_CONTAINER.finding(location, f"member not scanned: {exc}"))
         return
     _report_header_anomalies(ctx, location, entry)
-    child = item.child(stream, member, entry.usize if entry.method else entry.csize, entry.name, layouts)
+    child = item.child(content, member, entry.usize if entry.method else entry.csize, entry.name, layouts)
     ctx.scan(child)
-    if isinstance(stream, Decompressed) and (stream.corrupt or stream.truncated):
+    if ctx.budget.spent is not None:
+        return  # reported where it ran out; the member was not read to its end
+    if isinstance(content, Decompressed) and (content.corrupt or content.truncated):
         ctx.report(
-            rules.MALFORMED_CONTAINER.finding(location, f"compressed member damaged: {stream.corrupt or 'truncated'}")
+            rules.MALFORMED_CONTAINER.finding(location, f"compressed member damaged: {content.corrupt or 'truncated'}")
         )
-    _check_crc(ctx, location, entry, stream)
+    _check_crc(ctx, location, entry, content)
 
 
 def _report_header_anomalies(ctx: ScanContext, location: Location, entry: Entry) -> None:
