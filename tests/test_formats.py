@@ -60,11 +60,40 @@ def test_ordinary_files_are_left_alone(scan, name, data):
 
 
 @pytest.mark.parametrize("name", ["model.pt", "model.pkl", "model.joblib", "weights.npy", "model.pkl.gz"])
-def test_model_named_file_with_foreign_content_fails_closed(scan, name):
-    report = scan(name, b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
+def test_model_named_file_with_unknown_binary_content_fails_closed(scan, name):
+    report = scan(name, b"\x01\x7fBLOB" + bytes(range(256)) * 4)
     (finding,) = report.findings
     assert finding.rule.id == "MLO203" and finding.severity == Severity.HIGH
-    assert finding.evidence["first_bytes"].startswith("89504e47")
+    assert finding.evidence["first_bytes"].startswith("017f424c4f42")
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "kind"),
+    [
+        ("model.pt", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, "a PNG image"),
+        ("model.pkl.gz", b"\xff\xd8\xff\xe0" + b"\x00" * 100, "a JPEG image"),
+        ("weights.npy", b"%PDF-1.7\n" + b"\x00" * 100, "a PDF document"),
+        ("pytorch_model.bin", b"<!DOCTYPE html><html><body>404 Not Found</body></html>", "an HTML page"),
+        ("model.joblib", b'{"error": "rate limited"}', "JSON or other structured text"),
+        ("distutils-precedence.pth", b"import os; var = 'x'\n", "plain text"),
+    ],
+)
+def test_non_model_content_under_a_model_name_is_low_with_its_real_type(scan, name, data, kind):
+    (finding,) = scan(name, data).findings
+    assert finding.rule.id == "MLO203" and finding.severity == Severity.LOW
+    assert finding.evidence["content"] == kind
+
+
+def test_a_text_stream_that_imports_before_it_breaks_is_a_broken_pickle(scan):
+    # pickle.load imports mypkg (running its top-level code) before the garbage stops it
+    report = scan("model.pkl", b"cmypkg\nhook\n<html>garbage")
+    assert {"MLO121", "MLO201"} <= rule_ids(report)
+    assert scan("notes.txt", b"cmypkg\nhook\n<html>garbage").findings == []
+
+
+def test_a_truncated_protocol_0_pickle_under_a_pickle_name_is_malformed(scan):
+    data = pickle.dumps({"a": [1, 2, 3]}, protocol=0)[:-4]
+    assert "MLO201" in rule_ids(scan("model.pkl", data))
 
 
 def test_empty_model_file_fails_closed(scan):
@@ -158,10 +187,6 @@ def test_git_lfs_pointer_is_not_a_silent_pass(scan):
     pointer = b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"a" * 64 + b"\nsize 1234\n"
     (finding,) = scan("pytorch_model.bin.pt", pointer).findings
     assert finding.rule.id == "MLO203" and "Git LFS pointer" in finding.message
-
-
-def test_text_under_a_model_extension_is_left_alone(scan):
-    assert scan("distutils-precedence.pth", b"import os; var = 'x'\n").findings == []
 
 
 def test_python2_long_literals_in_npy_headers(scan):

@@ -35,10 +35,10 @@ from .analyzers import (
     xgboost_model,
 )
 from .context import Item, ScanContext
-from .core import FileResult, Location, Report, UsageError
+from .core import FileResult, Location, Report, Severity, UsageError
 from .limits import Limits
 from .picklevm.policy import default_policy
-from .sniff import HEAD_BYTES, has_model_extension, sniff
+from .sniff import HEAD_BYTES, has_model_extension, has_pickle_extension, non_model_content, sniff
 from .sources import compressed, dataset_folder, tar, zip
 
 PICKLE_FORMATS = {
@@ -140,26 +140,27 @@ def _unidentified(ctx: ScanContext, item: Item, head: bytes) -> None:
         message = "a Git LFS pointer, not the model: the model itself was not scanned (run git lfs pull)"
         ctx.report(rules.UNRECOGNIZED.finding(item.location, message, {"first_bytes": head[:16].hex()}))
         return
-    # Plain text under a model name (site-packages' .pth path files) runs in no pickle loader.
+    evidence = {"first_bytes": head[:16].hex()}
     if item.name == "nested":
         message = "a payload handed to a deserializer, in no supported format"
-    elif has_model_extension(item.name) and not _is_text(head):
-        message = "named like a pickle-family model, but the content is no supported format"
+    elif has_model_extension(item.name) or has_pickle_extension(item.name):
+        kind = non_model_content(head)
+        if kind is not None:  # an error page or an image saved under a model's name: no loader runs it
+            ctx.record(item, "not-a-model")
+            message = f"named like a model, but the content is {kind}: no model loader reads it"
+            ctx.report(
+                rules.UNRECOGNIZED.finding(item.location, message, {**evidence, "content": kind}, severity=Severity.LOW)
+            )
+            return
+        if not has_model_extension(item.name):  # .bin, .model, .sav: names many other binaries use too
+            ctx.record(item, "other")
+            return
+        message = "named like a model, but the content is no supported format"
     else:
         ctx.record(item, "other")
         return
     ctx.record(item, "unrecognized")
-    ctx.report(rules.UNRECOGNIZED.finding(item.location, message, {"first_bytes": head[:16].hex()}))
-
-
-def _is_text(head: bytes) -> bool:
-    if not head or b"\x00" in head:
-        return False
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return exc.start > len(head) - 4  # a character cut by the sample's end
-    return True
+    ctx.report(rules.UNRECOGNIZED.finding(item.location, message, evidence))
 
 
 def scan_file(path: str, limits: Limits, layouts: tuple[str, ...] = ()) -> FileResult:
@@ -210,9 +211,10 @@ def _add_format_note(result: FileResult) -> None:
         result.findings.append(rules.SAFE_FORMAT.finding(location, f"{names}: data-only format, structure valid"))
 
 
-def collect_files(paths: Iterable[str]) -> tuple[list[str], list[FileResult]]:
+def collect_files(paths: Iterable[str], limits: Limits | None = None) -> tuple[list[str], list[FileResult]]:
     """Regular files under the given paths in a stable order, and results for folders that
-    could not be listed. Symlinked folders are not followed."""
+    could not be listed or lie deeper than ``max_folder_depth``. Symlinked folders are not followed."""
+    max_depth = (limits or Limits()).max_folder_depth
     files: list[str] = []
     unreadable: list[FileResult] = []
     for path in paths:
@@ -221,7 +223,7 @@ def collect_files(paths: Iterable[str]) -> tuple[list[str], list[FileResult]]:
         except OSError as exc:
             raise UsageError(f"{path}: {exc.strerror}") from None
         if stat.S_ISDIR(mode):
-            files.extend(_walk(path, unreadable))
+            files.extend(_walk(path, unreadable, max_depth))
         elif stat.S_ISREG(mode):
             files.append(path)
         else:
@@ -229,22 +231,64 @@ def collect_files(paths: Iterable[str]) -> tuple[list[str], list[FileResult]]:
     return files, unreadable
 
 
-def _walk(root: str, unreadable: list[FileResult]) -> Iterator[str]:
-    def failed(error: OSError) -> None:
-        path = str(error.filename)
-        finding = rules.UNREADABLE.finding(Location(path), f"cannot list folder: {error.strerror}")
-        unreadable.append(FileResult(path, [finding]))
+def _walk(root: str, unreadable: list[FileResult], max_depth: int) -> Iterator[str]:
+    """Files of a folder tree, top-down (a folder's files, then its subfolders, each in name order).
 
-    for folder, dirs, files in os.walk(root, onerror=failed):
-        dirs.sort()
-        for name in sorted(files):
-            full = os.path.join(folder, name)
-            try:
-                regular = stat.S_ISREG(os.stat(full).st_mode)
-            except OSError:
-                regular = True  # scan_file reports why it cannot be read
-            if regular:
-                yield full
+    Iterative, with an explicit stack: a tree deeper than the interpreter's recursion limit is
+    hostile input like any other, and is reported once where it passes ``max_depth``."""
+    pending = [(root, 0)]
+    too_deep: list[str] = []
+    while pending:
+        folder, depth = pending.pop()
+        listed = _list_folder(folder, unreadable)
+        if listed is None:
+            continue
+        files, folders = listed
+        yield from files
+        if folders and depth >= max_depth:
+            too_deep.append(folder)
+            continue
+        pending.extend((sub, depth + 1) for sub in reversed(folders))
+    if too_deep:
+        message = (
+            f"folders nested deeper than {max_depth} levels below {root}; what lies below "
+            f"{len(too_deep)} folder(s) at that depth was not scanned"
+        )
+        finding = rules.SCAN_LIMIT.finding(Location(too_deep[0]), message, {"first": too_deep[0]})
+        unreadable.append(FileResult(too_deep[0], [finding]))
+
+
+def _list_folder(folder: str, unreadable: list[FileResult]) -> tuple[list[str], list[str]] | None:
+    """The regular files (symlinks to files included) and real subfolders of ``folder``, sorted."""
+    files: list[str] = []
+    folders: list[str] = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                is_dir = _is_dir(entry)
+                if is_dir and not entry.is_symlink():
+                    folders.append(entry.path)
+                elif not is_dir and _is_regular(entry.path):
+                    files.append(entry.path)
+    except OSError as error:
+        finding = rules.UNREADABLE.finding(Location(folder), f"cannot list folder: {error.strerror}")
+        unreadable.append(FileResult(folder, [finding]))
+        return None
+    return sorted(files), sorted(folders)
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # follows symlinks: a link to a folder is neither walked nor scanned
+    except OSError:
+        return False
+
+
+def _is_regular(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True  # scan_file reports why it cannot be read
 
 
 # Starting worker processes costs more than scanning a few hundred typical files.
@@ -258,7 +302,7 @@ def scan_path(*paths: str, jobs: int | None = 1, limits: Limits | None = None) -
     """
     limits = limits or Limits()
     started = time.monotonic()
-    files, unreadable = collect_files(paths)
+    files, unreadable = collect_files(paths, limits)
     datasets = dataset_folder.dataset_folders(files)
     layouts = _folder_layouts(files, datasets)
     if jobs is None:

@@ -33,7 +33,7 @@ from .analyzers import (
 from .limits import Budget, LimitExceeded, Limits
 from .picklevm.policy import default_policy
 from .picklevm.reader import Reader
-from .picklevm.vm import Machine, Malformed, Name
+from .picklevm.vm import Machine, Malformed, Name, Observer
 
 HEAD_BYTES = 64 * 1024
 
@@ -71,6 +71,10 @@ MODEL_EXTENSIONS = (
     ".tflite",
 )
 COMPRESSION_EXTENSIONS = (".gz", ".bz2", ".xz", ".lzma", ".z", ".zlib")
+# Names a pickle loader is pointed at: a stream there that imports anything before it breaks is
+# judged as a pickle, because the loader runs those imports before it fails.
+PICKLE_EXTENSIONS = (".pkl", ".pickle", ".pck", ".pcl", ".joblib", ".jbl", ".dill", ".cloudpickle", ".pt", ".pth")
+PICKLE_EXTENSIONS += (".ckpt", ".bin", ".pth.tar", ".pt.tar", ".model", ".sav")
 
 _SIMPLE_MAGIC = (
     (b"\x93NUMPY", "npy"),
@@ -84,12 +88,59 @@ _SIMPLE_MAGIC = (
 
 
 def has_model_extension(name: str) -> bool:
+    return _without_compression(name).endswith(MODEL_EXTENSIONS)
+
+
+def has_pickle_extension(name: str) -> bool:
+    return _without_compression(name).endswith(PICKLE_EXTENSIONS)
+
+
+def _without_compression(name: str) -> str:
     lower = name.lower()
     for ext in COMPRESSION_EXTENSIONS:
         if lower.endswith(ext):
-            lower = lower[: -len(ext)]
-            break
-    return lower.endswith(MODEL_EXTENSIONS)
+            return lower[: -len(ext)]
+    return lower
+
+
+# What a file named like a model may really be: a download that returned an error page, an image
+# or a document saved under the wrong name. None of these runs in a model loader: the first byte
+# is no pickle opcode that does anything, and no loader of other formats accepts them.
+_NON_MODEL_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (b"RIFF", "a RIFF file (WebP, WAV or AVI)"),
+)
+
+
+def non_model_content(head: bytes) -> str | None:
+    """What non-model content the bytes are, when they are clearly one (images, documents, pages, text)."""
+    for magic, kind in _NON_MODEL_MAGIC:
+        if head.startswith(magic):
+            return kind
+    text = _as_text(head)
+    if text is None:
+        return None
+    start = text.lstrip("\ufeff \t\r\n")[:256].lower()
+    if start.startswith(("<!doctype html", "<html", "<head", "<body")):
+        return "an HTML page"
+    if start.startswith("<?xml") or start.startswith("<"):
+        return "XML or markup"
+    if start.startswith(("{", "[")):
+        return "JSON or other structured text"
+    return "plain text"
+
+
+def _as_text(head: bytes) -> str | None:
+    if not head or b"\x00" in head:
+        return None
+    try:
+        return head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return head[: exc.start].decode("utf-8") if exc.start > len(head) - 4 else None  # a character cut at the end
 
 
 # Model formats recognised by their own analyzer: ``detect(head, name)`` checks magic bytes and
@@ -134,7 +185,7 @@ def sniff(head: bytes, name: str = "") -> list[str]:
     for fmt, test in (("bz2", _is_bz2), ("zlib", _is_zlib), ("lzma", _is_lzma_alone), ("tar", _is_tar)):
         if test(head):
             return [fmt]
-    if looks_like_pickle(head, complete=len(head) < HEAD_BYTES):
+    if looks_like_pickle(head, complete=len(head) < HEAD_BYTES, pickle_named=has_pickle_extension(name)):
         return ["pickle"]  # before the text formats: a protocol 0 pickle is text, whatever its name
     for fmt, detect in TEXT_DETECTORS:
         if detect(head, name):
@@ -142,7 +193,7 @@ def sniff(head: bytes, name: str = "") -> list[str]:
     return []
 
 
-class _Sniffer:
+class _Sniffer(Observer):
     """An observer that only notes whether the stream imports or calls anything."""
 
     saw_global = False
@@ -154,20 +205,9 @@ class _Sniffer:
     def call(self, *args: object) -> None:
         self.saw_call = True
 
-    def instantiate(self, *args: object) -> None:
-        self.saw_call = True
-
-    def build(self, *args: object) -> None:
-        self.saw_call = True
-
-    def extension(self, *args: object) -> None:
-        self.saw_call = True
-
-    def computed_global(self, *args: object) -> None:
-        self.saw_call = True
-
-    def nested(self, *args: object) -> None: ...
-    def anomaly(self, *args: object) -> None: ...
+    # EXT fetches only what the loading process registered (standard libraries register nothing): on its
+    # own it runs no code, and msgpack maps of two to four entries start with EXT's bytes.
+    instantiate = build = computed_global = computed_name = touch = misuse = mutation = call
 
 
 _SNIFF_LIMITS = Limits(max_seconds_per_file=5.0)
@@ -178,7 +218,12 @@ _PLAUSIBLE_AFTER_HEADER = 2
 _ENOUGH_AFTER_HEADER = 16
 
 
-def looks_like_pickle(head: bytes, complete: bool) -> bool:
+def looks_like_pickle(head: bytes, complete: bool, pickle_named: bool = False) -> bool:
+    """Whether a pickle loader would run this stream (at least in part).
+
+    Under a pickle-family name the loader is certain to try it: then any import or call before
+    the stream breaks, or a stream that parses until its data ends, makes it a (broken) pickle.
+    """
     if not head:
         return False
     observer = _Sniffer()
@@ -193,11 +238,11 @@ def looks_like_pickle(head: bytes, complete: bool) -> bool:
     except Malformed as exc:
         # Text and binaries often parse for a few opcodes. A real (possibly broken) pickle shows
         # a call, an import after a protocol header, or many valid opcodes up to where data stops.
-        if observer.saw_call or (observer.saw_global and protocol_header):
+        if observer.saw_call or (observer.saw_global and (protocol_header or pickle_named)):
             return True
         if not exc.truncated:
             return False
-        if protocol_header:
+        if protocol_header or pickle_named:
             return machine.opcode_count >= _PLAUSIBLE_AFTER_HEADER
         return not complete and machine.opcode_count >= _PLAUSIBLE_OPCODES
     except LimitExceeded:
