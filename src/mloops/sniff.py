@@ -11,6 +11,7 @@ import io
 import lzma
 import zlib
 from collections.abc import Callable
+from typing import Any
 
 from .analyzers import (
     arrow_data,
@@ -73,8 +74,10 @@ MODEL_EXTENSIONS = (
 COMPRESSION_EXTENSIONS = (".gz", ".bz2", ".xz", ".lzma", ".z", ".zlib")
 # Names a pickle loader is pointed at: a stream there that imports anything before it breaks is
 # judged as a pickle, because the loader runs those imports before it fails.
-PICKLE_EXTENSIONS = (".pkl", ".pickle", ".pck", ".pcl", ".joblib", ".jbl", ".dill", ".cloudpickle", ".pt", ".pth")
-PICKLE_EXTENSIONS += (".ckpt", ".bin", ".pth.tar", ".pt.tar", ".model", ".sav")
+PICKLE_EXTENSIONS = (
+    *(".pkl", ".pickle", ".pck", ".pcl", ".joblib", ".jbl", ".dill", ".cloudpickle", ".pt", ".pth"),
+    *(".ckpt", ".bin", ".pth.tar", ".pt.tar", ".model", ".sav"),
+)
 
 _SIMPLE_MAGIC = (
     (b"\x93NUMPY", "npy"),
@@ -194,7 +197,11 @@ def sniff(head: bytes, name: str = "") -> list[str]:
 
 
 class _Sniffer(Observer):
-    """An observer that only notes whether the stream imports or calls anything."""
+    """An observer that only notes whether the stream imports or calls anything.
+
+    EXT is no call here: it fetches only what the loading process registered (standard libraries
+    register nothing), so on its own it runs no code, and msgpack maps of two to four entries start
+    with EXT's bytes."""
 
     saw_global = False
     saw_call = False
@@ -202,12 +209,17 @@ class _Sniffer(Observer):
     def reference(self, name: Name, offset: int, opcode: str, spelled: str | None) -> None:
         self.saw_global = True
 
-    def call(self, *args: object) -> None:
+    def call(self, name: Name | None, callee: Any, args: Any, offset: int, opcode: str) -> None:
         self.saw_call = True
 
-    # EXT fetches only what the loading process registered (standard libraries register nothing): on its
-    # own it runs no code, and msgpack maps of two to four entries start with EXT's bytes.
-    instantiate = build = computed_global = computed_name = touch = misuse = mutation = call
+    def instantiate(self, name: Name | None, cls: Any, offset: int, opcode: str) -> None:
+        self.saw_call = True
+
+    def build(self, target: Any, name: Name | None, offset: int, opcode: str) -> None:
+        self.saw_call = True
+
+    def computed_global(self, offset: int, detail: str) -> None:
+        self.saw_call = True
 
 
 _SNIFF_LIMITS = Limits(max_seconds_per_file=5.0)

@@ -9,7 +9,7 @@ The data lives in the data/ folder next to this module:
   deny.toml        known dangerous primitives, grouped by what they give an attacker
   signatures.toml  what some denied callables do with their arguments (payloads, names to resolve)
   names.toml       module spellings that reach the same module (posix.system is os.system)
-  aliases.toml     attributes that are another module or object (enum.bltns is builtins),
+  aliases.txt      attributes that are another module or object (enum.bltns is builtins),
                    generated from the libraries by scripts/generate_aliases.py
 
 Anything neither allowed nor denied is unknown, and unknown is reported.
@@ -301,8 +301,13 @@ def _role(text: str) -> tuple[str, str]:
 
 
 def _load_attribute_aliases() -> dict[str, str]:
-    data = tomllib.loads(_read_text("aliases.toml"))
-    return {name: target for section in data.values() for name, target in section.items()}
+    # Plain lines, not TOML: thousands of them, read at every start.
+    aliases = {}
+    for line in _read_text("aliases.txt").splitlines():
+        if line and not line.startswith("#"):
+            name, target = line.split()
+            aliases[name] = target
+    return aliases
 
 
 @lru_cache(maxsize=1)

@@ -490,7 +490,10 @@ class Machine:
 
     # memo
     def op_get(self) -> None:
-        self.stack.append(self.memo[_parse_int(self.reader.readline())])
+        index = _parse_int(self.reader.readline())
+        if not isinstance(index, int):
+            raise Malformed("GET index too long to be a memo slot", self.offset)
+        self.stack.append(self.memo[index])
 
     def op_binget(self) -> None:
         self.stack.append(self.memo[self.reader.byte()])
