@@ -8,6 +8,14 @@ from mloops import scan_path
 from mloops.core import Finding, Report, Severity
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, keep tests marked xdist_group on one worker (the oracle's zygote costs 15 s
+    and 1.5 GB each), whatever distribution the command line asked for."""
+    if getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"
+
+
 def worst(report: Report) -> Severity:
     return max((f.severity for f in report.findings), default=Severity.INFO)
 

@@ -207,6 +207,9 @@ def _check_new_arguments(m: Machine, cls: Any, new_args: Any, opcode: str) -> No
 
 
 def _indirect_call(m: Machine, callee: Any, role: str, ref: str, args: Seq, via: str, opcode: str, depth: int) -> None:
+    if role == "call" and ref:
+        # func(*args): the argument tuple is unpacked (iterated) before the callee is even looked at.
+        check_own(m, _arg(args, int(ref)), f"unpacked as the arguments of a call by {via}", opcode)
     if not _is_object(callee):
         return
     how = f"called by {via}"

@@ -1,0 +1,120 @@
+"""Long differential-oracle campaign: generated and mutated pickles, mloops' verdict against real loads.
+
+    python bench/oracle_campaign.py --cases 10000000 --seed 1 --jobs 2 --out oracle-out/
+
+Starts the recorder's zygote (which imports the allowlisted libraries once), makes the benign seed
+checkpoints with the real libraries (in a child process), and runs ``--jobs`` shard processes, each
+scanning its share of the cases with mloops and loading the claimed-clean ones in forked workers.
+Prints cases/s, counts per verdict and the claimed-clean share as it goes, and writes every bypass,
+crash, hang and loader crash under ``--out`` (one JSON file per case: hex bytes, mloops' findings,
+the recorded events) with ``summary.json``. Cases are a function of (seed, index): rerun one with
+``--only INDEX``. Exit code 1 when any bypass, crash or hang was found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fuzz.mutate import seeds_from_child  # noqa: E402 - needs the repository on sys.path first
+from fuzz.oracle import (  # noqa: E402
+    Oracle,
+    Tally,
+    Zygote,
+    campaign_cases,
+    run_shard,
+    signature,
+)
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("oracle-out"))
+    parser.add_argument("--mutants", type=float, default=0.15, help="share of cases that are mutants (0 to 1)")
+    parser.add_argument("--progress", type=float, default=10.0, help="seconds between progress lines")
+    parser.add_argument("--only", type=int, help="run the single case with this index, and print its record")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse()
+    started = time.perf_counter()
+    seeds = seeds_from_child() if args.mutants > 0 else {}
+    with Zygote() as zygote:
+        print(f"zygote and seeds ready in {time.perf_counter() - started:.1f} s", flush=True)
+        if args.only is not None:
+            return run_one(zygote, args, seeds)
+        return run_campaign(zygote, args, seeds)
+
+
+def run_one(zygote: Zygote, args: argparse.Namespace, seeds: dict[str, bytes]) -> int:
+    oracle = Oracle(zygote)
+    case = next(campaign_cases(args.seed, args.only + 1, seeds=seeds, mutant_share=args.mutants, start=args.only))
+    outcome = next(iter(oracle.run([case])))
+    print(json.dumps(outcome.record(), indent=1, default=str))
+    oracle.close()
+    return 0
+
+
+def run_campaign(zygote: Zygote, args: argparse.Namespace, seeds: dict[str, bytes]) -> int:
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    shards = [
+        context.Process(
+            target=run_shard,
+            args=(zygote.path, args.seed, args.cases, shard, args.jobs, seeds, args.mutants, queue),
+            daemon=True,
+        )
+        for shard in range(args.jobs)
+    ]
+    start = time.perf_counter()
+    for process in shards:
+        process.start()
+    tally = Tally()
+    classes: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    args.out.mkdir(parents=True, exist_ok=True)
+    running = len(shards)
+    last = start
+    while running:
+        kind, payload = queue.get()
+        if kind == "tally":
+            tally.merge(payload)
+        elif kind == "case":
+            label = f"{payload['verdict']}: {signature(payload)}"
+            classes[label] += 1
+            path = args.out / f"{payload['verdict']}-{payload['id']}.json"
+            path.write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
+            examples.setdefault(label, path.name)
+        elif kind == "done":
+            running -= 1
+        now = time.perf_counter()
+        if now - last >= args.progress or not running:
+            print(json.dumps(tally.summary(now - start)), flush=True)
+            last = now
+    for process in shards:
+        process.join()
+    summary = tally.summary(time.perf_counter() - start)
+    summary["classes"] = [
+        {"class": label, "count": n, "example": examples[label]} for label, n in classes.most_common()
+    ]
+    summary["seed"] = args.seed
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    print(json.dumps(summary, indent=1))
+    bad = sum(summary["verdicts"][v] for v in ("bypass", "crash", "hang"))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
