@@ -577,3 +577,76 @@ def test_a_numeral_with_a_huge_exponent_is_an_expansion(scan):
     huge = PickleBuilder(2).call("fractions", "Fraction", "1e99999999").stop().build()
     assert "MLO116" in rule_ids(scan("x.pkl", huge))
     assert worst(scan("y.pkl", pickle.dumps(fractions.Fraction("1e300"), protocol=2))) == Severity.INFO
+
+
+# ------------------------------------------------------------ found by the differential oracle
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # NEWOBJ(type, ('X', (base,), {})): type.__new__ builds a class and runs the base's hooks
+        PickleBuilder(2).global_("builtins", "type").push(("X", (), {})).newobj().stop().build(),
+        PickleBuilder(2)
+        .global_("copyreg", "__newobj__")
+        .push(("x",))
+        .op(b"0")
+        .mark()
+        .global_("builtins", "type")
+        .push("X")
+        .push(())
+        .push({})
+        .tuple_from_mark()
+        .reduce()
+        .stop()
+        .build(),
+    ],
+)
+def test_three_argument_type_through_newobj_is_outside_its_signature(scan, data):
+    assert "MLO115" in rule_ids(scan("x.pkl", data))
+
+
+@pytest.mark.parametrize(("module", "name", "args"), [("plistlib", "PlistFormat", (1,)), ("pandas", "Period", ())])
+def test_state_set_on_a_shared_object_is_a_mutation(scan, module, name, args):
+    # an enum member, or pandas.Period() which is the NaT singleton: every user of it is changed
+    b = PickleBuilder(2).global_(module, name).push(args).newobj().push((None, {"x": 1})).build_state()
+    (finding,) = by_rule(scan("x.pkl", b.stop().build()), "MLO113")
+    assert "shared" in finding.message
+
+
+def test_time_zones_made_fresh_by_newobj_are_no_shared_objects(scan):
+    b = PickleBuilder(2).global_("dateutil.tz.tz", "tzutc").push(()).newobj().push({}).build_state()
+    assert worst(scan("x.pkl", b.stop().build())) == Severity.INFO
+
+
+def test_state_of_an_unlisted_instance_is_touched_by_build(scan):
+    b = PickleBuilder(2).global_("mypkg", "Outer").push(()).newobj()
+    b.global_("mypkg", "Inner").push(()).newobj().build_state()
+    assert any("state" in f.message for f in by_rule(scan("x.pkl", b.stop().build()), "MLO114"))
+
+
+def test_an_argument_tuple_is_unpacked_before_the_callee_is_checked(scan):
+    # _rebuild_from_type(func, type, args, state) runs func(*args): args is iterated even if func is no callable
+    b = PickleBuilder(2).global_("torch._tensor", "_rebuild_from_type").mark().op(b"]").op(b"]")
+    b.global_("mypkg", "Rows").push(()).newobj().push({}).tuple_from_mark().reduce()
+    assert any("unpacked" in f.message for f in by_rule(scan("x.pkl", b.stop().build()), "MLO114"))
+
+
+def test_a_class_allowlisted_as_called_is_not_made_by_new_alone(scan):
+    # torch._C.Generator.__new__ without its constructor leaves the C object unset: the real loader crashes
+    b = PickleBuilder(2).global_("torch._C", "Generator").push(()).newobj().stop()
+    assert "MLO115" in rule_ids(scan("x.pkl", b.build()))
+    uuid_pickle = pickle.dumps(__import__("uuid").UUID(int=7), protocol=2)
+    assert worst(scan("y.pkl", uuid_pickle)) == Severity.INFO
+
+
+def test_object_array_state_shorter_than_its_shape_is_malformed(scan):
+    import numpy as np
+
+    data = pickle.dumps(np.array([1, "a", None, 2.5], dtype=object), protocol=2)
+    assert worst(scan("ok.pkl", data)) == Severity.INFO
+    # the list of four items cut to one: ndarray.__setstate__ reads past it (the real loader crashes)
+    start = data.index(b"X\x01\x00\x00\x00a")  # keep the first item, drop 'a', None and 2.5
+    short = data[:start] + data[data.index(b"e", start) :]
+    findings = by_rule(scan("short.pkl", short), "MLO201")
+    assert any(f.evidence.get("anomaly") == "array-state" for f in findings), [f.message for f in findings]

@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import rules
 from ..context import Item, ScanContext
-from ..picklevm.joblib_arrays import WRAPPER_CLASSES, step_over_array
+from ..picklevm.joblib_arrays import WRAPPER_CLASSES, check_object_array_state, step_over_array
 from ..picklevm.judge import Judge
 from ..picklevm.policy import Policy
 from ..picklevm.reader import Reader
@@ -22,7 +22,10 @@ from ..picklevm.vm import Machine, Malformed
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 TORCH_LEGACY_PICKLES = 5  # magic, protocol version, sys info, the object, storage keys
 
-BUILD_HOOKS = {name: step_over_array for name in WRAPPER_CLASSES}
+BUILD_HOOKS = {
+    **{name: step_over_array for name in WRAPPER_CLASSES},
+    **{name: check_object_array_state for name in ("numpy.ndarray", "numpy.matrix", "numpy.char.chararray")},
+}
 PADDING_MAX = 4096
 
 

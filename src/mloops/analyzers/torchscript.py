@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from .. import rules
 from ..context import Item, ScanContext
 from ..limits import MiB
-from ..picklevm.policy import BUILD_ONLY, SAFE, UNKNOWN, Policy, Verdict
+from ..picklevm.policy import BUILD_ONLY, SAFE, UNKNOWN, Policy, Signature, Verdict
 from . import pickle_stream
 from .torch_ops import TIME_CHECK_EVERY, OpTable, Use, class_uses, is_dunder, op_table, operator_uses, report_uses
 
@@ -42,6 +42,9 @@ def member_handler(name: str) -> Handler | None:
 # ------------------------------------------------------------------ pickles
 
 
+_COMPILED_CLASS = Signature(new=True)
+
+
 class TorchScriptPolicy(Policy):
     """The pickle policy as torch.jit.load's C++ unpickler applies it.
 
@@ -53,6 +56,12 @@ class TorchScriptPolicy(Policy):
 
     def __init__(self, base: Policy) -> None:
         super().__init__(base.data)
+
+    def signature_of(self, name: tuple[str, str]) -> Signature:
+        # The C++ unpickler makes a compiled class's object first and sets its state after (NEWOBJ).
+        if name[0] == "__torch__" or name[0].startswith("__torch__."):
+            return _COMPILED_CLASS
+        return super().signature_of(name)
 
     def judge(self, name: tuple[str, str]) -> Verdict:
         module, qualname = name

@@ -114,8 +114,8 @@ def _apply_roles(
             if made is None:
                 made = value
             _create(m, value, via, role)
-            if ref:
-                _check_new_arguments(m, value, _new_arguments(args, index, ref), opcode)
+            if role == "new":
+                _check_new_arguments(m, value, _new_arguments(args, index, ref) if ref else None, opcode)
         elif role in ("call", "init"):
             _indirect_call(m, value, role, ref, args, via, opcode, depth)
         elif role == "payload":
@@ -200,6 +200,9 @@ def _check_new_arguments(m: Machine, cls: Any, new_args: Any, opcode: str) -> No
     if name is None or m.policy.judge(name).status != SAFE:
         return  # unlisted classes are reported as such; build-only ones get their arguments as data
     via = f"{'.'.join(part for part in name if part)}.__new__"
+    _check_new_alone(m, name, via, opcode)
+    if new_args is None:
+        return  # the reconstructor passes no arguments of the file's (newObj), or checks them itself
     if isinstance(new_args, Seq) and new_args.kind == "tuple":
         _check_signature(m, name, via, new_args, opcode)
     else:
@@ -249,6 +252,9 @@ def new_object(m: Machine, cls: Any, args: Any, kwargs: Any, opcode: str) -> Ins
     if name is not None and status not in (SAFE, BUILD_ONLY):
         return new_instance(m, cls, opcode)
     via = f"{'.'.join(p for p in name if p)}.__new__" if name else "a computed class's __new__"
+    if status == SAFE:
+        assert name is not None
+        _check_new_alone(m, name, via, opcode)
     if status == SAFE and isinstance(args, Seq) and args.kind == "tuple" and kwargs is None:
         # A class called while loading gets the same arguments from its __new__: type.__new__ with three
         # of them builds a class exactly as type() would.
@@ -259,6 +265,12 @@ def new_object(m: Machine, cls: Any, args: Any, kwargs: Any, opcode: str) -> Ins
             if value is not None:
                 check_data(m, value, f"passed to {via}", opcode)
     return new_instance(m, cls, opcode)
+
+
+def _check_new_alone(m: Machine, name: Name, via: str, opcode: str) -> None:
+    if not m.policy.signature_of(name).new:
+        message = f"{via} runs alone, without the constructor the class is reviewed with (it is allowlisted as called)"
+        m.observer.misuse(via, message, m.offset, opcode)
 
 
 def _check_signature(m: Machine, name: Name, via: str, args: Seq, opcode: str) -> None:
@@ -360,7 +372,7 @@ def set_state(m: Machine, target: Any, state: Any, name: Name | None) -> None:
         return  # an imported object (reported as a mutation), or a built-in container (the load fails)
     if target.state is not None and _call_stored_method(m, target, [state], "BUILD"):
         return
-    if _is_shared(m, name):
+    if _is_shared(m, target, name):
         _report_shared_mutation(m, name, "BUILD")
     live = own_live(target)
     if live is None:
@@ -373,12 +385,17 @@ def set_state(m: Machine, target: Any, state: Any, name: Name | None) -> None:
         check_own(m, state, "handed to BUILD as an object's state", "BUILD")
 
 
-def _is_shared(m: Machine, name: Name | None) -> bool:
-    """Classes that hand back an existing object (an enum member, a singleton, a cached time zone)."""
+def _is_shared(m: Machine, target: Any, name: Name | None) -> bool:
+    """Made by a class that hands back an existing object (an enum member, a singleton, a cached time zone)."""
     if name is None:
         return False
     dotted = ".".join(part for part in name if part)
-    return dotted in m.policy.enums or dotted in m.policy.shared
+    policy = m.policy
+    return (
+        dotted in policy.enums
+        or dotted in policy.shared
+        or (isinstance(target, Call) and dotted in policy.shared_when_called)
+    )
 
 
 def _report_shared_mutation(m: Machine, name: Name | None, opcode: str) -> None:
@@ -430,7 +447,7 @@ def add_items(m: Machine, target: Any, items: list[Any], opcode: str) -> None:
         return
     if target.state is not None and _call_stored_method(m, target, items, opcode):
         return
-    if _is_shared(m, name):
+    if _is_shared(m, target, name):
         _report_shared_mutation(m, name, opcode)
     live = own_live(target)
     if live is not None:  # even an unlisted class's own __setitem__/append: a call with the file's arguments

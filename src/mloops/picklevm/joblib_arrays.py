@@ -83,3 +83,19 @@ def _element_count(shape: Any) -> int | None:
             return None
         count *= dim
     return count
+
+
+def check_object_array_state(machine: Machine, target: Any, state: Any) -> Any:
+    """ndarray.__setstate__ of an object array trusts its list to hold one item per element: a
+    shorter list makes NumPy read past it (a crash of the loader, memory corruption)."""
+    if not isinstance(state, Seq) or state.kind != "tuple" or len(state.items) != 5:
+        return target
+    _, shape, dtype, _, data = state.items
+    layout = dtype_layout(dtype)
+    count = _element_count(shape)
+    if layout is None or not layout[1] or count is None or not isinstance(data, Seq) or data.kind != "list":
+        return target
+    if data.count != count:
+        message = f"object array state holds {data.count} items for {count} elements: NumPy reads past the list"
+        machine.observer.anomaly(machine.offset, message, "array-state")
+    return target

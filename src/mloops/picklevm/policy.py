@@ -54,6 +54,7 @@ class Signature(NamedTuple):
     folds: str | None = None  # pure decoder the engine may evaluate on constants
     wraps: int | None = None  # calling the result calls this argument (functools.partial)
     returns: str | None = None  # the class of the result, when it is not the callable itself (re._compile)
+    new: bool = False  # a class also created with __new__ alone (NEWOBJ), without being called
 
     def role(self, index: int) -> tuple[str, str]:
         return self.params[index] if index < len(self.params) else self.rest
@@ -67,7 +68,13 @@ class Signature(NamedTuple):
     @property
     def restrictive(self) -> bool:
         """True when calling it with arguments the engine cannot see might leave its reviewed forms."""
-        return self != DEFAULT_SIGNATURE
+        return bool(
+            self.arity is not None
+            or self.params
+            or self.rest != ("data", "")
+            or self.resolves
+            or self.wraps is not None
+        )
 
 
 DEFAULT_SIGNATURE = Signature()
@@ -107,6 +114,7 @@ class PolicyData(NamedTuple):
     signatures: dict[str, Signature]
     enums: frozenset[str]  # allowlisted enum classes, whose public attributes are members
     shared: frozenset[str]  # classes and factories that return an existing object (names.toml)
+    shared_when_called: frozenset[str]  # ... when called, while their __new__ makes a fresh one
     aliases: dict[str, str]  # module spellings: posix -> os
     attribute_aliases: dict[str, str]  # dotted attributes that are another object, found by identity
     reach_through: frozenset[str]
@@ -121,6 +129,7 @@ class Policy:
         self.signatures = data.signatures
         self.enums = data.enums
         self.shared = data.shared
+        self.shared_when_called = data.shared_when_called
         self.aliases = data.aliases
         self.attribute_aliases = data.attribute_aliases
         self.reach_through = data.reach_through
@@ -284,6 +293,7 @@ def _signature(name: str, spec: dict[str, Any]) -> Signature:
         folds=spec.get("folds"),
         wraps=spec.get("wraps"),
         returns=spec.get("returns"),
+        new=spec.get("new", False),
     )
     unknown = {role for role, _ in (*signature.params, signature.rest)} - ROLES
     if unknown:
@@ -325,6 +335,7 @@ def default_policy() -> Policy:
             signatures={**call_tier.signatures, **denied_signatures},
             enums=call_tier.enums,
             shared=frozenset(names["shared"]),
+            shared_when_called=frozenset(names["shared_when_called"]),
             aliases=dict(names["aliases"]),
             attribute_aliases=_load_attribute_aliases(),
             reach_through=frozenset(names["reach_through"]),
