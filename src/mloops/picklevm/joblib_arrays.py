@@ -61,11 +61,12 @@ def dtype_layout(value: Any) -> tuple[int, bool] | None:
     if isinstance(value.func, Global) and value.func.dotted in _STRING_DTYPE:
         return 16, True  # variable-width strings: joblib pickles such an array whole, as it does object arrays
     typestr = value.args.items[0]
-    if not isinstance(typestr, str):
-        return None
     state = value.state.items if isinstance(value.state, Seq) else []
     flags = state[7] if len(state) > 7 and isinstance(state[7], int) else 0
     elsize = state[5] if len(state) > 5 and isinstance(state[5], int) else -1
+    if not isinstance(typestr, str):
+        # numpy.dtype(<a registered scalar type>) (ml_dtypes' bfloat16, float8 ...): the state has the size
+        return (elsize, bool(flags & 1)) if elsize > 0 else None
     if typestr.lstrip("<>=|").startswith("O") or flags & 1:  # NPY_ITEM_REFCOUNT: holds objects
         return 8, True
     if elsize > 0:
