@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.probe_sweep import replace_section  # noqa: E402
+from bench.sections import replace_section  # noqa: E402
 
 from mloops import scan_path  # noqa: E402
 from mloops.core import Severity  # noqa: E402

@@ -105,29 +105,13 @@ def measure(mloops: str, measure_run, repeat: int) -> list[str]:
     ]
 
 
-def replace_section(text: str, lines: list[str]) -> str:
-    """BENCHMARKS.md with the section ``lines`` holds (its title is lines[1]) replaced, or added before the
-    per-technique tables."""
-    title = lines[1]
-    block = "\n".join(lines[1:]) + "\n"
-    if title in text:
-        start = text.index(title)
-        end = text.find("\n## ", start + len(title))
-        return text[:start] + block + (text[end + 1 :] if end != -1 else "")
-    anchor = text.find("\n## Per technique")
-    if anchor == -1:
-        return text.rstrip("\n") + "\n\n" + block
-    return text[: anchor + 1] + block + "\n" + text[anchor + 1 :]
-
-
 def main() -> None:
-    from bench import run
+    from bench import run, sections
 
     run.install_tools()
     mloops = str(run.PEERS / "bin" / "mloops")
     lines = measure(mloops, lambda command, output: run.measure(command, stdout=output), repeat=3)
-    path = ROOT / "BENCHMARKS.md"
-    path.write_text(replace_section(path.read_text(), lines))
+    sections.write_section(lines)
     print("\n".join(lines))
 
 

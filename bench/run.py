@@ -13,7 +13,7 @@
 4. Scans a tree of 10,000 Python files and notebooks (code_tree.py) with mloops, bandit,
    detect-secrets and modelaudit, and probes 1,000 loopback ports with real platforms
    listening among them (probe_sweep.py).
-5. Writes the figures to BENCHMARKS.md.
+5. Writes the figures to BENCHMARKS.md, keeping the sections other bench scripts write.
 
 Each measured command is started by a small launcher process, so its peak RSS is its own
 (a child exec'd straight from this process would inherit this process's high-water mark).
@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import code_tree, formats_corpus, probe_sweep  # noqa: E402
+from bench import code_tree, formats_corpus, probe_sweep, sections  # noqa: E402
 from tests.fixtures import benign, malicious  # noqa: E402
 
 WORK = ROOT / "bench" / "work"
@@ -551,7 +551,10 @@ def main() -> None:
     print("probe sweep", flush=True)
     sweep = probe_sweep.measure(str(PEERS / "bin" / "mloops"), lambda command, out: measure(command, out), 3)
     report = render(all_tools, labels, format_labels, corpus, formats_run, big, tree + sweep)
-    Path(args.output).write_text(report)
+    output = Path(args.output)
+    if output.exists():  # the sections other scripts own (checkov, library sweep, oracle ...) stay
+        report = sections.keep_foreign_sections(report, output.read_text(encoding="utf-8"))
+    output.write_text(report)
     raw = {t.name: {"version": t.version, "verdicts": t.verdicts} for t in all_tools}
     (WORK / "results.json").write_text(json.dumps(raw, indent=2))
     print(report)
