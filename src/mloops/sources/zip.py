@@ -107,17 +107,7 @@ def read_end_record(stream: Stream, size: int) -> EndRecord | None:
 def has_archive_at_end(stream: Stream, size: int) -> bool:
     """True when the file ends with a ZIP whose central directory really is where it claims."""
     end = read_end_record(stream, size)
-    if end is None or not end.entries:
-        return False
-    try:
-        end = _resolve_zip64(stream, end)
-    except (ValueError, struct.error):
-        return False
-    for start in (end.cd_offset, _directory_end(stream, end) - end.cd_size):
-        stream.seek(start)
-        if stream.read(4) == CD_SIG:
-            return True
-    return False
+    return end is not None and end.entries > 0 and _directory_is_there(stream, end)
 
 
 def _resolve_zip64(stream: Stream, end: EndRecord) -> EndRecord:
