@@ -650,3 +650,8 @@ def test_object_array_state_shorter_than_its_shape_is_malformed(scan):
     short = data[:start] + data[data.index(b"e", start) :]
     findings = by_rule(scan("short.pkl", short), "MLO201")
     assert any(f.evidence.get("anomaly") == "array-state" for f in findings), [f.message for f in findings]
+
+
+def test_three_argument_type_through_newobj_ex_is_outside_its_signature(scan):
+    b = PickleBuilder(4).global_("builtins", "type").push(("X", (), {})).push({}).op(b"\x92").stop()
+    assert "MLO115" in rule_ids(scan("x.pkl", b.build()))

@@ -255,11 +255,15 @@ def new_object(m: Machine, cls: Any, args: Any, kwargs: Any, opcode: str) -> Ins
     if status == SAFE:
         assert name is not None
         _check_new_alone(m, name, via, opcode)
-    if status == SAFE and isinstance(args, Seq) and args.kind == "tuple" and kwargs is None:
+    if status == SAFE and isinstance(args, Seq) and args.kind == "tuple":
         # A class called while loading gets the same arguments from its __new__: type.__new__ with three
         # of them builds a class exactly as type() would.
         assert name is not None
         _check_signature(m, name, via, args, opcode)
+        if kwargs is not None and not (isinstance(kwargs, Seq) and kwargs.kind == "dict" and not kwargs.count):
+            m.observer.misuse(
+                via, f"{via} gets keyword arguments, a form its signature does not review", m.offset, opcode
+            )
     else:
         for value in (args, kwargs):
             if value is not None:
@@ -457,7 +461,10 @@ def add_items(m: Machine, target: Any, items: list[Any], opcode: str) -> None:
     if isinstance(target, (Call, Instance)):
         kept = [item for item in items if not is_constant(item)]
         if kept:
-            target.added = [*(target.added or ()), *kept]
+            if target.added is None:
+                target.added = kept
+            else:
+                target.added.extend(kept)
 
 
 def _call_stored_method(m: Machine, target: Any, items: list[Any], opcode: str) -> bool:
