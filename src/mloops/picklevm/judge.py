@@ -46,7 +46,7 @@ class Judge(Observer):
         self.findings: list[Finding] = []
         self.computed: dict[str, Finding] = {}
         self.touched: dict[tuple[str, int], Finding] = {}  # one finding per live value
-        self.misused: set[tuple[str, str]] = set()
+        self.reported: set[tuple[str, str]] = set()
         self.anomalies: dict[str, Finding] = {}
         self.events = 0  # references and calls seen, to tell a later pickle from trailing garbage
 
@@ -113,10 +113,10 @@ class Judge(Observer):
         self._add(rules.COMPUTED_CALL.finding(self.location.at(offset), detail, {"opcode": "STACK_GLOBAL"}))
 
     def computed_name(self, offset: int, detail: str) -> None:
-        self.events += 1
-        if ("computed-name", detail) not in self.misused:
-            self.misused.add(("computed-name", detail))
-            self._add(rules.COMPUTED_CALL.finding(self.location.at(offset), detail, {"opcode": "REDUCE"}))
+        self._add_once(
+            ("computed-name", detail),
+            lambda: rules.COMPUTED_CALL.finding(self.location.at(offset), detail, {"opcode": "REDUCE"}),
+        )
 
     def touch(self, live: Live, use: str, offset: int, opcode: str) -> None:
         self.events += 1
@@ -134,26 +134,25 @@ class Judge(Observer):
         self._add(finding)
 
     def misuse(self, via: str, message: str, offset: int, opcode: str) -> None:
-        self.events += 1
-        if (via, message) in self.misused:
-            return
-        self.misused.add((via, message))
         evidence = {"callable": via, "opcode": opcode}
-        self._add(rules.SIGNATURE_VIOLATION.finding(self.location.at(offset), message, evidence))
+        self._add_once(
+            (via, message), lambda: rules.SIGNATURE_VIOLATION.finding(self.location.at(offset), message, evidence)
+        )
 
     def mutation(self, message: str, evidence: dict[str, str], offset: int) -> None:
-        self.events += 1
-        if ("mutation", message) in self.misused:
-            return
-        self.misused.add(("mutation", message))
-        self._add(rules.GLOBAL_MUTATION.finding(self.location.at(offset), message, evidence))
+        self._add_once(
+            ("mutation", message), lambda: rules.GLOBAL_MUTATION.finding(self.location.at(offset), message, evidence)
+        )
 
     def expansion(self, message: str, offset: int) -> None:
+        self._add_once(("expansion", message), lambda: rules.LOAD_EXPANSION.finding(self.location.at(offset), message))
+
+    def _add_once(self, key: tuple[str, str], make: Callable[[], Finding]) -> None:
+        """One finding per kind of event and message, however often the file repeats it."""
         self.events += 1
-        if ("expansion", message) in self.misused:
-            return
-        self.misused.add(("expansion", message))
-        self._add(rules.LOAD_EXPANSION.finding(self.location.at(offset), message))
+        if key not in self.reported:
+            self.reported.add(key)
+            self._add(make())
 
     def nested(self, data: bytes | None, offset: int, via: Name) -> None:
         verdict = self.policy.judge(via)
