@@ -320,9 +320,17 @@ def test_memo_growth_is_bounded():
     assert any(f.rule.id == "MLO901" and "memo" in f.message for f in result.findings)
 
 
-def test_billion_laughs_through_the_memo_stays_small(scan):
-    data = b"\x80\x02]\x94" + b"h\x00h\x00\x86\x94" * 200 + b"."
-    assert worst(scan("x.pkl", data)) == Severity.INFO
+def test_billion_laughs_through_the_memo_is_reported_and_stays_small(scan):
+    def nested(levels: int) -> bytes:
+        # each tuple holds the previous one twice: loading is cheap, walking the result is not
+        b = PickleBuilder(2).push(None).memoize().pop()
+        for index in range(levels):
+            b.get(index).get(index).op(b"\x86").memoize().pop()
+        return b.get(levels).stop().build()
+
+    (finding,) = by_rule(scan("x.pkl", nested(200)), "MLO116")
+    assert "billion laughs" in finding.message
+    assert worst(scan("y.pkl", nested(20))) == Severity.INFO
 
 
 def test_deep_marks_and_nesting_do_not_crash(scan):

@@ -21,6 +21,10 @@ TIME_CHECK_STEPS = 1 << 16
 # Hashing a tuple hashes its items again every time (CPython caches no tuple hash), and repr
 # expands every container: work beyond this many items is a denial of service on the loader.
 MAX_EXPANSION = 1 << 24
+# A loaded object whose walk (repr, deepcopy, serialization, comparison by whoever uses it) visits
+# more items than this, shared references counted each time: a "billion laughs". Far above what
+# shared references in real data add up to.
+MAX_OBJECT_EXPANSION = 1 << 30
 
 
 class Walker:
@@ -63,9 +67,9 @@ class Walker:
                 pending.append(current.state)
         return None
 
-    def expansion(self, value: Any, tuples_only: bool) -> int:
+    def expansion(self, value: Any, tuples_only: bool, cap: int = MAX_EXPANSION) -> int:
         """How many items a recursive hash (tuples) or repr (every container) of ``value`` visits,
-        counting shared references each time they are met; MAX_EXPANSION + 1 when it is more."""
+        counting shared references each time they are met; ``cap`` + 1 when it is more."""
         if not _expands(value, tuples_only):
             return 1
         sizes: dict[int, int] = {}
@@ -85,8 +89,8 @@ class Walker:
                     stack.append((child, _items(child), _leaf_count(child)))
                     descended = True
                     break
-                if total > MAX_EXPANSION:
-                    return MAX_EXPANSION + 1
+                if total > cap:
+                    return cap + 1
             if descended:
                 continue
             self._step()
@@ -96,8 +100,8 @@ class Walker:
             if not stack:
                 return total
             parent, rest, parent_total = stack[-1]
-            if parent_total + total > MAX_EXPANSION:
-                return MAX_EXPANSION + 1
+            if parent_total + total > cap:
+                return cap + 1
             stack[-1] = (parent, rest, parent_total + total)
         return 1
 

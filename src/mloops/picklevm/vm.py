@@ -15,7 +15,7 @@ from typing import Any
 from ..limits import Budget, LimitExceeded, Limits
 from . import calls
 from .calls import MAX_NAME_DEPTH
-from .liveness import Walker
+from .liveness import MAX_OBJECT_EXPANSION, Walker
 from .policy import BUILD_ONLY, DANGEROUS, INTROSPECTION, SAFE, Policy, Signature
 from .reader import Reader, Truncated
 from .values import Attr, Blob, Call, Ext, Global, Instance, Live, Opaque, Persistent, Seq, is_constant
@@ -137,7 +137,14 @@ class Machine:
     def _stop(self) -> Any:
         if not self.stack:
             raise Malformed("STOP with an empty stack", self.offset)
-        return self.stack.pop()
+        result = self.stack.pop()
+        if self.walker.expansion(result, tuples_only=False, cap=MAX_OBJECT_EXPANSION) > MAX_OBJECT_EXPANSION:
+            message = (
+                f"the loaded object expands to more than {MAX_OBJECT_EXPANSION} items when walked (shared references "
+                "nested level upon level): whoever prints, copies or serializes it hangs (billion laughs)"
+            )
+            self.observer.expansion(message, self.offset)
+        return result
 
     # ------------------------------------------------------------ stack helpers
 
