@@ -14,11 +14,13 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import sections  # noqa: E402
 from tests.fixtures import hostile  # noqa: E402
 
 TARGET_SECONDS = 60.0
@@ -66,10 +68,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--only", nargs="*", help="names of the inputs to run (default: all)")
     parser.add_argument("--hang-guard", type=float, default=300.0, help="kill a scan after this many seconds")
+    parser.add_argument("--write", action="store_true", help="replace the Hostile inputs section of BENCHMARKS.md")
     args = parser.parse_args()
     cases = [case for case in hostile.CASES if not args.only or case.name in args.only]
-    print("| input | what | seconds | max RSS (MiB) | exit | JSON (KiB) | findings per rule | on target |")
-    print("|---|---|---:|---:|---:|---:|---|---|")
+    header = [
+        "| input | what | seconds | max RSS (MiB) | exit | JSON (KiB) | findings per rule | on target |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    print("\n".join(header))
+    rows = []
     all_ok = True
     for case in cases:
         with tempfile.TemporaryDirectory(prefix="mloops-bench-hostile-") as work:
@@ -79,7 +86,15 @@ def main() -> int:
                 hostile.remove_tree(path)  # deeper than shutil.rmtree can recurse
         row, ok = _row(case, run)
         all_ok &= ok
+        rows.append(row)
         print(row, flush=True)
+    if args.write:
+        intro = (
+            f"`bench/hostile_inputs.py` on {time.strftime('%Y-%m-%d')}: each input of `tests/fixtures/hostile.py` "
+            f"through `mloops scan --format json` with the default limits. Targets: under {TARGET_SECONDS:.0f} s and "
+            f"{TARGET_RSS_MIB:.0f} MiB, a valid JSON report, no traceback, the expected finding."
+        )
+        sections.write_section(["## Hostile inputs", "", intro, "", *header, *rows])
     return 0 if all_ok else 1
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import importlib.metadata
 import re
 import shutil
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import sections  # noqa: E402
 from tests.fixtures import library_objects as lo  # noqa: E402
 
 from mloops.core import Severity  # noqa: E402
@@ -41,7 +43,8 @@ def count_files(catalog: lo.Catalog) -> int:
     )
 
 
-def report(name: str, catalog: lo.Catalog, flagged: list[lo.Flagged], seconds: float, medium: bool) -> None:
+def report(name: str, catalog: lo.Catalog, flagged: list[lo.Flagged], seconds: float, medium: bool) -> str:
+    """Print the library's figures and offending globals; return its BENCHMARKS.md row."""
     stages = collections.Counter(skip.stage for skip in catalog.skipped)
     print(f"== {name}  ({seconds:.1f} s)")
     print(
@@ -74,6 +77,19 @@ def report(name: str, catalog: lo.Catalog, flagged: list[lo.Flagged], seconds: f
         print(f"   skipped ({skip.stage}) {skip.label}: {skip.reason}")
     if len(catalog.skipped) > _SHOWN_SKIPS:
         print(f"   ... {len(catalog.skipped) - _SHOWN_SKIPS} more skipped")
+    return (
+        f"| {name} | {_version(name)} | {catalog.objects} | {len(catalog.skipped)} | {len(catalog.entries)} "
+        f"| {count_files(catalog)} | {per_severity['MEDIUM']} | {failing} | {seconds:.1f} |"
+    )
+
+
+def _version(name: str) -> str:
+    if name == "stdlib":
+        return sys.version.split()[0]
+    try:
+        return importlib.metadata.version({"sklearn": "scikit-learn"}.get(name, name))
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
 
 
 def main() -> int:
@@ -82,10 +98,12 @@ def main() -> int:
     parser.add_argument("--medium", action="store_true", help="also list MEDIUM findings")
     parser.add_argument("--keep", help="write the catalogs here and keep them")
     parser.add_argument("--skips", action="store_true", help="list every skip")
+    parser.add_argument("--write", action="store_true", help="replace the Library sweep section of BENCHMARKS.md")
     args = parser.parse_args()
     names = args.only.split(",") if args.only else list(lo.CATALOGS)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mloops-sweep-"))
     totals = collections.Counter()
+    rows = []
     try:
         for name in names:
             started = time.monotonic()
@@ -95,7 +113,7 @@ def main() -> int:
                 print(f"== {name}: not installed ({exc})")
                 continue
             flagged = lo.scan_catalog(catalog)
-            report(name, catalog, flagged, time.monotonic() - started, args.medium)
+            rows.append(report(name, catalog, flagged, time.monotonic() - started, args.medium))
             if args.skips:
                 for skip in catalog.skipped[_SHOWN_SKIPS:]:
                     print(f"   skipped ({skip.stage}) {skip.label}: {skip.reason}")
@@ -107,7 +125,28 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     print(f"== total: {totals['objects']} objects, {totals['entries']} entries, {totals['failing']} failing (>= HIGH)")
+    if args.write:
+        sections.write_section(section(rows, totals))
     return 0
+
+
+def section(rows: list[str], totals: collections.Counter[str]) -> list[str]:
+    return [
+        "## Library sweep",
+        "",
+        f"`bench/library_sweep.py` on {time.strftime('%Y-%m-%d')}: every public picklable type the catalogs of "
+        "`tests/fixtures/library_objects.py` construct from each library (enum members found by walking modules, "
+        "every pandas dtype, array, index, offset and time zone, every scikit-learn estimator fitted, torch modules, "
+        "optimizers, schedulers and distributed checkpoints, ...), saved with pickle protocols 0-5, joblib and the "
+        "library's own save function, scanned with `mloops.scan_path`. An entry is a file or a saved folder; "
+        '"failing" is an entry with a finding at HIGH or above (the default fail threshold). Skips are objects a '
+        "library cannot build or save in a form (each recorded with its reason by the catalog).",
+        "",
+        "| library | version | objects | skipped | entries | files | entries at MEDIUM | failing | seconds |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        *rows,
+        f"| total | | {totals['objects']} | | {totals['entries']} | | | {totals['failing']} | |",
+    ]
 
 
 if __name__ == "__main__":
