@@ -119,7 +119,8 @@ def build_corpus() -> dict[Path, str]:
         target = corpus / "malicious" / case.name
         work.mkdir()
         target.mkdir(parents=True)
-        labels[malicious.write(case, target, work, work / "marker")] = f"malicious:{case.name}"
+        # The pickle-family corpus holds model files only: the attacker modules some fixtures import stay aside.
+        labels[malicious.write(case, target, work, work / "marker", companions_to=work)] = f"malicious:{case.name}"
     for case in benign.ALL:
         work = aux / f"benign-{case.name}"
         target = corpus / "benign" / case.name
