@@ -748,6 +748,9 @@ class Case:
             return  # a (lazy) module resolving a name: part of fetching a global
         cls = first if issubclass(type(first), type) else type(first)
         key = _ident(cls)
+        if code.co_name == "__del__" and _ident(first) not in self.appeared_ids and not _provided(self, cls, code):
+            self.note("finalizer", f"{safe_name(cls)}.__del__")  # garbage from earlier, collected now
+            return
         if (not direct or self.inside) and not _provided(self, cls, code):
             return  # a library object the allowlisted code made for itself
         if key in TRUST.class_ids and _code_in_mro(cls, code):

@@ -663,3 +663,12 @@ def test_object_array_state_shorter_than_its_shape_is_malformed(scan):
 def test_three_argument_type_through_newobj_ex_is_outside_its_signature(scan):
     b = PickleBuilder(4).global_("builtins", "type").push(("X", (), {})).push({}).op(b"\x92").stop()
     assert "MLO115" in rule_ids(scan("x.pkl", b.build()))
+
+
+def test_state_handed_to_build_is_touched_even_when_the_target_cannot_take_it(scan):
+    # pure-Python unpickler: "if state:" runs before it finds the tuple has no __dict__ (oracle case 147921)
+    b = PickleBuilder(2).push((1, 2)).global_("mypkg", "Progress").push(()).newobj().build_state().stop()
+    (finding,) = by_rule(scan("x.pkl", b.build()), "MLO114")
+    assert "truth" in finding.message
+    pair = PickleBuilder(2).push((1, 2)).mark().global_("mypkg", "Progress").push(()).newobj().push(None)
+    assert "MLO114" in rule_ids(scan("y.pkl", pair.tuple_from_mark().build_state().stop().build()))

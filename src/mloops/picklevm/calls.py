@@ -372,6 +372,11 @@ def set_state(m: Machine, target: Any, state: Any, name: Name | None) -> None:
     """BUILD: ``target.__setstate__(state)``, or a ``__dict__`` update and ``setattr`` for slot state.
     ``name`` is the target's class (or the target itself, for an imported object)."""
     m.observer.build(target, name, m.offset, "BUILD")
+    # Without a __setstate__ the pure-Python unpickler tests the state's truth (or that of both halves of a
+    # (state, slot state) pair) before it even finds the target has no __dict__: the state's own code runs.
+    halves = state.items if isinstance(state, Seq) and state.kind == "tuple" and len(state.items) == 2 else [state]
+    for half in halves:
+        check_own(m, half, "handed to BUILD as an object's state, whose truth the loader tests", "BUILD")
     if isinstance(target, (Global, Ext, Seq)) or (isinstance(target, Attr) and target.name is not None and name):
         return  # an imported object (reported as a mutation), or a built-in container (the load fails)
     if target.state is not None and _call_stored_method(m, target, [state], "BUILD"):
@@ -381,12 +386,8 @@ def set_state(m: Machine, target: Any, state: Any, name: Name | None) -> None:
     live = own_live(target)
     if live is None:
         _check_state(m, state)
-        return
-    if not _own_class_code(target, name):
+    elif not _own_class_code(target, name):
         m.observer.touch(live, "given state by BUILD, which runs its __setstate__", m.offset, "BUILD")
-    elif not is_constant(state) and not isinstance(state, Seq):
-        # The loader tests the state's truth and reads it whatever the class does with it.
-        check_own(m, state, "handed to BUILD as an object's state", "BUILD")
 
 
 def _is_shared(m: Machine, target: Any, name: Name | None) -> bool:
@@ -413,11 +414,8 @@ def _report_shared_mutation(m: Machine, name: Name | None, opcode: str) -> None:
 
 def _check_state(m: Machine, state: Any) -> None:
     """State handed to a library class: data it keeps, but keys are hashed and slot state is setattr'd."""
-    if is_constant(state):
-        return
     if not isinstance(state, Seq):
-        check_own(m, state, "handed to a __setstate__ as the object's state", "BUILD")
-        return
+        return  # a constant, or an object whose own code set_state already judged
     if state.kind == "tuple" and len(state.items) == 2:
         dict_state, slot_state = state.items
         if isinstance(dict_state, Seq) and dict_state.kind == "dict":
