@@ -43,7 +43,7 @@ def _row(case: hostile.Hostile, run: hostile.CliRun) -> tuple[str, bool]:
         valid_json = False
     missing = case.expected - set(run.counts_by_rule()) if valid_json else case.expected
     ok = (
-        run.exit_code in (1, 2)
+        run.exit_code in case.exit_codes
         and valid_json
         and not missing
         and "Traceback" not in run.stderr
