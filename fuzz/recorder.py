@@ -562,6 +562,8 @@ class Case:
         self.provided_bases: dict[int, type] = {}  # every class in the MROs of the provided classes
         self.provided_codes: set[int] = set()
         self.appeared_ids: set[int] = set()  # every object the unpickler put on its stack
+        self.data = b""  # the case's bytes: source text compiled by library code is judged against them
+        self.library_compiled: set[str] = set()  # file names of sources library code compiled (not the file's)
         self.run = "py"
         self.blocked = False
         self.imported = False
@@ -949,6 +951,12 @@ def _judge_event(case: Case, event: str, category: str, args: tuple) -> str | No
         return _judge_import(case, str(args[0]), codes, in_import)
     if category == "exec" and event in IMPORT_EXEC_EVENTS and in_import:
         return None  # a module body being imported (import itself is judged on its own)
+    if event == "compile" and _library_source(case, args):
+        case.library_compiled.add(str(args[1]))
+        case.note("library-compile", f"{event}{_short_args(args)}")
+        return None  # a library compiling its own fixed text (sklearn's repr, inspect): nothing of the file's
+    if event == "exec" and args and getattr(args[0], "co_filename", None) in case.library_compiled:
+        return None  # running what the library compiled above
     what = f"{event}{_short_args(args)}"
     case.blocked = True
     medium = _medium_frame(case, frames)
@@ -959,6 +967,18 @@ def _judge_event(case: Case, event: str, category: str, args: tuple) -> str | No
     else:
         case.violate(category, what, "blocked" + (" (during an import)" if in_import else ""))
     return what
+
+
+def _library_source(case: Case, args: tuple) -> bool:
+    """compile()'s source is no text of the file's: not found in the case's bytes, in any usual encoding."""
+    source = args[0] if args else None
+    if isinstance(source, str):
+        candidates = [source.encode("utf-8", "surrogatepass"), source.encode("latin-1", "replace")]
+    elif isinstance(source, (bytes, bytearray)):
+        candidates = [bytes(source)]
+    else:
+        return False  # an AST or something else made at load time: the file's doing, as far as we know
+    return len(candidates[0]) > 0 and not any(candidate in case.data for candidate in candidates)
 
 
 def _medium_frame(case: Case, frames: list[types.FrameType]) -> str | None:
@@ -1305,6 +1325,7 @@ def run_case(case_id: Any, data: bytes, modules: list[str], medium: list[str]) -
     started = time.perf_counter()
     before_modules = len(sys.modules)
     case = Case(case_id, modules, medium)
+    case.data = data
     case.entry_code = _ident(_load_all.__code__)
     case.run = "py"
     py_outcome = _load_all(RecordingUnpickler, data, case, profile=True)

@@ -672,3 +672,11 @@ def test_state_handed_to_build_is_touched_even_when_the_target_cannot_take_it(sc
     assert "truth" in finding.message
     pair = PickleBuilder(2).push((1, 2)).mark().global_("mypkg", "Progress").push(()).newobj().push(None)
     assert "MLO114" in rule_ids(scan("y.pkl", pair.tuple_from_mark().build_state().stop().build()))
+
+
+def test_state_entries_a_library_setstate_uses_at_once_are_checked(scan):
+    # torch's Module.__setstate__ tests names against _parameters through __setattr__ (oracle case 485254)
+    b = PickleBuilder(2).global_("torch.nn.modules.linear", "Identity").push(()).newobj().op(b"}")
+    b.push("_parameters").global_("mypkg", "Config").push(()).newobj().op(b"s").build_state().stop()
+    (finding,) = by_rule(scan("x.pkl", b.build()), "MLO114")
+    assert "_parameters" in finding.message

@@ -386,6 +386,8 @@ def set_state(m: Machine, target: Any, state: Any, name: Name | None) -> None:
     live = own_live(target)
     if live is None:
         _check_state(m, state)
+        if name is not None:
+            _check_used_state(m, state, m.policy.state_used(name))
     elif not _own_class_code(target, name):
         m.observer.touch(live, "given state by BUILD, which runs its __setstate__", m.offset, "BUILD")
 
@@ -424,6 +426,20 @@ def _check_state(m: Machine, state: Any) -> None:
             _check_slot_names(m, slot_state)
     elif state.kind == "dict":
         hash_keys(m, [key for key in state.items[0::2] if not isinstance(key, str)], "BUILD")
+
+
+def _check_used_state(m: Machine, state: Any, keys: frozenset[str]) -> None:
+    """The entries a library __setstate__ uses at once must not be objects with code of their own."""
+    if not keys:
+        return
+    parts = state.items if isinstance(state, Seq) and state.kind == "tuple" and len(state.items) == 2 else [state]
+    for part in parts:
+        if isinstance(part, Seq) and part.kind == "dict":
+            items = part.items
+            for index in range(0, len(items) - 1, 2):
+                if items[index] in keys:
+                    use = f"handed as the state entry {items[index]!r}, which the class's __setstate__ uses at once"
+                    check_own(m, items[index + 1], use, "BUILD")
 
 
 def _check_slot_names(m: Machine, slot_state: Seq) -> None:

@@ -115,6 +115,7 @@ class PolicyData(NamedTuple):
     enums: frozenset[str]  # allowlisted enum classes, whose public attributes are members
     shared: frozenset[str]  # classes and factories that return an existing object (names.toml)
     shared_when_called: frozenset[str]  # ... when called, while their __new__ makes a fresh one
+    state_uses: dict[str, frozenset[str]]  # class-name prefix -> state keys its __setstate__ uses at once
     aliases: dict[str, str]  # module spellings: posix -> os
     attribute_aliases: dict[str, str]  # dotted attributes that are another object, found by identity
     reach_through: frozenset[str]
@@ -130,6 +131,7 @@ class Policy:
         self.enums = data.enums
         self.shared = data.shared
         self.shared_when_called = data.shared_when_called
+        self.state_uses = data.state_uses
         self.aliases = data.aliases
         self.attribute_aliases = data.attribute_aliases
         self.reach_through = data.reach_through
@@ -170,6 +172,14 @@ class Policy:
                 joined = ".".join(part for part in (target_qualname, *attrs[end:]) if part)
                 return target_module, joined
         return module, qualname
+
+    def state_used(self, name: tuple[str, str]) -> frozenset[str]:
+        """The state keys the class's own __setstate__ uses at once (names.toml [state_uses])."""
+        dotted = _dotted(name)
+        for prefix, keys in self.state_uses.items():
+            if dotted.startswith(prefix):
+                return keys
+        return frozenset()
 
     def signature_of(self, name: tuple[str, str]) -> Signature:
         return self.signatures.get(_dotted(name), DEFAULT_SIGNATURE)
@@ -336,6 +346,7 @@ def default_policy() -> Policy:
             enums=call_tier.enums,
             shared=frozenset(names["shared"]),
             shared_when_called=frozenset(names["shared_when_called"]),
+            state_uses={prefix: frozenset(keys) for prefix, keys in names["state_uses"].items()},
             aliases=dict(names["aliases"]),
             attribute_aliases=_load_attribute_aliases(),
             reach_through=frozenset(names["reach_through"]),
