@@ -383,16 +383,17 @@ class Oracle:
             for case_id, data, _, scan in pending
         ]
         while todo:
-            worker = self._worker()
-            worker.send(todo, strict)
             try:
+                # Connecting and sending fail too when a worker dies between batches: the case is a loader crash.
+                worker = self._worker()
+                worker.send(todo, strict)
                 for result in worker.results(len(todo)):
                     results[result["id"]] = result
                     self.tally.loaded += 1
                     if result.get("recycle"):
                         self.tally.recycles[result["recycle"]] += 1
                         self._drop_worker()
-            except WorkerGone as exc:
+            except (WorkerGone, OSError) as exc:
                 stuck = next(case for case in todo if case[0] not in results)
                 timed_out = isinstance(exc.__context__, TimeoutError) or "timed out" in str(exc)
                 results[stuck[0]] = {

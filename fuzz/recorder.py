@@ -29,6 +29,7 @@ This module never runs in the oracle's own process except to start the zygote.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import functools
 import importlib
@@ -951,6 +952,9 @@ def _judge_event(case: Case, event: str, category: str, args: tuple) -> str | No
         return _judge_import(case, str(args[0]), codes, in_import)
     if category == "exec" and event in IMPORT_EXEC_EVENTS and in_import:
         return None  # a module body being imported (import itself is judged on its own)
+    if event == "compile" and any(code.co_filename == ast.__file__ and code.co_name == "parse" for code in codes):
+        case.note("parse-only", f"{event}{_short_args(args)}")
+        return None  # ast.parse (ast.literal_eval: numpy's dtype strings) builds a tree, no code to run
     if event == "compile" and _library_source(case, args):
         case.library_compiled.add(str(args[1]))
         case.note("library-compile", f"{event}{_short_args(args)}")
