@@ -270,6 +270,8 @@ def _load_call_tier() -> CallTier:
             names.add(name)
             if spec.get("enum"):
                 enums.add(name)
+                # An enum is called with one member value; with more it builds a new enum class (functional API).
+                spec = {"arity": [1, 1], **spec}
             signature = _signature(name, spec)
             if signature != DEFAULT_SIGNATURE:
                 signatures[name] = signature

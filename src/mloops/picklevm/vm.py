@@ -233,6 +233,11 @@ class Machine:
         value = self.synthesized_global((canon_module, canon_qualname), opcode)
         shown = spelled if spelled != value.dotted else None
         self.observer.reference((canon_module, canon_qualname), self.offset, opcode, shown)
+        imported = self.policy.canonical(module, "")
+        if imported[0] != canon_module and not canon_module.startswith(imported[0] + "."):
+            # Reached through another module's attribute (webbrowser.os.stat_result): the loader still
+            # imports that module first, and its top-level code runs.
+            self.observer.reference(imported, self.offset, opcode, module)
         return value
 
     def synthesized_global(self, name: Name, opcode: str) -> Global:
