@@ -696,3 +696,10 @@ def test_the_module_an_alias_passes_through_is_judged_too(scan):
     # webbrowser.os.stat_result is os.stat_result, but the loader imports webbrowser first (oracle case 682398)
     report = scan("x.pkl", PickleBuilder(2).global_("webbrowser", "os.stat_result").pop().push(1).stop().build())
     assert any(f.evidence.get("global") == "webbrowser" for f in by_rule(report, "MLO101"))
+
+
+def test_unhashable_state_keys_do_not_crash_the_scanner(scan):
+    # a bytearray key in a torch module's state (oracle case 1909648: the scanner raised TypeError)
+    b = PickleBuilder(4).global_("torch.nn.modules.linear", "Identity").push(()).newobj().op(b"}")
+    b.op(b"\x96" + (1).to_bytes(8, "little") + b"x").push(1).op(b"s").build_state().stop()
+    assert "MLO903" not in rule_ids(scan("x.pkl", b.build()))

@@ -437,7 +437,7 @@ def _check_used_state(m: Machine, state: Any, keys: frozenset[str]) -> None:
         if isinstance(part, Seq) and part.kind == "dict":
             items = part.items
             for index in range(0, len(items) - 1, 2):
-                if items[index] in keys:
+                if isinstance(items[index], str) and items[index] in keys:
                     use = f"handed as the state entry {items[index]!r}, which the class's __setstate__ uses at once"
                     check_own(m, items[index + 1], use, "BUILD")
 
