@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .flatbuffers import RandomReader, Table, Vector
 from .forward_reader import DecodeError
@@ -33,8 +33,7 @@ FIELD_NAME, FIELD_CHILDREN, FIELD_METADATA = 0, 5, 6
 KEY, VALUE = 0, 1
 
 
-@dataclass
-class ArrowField:
+class ArrowField(NamedTuple):
     path: str  # dotted from the top-level field, e.g. "points.item.x"; cut at PATH_LIMIT
     metadata: dict[str, Vector]  # values are read on demand: fields may share one large value
 
@@ -43,10 +42,9 @@ class ArrowField:
         return None if vector is None else vector.reader.read(vector.start, vector.count)
 
 
-@dataclass
-class ArrowSchema:
-    fields: list[ArrowField] = field(default_factory=list)
-    metadata: dict[str, Vector] = field(default_factory=dict)
+class ArrowSchema(NamedTuple):
+    fields: list[ArrowField]
+    metadata: dict[str, Vector]
 
 
 def schema_from_message(data: bytes, check_time: Callable[[], None]) -> ArrowSchema:
@@ -92,7 +90,7 @@ def schema_from_footer(reader: RandomReader, footer_start: int, check_time: Call
 
 def _schema(table: Table, check_time: Callable[[], None]) -> ArrowSchema:
     keys = _KeyBudget()
-    schema = ArrowSchema(metadata=keys.read(table.vector(SCHEMA_METADATA, 4)))
+    schema = ArrowSchema([], keys.read(table.vector(SCHEMA_METADATA, 4)))
     pending: list[tuple[Table, str, int]] = [(child, "", 0) for child in _tables(table.vector(SCHEMA_FIELDS, 4))]
     pending.reverse()
     while pending:  # depth-first without recursion, in schema order

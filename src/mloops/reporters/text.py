@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
-
 from .. import __version__, formats
 from ..core import Finding, Report, Severity
 
@@ -12,7 +10,27 @@ WIDTH = 100
 
 def _wrap(label: str, text: str) -> list[str]:
     lead = f"    {label:<9} "
-    return textwrap.wrap(text, WIDTH, initial_indent=lead, subsequent_indent=" " * len(lead)) or [lead]
+    return _fill(text, lead, " " * len(lead))
+
+
+def _fill(text: str, lead: str, indent: str) -> list[str]:
+    """Greedy word wrap at WIDTH; runs of spaces inside a line are kept (evidence items are two apart)."""
+    lines: list[str] = []
+    line, empty = lead, True
+    for word in text.translate(_WHITESPACE).split(" "):
+        if empty:
+            if word:  # a line never starts with spaces
+                line, empty = line + word, False
+        elif word and len(line) + 1 + len(word) > WIDTH:
+            lines.append(line.rstrip())
+            line = indent + word
+        else:
+            line += " " + word
+    lines.append(line.rstrip() if not empty else line)
+    return lines
+
+
+_WHITESPACE = str.maketrans("\t\n\r\v\f", "     ")
 
 
 def _finding(finding: Finding, explained: set[str]) -> list[str]:
@@ -85,7 +103,7 @@ def _platform_lines(report: Report) -> list[str]:
         for asset in result.assets
         if asset.format != "http-service"
     ]
-    return textwrap.wrap("Platforms: " + (", ".join(found) or "none recognised"), WIDTH, subsequent_indent="  ")
+    return _fill("Platforms: " + (", ".join(found) or "none recognised"), "", "  ")
 
 
 def render(report: Report, fail_on: Severity) -> str:
@@ -102,7 +120,7 @@ def render(report: Report, fail_on: Severity) -> str:
                 chains[finding.attack_class.slug] = finding.attack_class.chain
         out.append("")
     for slug, chain in sorted(chains.items()):
-        out += [*textwrap.wrap(f"Attack chain ({slug}): {chain}", WIDTH), ""]
+        out += [*_fill(f"Attack chain ({slug}): {chain}", "", ""), ""]
     if report.subject == "files":
         out += _format_summary(report)
         out += _inventory_lines(report)
