@@ -2,12 +2,15 @@
 
     python bench/oracle_campaign.py --cases 10000000 --seed 1 --jobs 2 --out oracle-out/
 
+A long campaign can run in parts: ``--start N`` runs cases N..N+cases-1 of the same seed, and
+``--write`` sums the parts' summaries (``summary-<start>.json`` under ``--out``) into one section.
+
 Starts the recorder's zygote (which imports the allowlisted libraries once), makes the benign seed
 checkpoints with the real libraries (in a child process), and runs ``--jobs`` shard processes, each
 scanning its share of the cases with mloops and loading the claimed-clean ones in forked workers.
 Prints cases/s, counts per verdict and the claimed-clean share as it goes, and writes every bypass,
 crash, hang and loader crash under ``--out`` (one JSON file per case: hex bytes, mloops' findings,
-the recorded events) with ``summary.json``. Cases are a function of (seed, index): rerun one with
+the recorded events) with ``summary-<start>.json``. Cases are a function of (seed, index): rerun one with
 ``--only INDEX``. Exit code 1 when any bypass, crash or hang was found.
 """
 
@@ -39,6 +42,7 @@ from fuzz.oracle import (  # noqa: E402
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--start", type=int, default=0, help="index of the first case (to run a campaign in parts)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("oracle-out"))
@@ -75,7 +79,17 @@ def run_campaign(zygote: Zygote, args: argparse.Namespace, seeds: dict[str, byte
     shards = [
         context.Process(
             target=run_shard,
-            args=(zygote.path, args.seed, args.cases, shard, args.jobs, seeds, args.mutants, queue),
+            args=(
+                zygote.path,
+                args.seed,
+                args.start + args.cases,
+                shard,
+                args.jobs,
+                seeds,
+                args.mutants,
+                queue,
+                args.start,
+            ),
             daemon=True,
         )
         for shard in range(args.jobs)
@@ -111,23 +125,54 @@ def run_campaign(zygote: Zygote, args: argparse.Namespace, seeds: dict[str, byte
     summary["classes"] = [
         {"class": label, "count": n, "example": examples[label]} for label, n in classes.most_common()
     ]
-    summary["seed"] = args.seed
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    summary.update(seed=args.seed, start=args.start, end=args.start + args.cases, jobs=args.jobs, mutants=args.mutants)
+    (args.out / f"summary-{args.start}.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     print(json.dumps(summary, indent=1))
     if args.write:
-        sections.write_section(section(summary, args))
+        sections.write_section(section(combined(args.out, args.seed)))
     bad = sum(summary["verdicts"][v] for v in ("bypass", "crash", "hang"))
     return 1 if bad else 0
 
 
-def section(summary: dict, args: argparse.Namespace) -> list[str]:
+def combined(out: Path, seed: int) -> dict:
+    """The summaries of a campaign's parts under ``out``, summed; they must cover cases 0..N without a gap."""
+    parts = sorted(
+        (part for path in out.glob("summary-*.json") if (part := json.loads(path.read_text()))["seed"] == seed),
+        key=lambda part: part["start"],
+    )
+    total: dict = {"parts": parts, "cases": 0, "seconds": 0.0, "claimed_clean": 0, "really_loaded": 0}
+    verdicts: Counter[str] = Counter()
+    classes: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    for part in parts:
+        if part["start"] != total["cases"] or part["cases"] != part["end"] - part["start"]:
+            raise SystemExit(f"{out}: the parts do not cover cases 0..{part['end']} (a part is missing or unfinished)")
+        for key in ("cases", "seconds", "claimed_clean", "really_loaded"):
+            total[key] += part[key]
+        verdicts.update(part["verdicts"])
+        for entry in part["classes"]:
+            classes[entry["class"]] += entry["count"]
+            examples.setdefault(entry["class"], entry["example"])
+    total["verdicts"] = dict(verdicts)
+    total["classes"] = [{"class": c, "count": n, "example": examples[c]} for c, n in classes.most_common()]
+    return total
+
+
+def section(summary: dict) -> list[str]:
     verdicts = summary["verdicts"]
+    commands = "; ".join(
+        f"`bench/oracle_campaign.py --start {part['start']} --cases {part['end'] - part['start']} "
+        f"--seed {part['seed']} "
+        f"--jobs {part['jobs']}`"
+        for part in summary["parts"]
+    )
+    share = summary["claimed_clean"] / max(summary["cases"], 1)
     lines = [
         "## Differential oracle",
         "",
-        f"`bench/oracle_campaign.py --cases {args.cases} --seed {args.seed} --jobs {args.jobs}` on "
-        f"{time.strftime('%Y-%m-%d')}: generated pickles (allowlisted callables composed with memo and stack games, "
-        f"computed names, aliases and dunder hooks) and mutants of real checkpoints ({args.mutants:.0%}), each scanned "
+        f"{commands}, last part on {time.strftime('%Y-%m-%d')}: generated pickles (allowlisted callables composed "
+        "with memo and stack games, computed names, aliases and dunder hooks) and mutants of real checkpoints "
+        f"({summary['parts'][0]['mutants']:.0%}), each scanned "
         "by mloops; every case mloops claims clean (nothing at HIGH or above) is loaded by the real loaders "
         "(pure-Python and C unpicklers) in sandboxed workers under an audit hook and a profiler. A bypass is a real "
         "load doing something outside mloops' claim; a crash is mloops failing on the input.",
@@ -135,8 +180,8 @@ def section(summary: dict, args: argparse.Namespace) -> list[str]:
         "| cases | seconds | cases/s | claimed clean | really loaded | bypass | crash | hang | loader crash "
         "| loader timeout |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {summary['cases']} | {summary['seconds']:.0f} | {summary['cases_per_second']:.0f} | "
-        f"{summary['claimed_clean']} ({summary['claimed_clean_share']:.1%}) | {summary['really_loaded']} | "
+        f"| {summary['cases']} | {summary['seconds']:.0f} | {summary['cases'] / max(summary['seconds'], 1e-9):.0f} | "
+        f"{summary['claimed_clean']} ({share:.1%}) | {summary['really_loaded']} | "
         f"{verdicts.get('bypass', 0)} | {verdicts.get('crash', 0)} | {verdicts.get('hang', 0)} | "
         f"{verdicts.get('load-crash', 0)} | {verdicts.get('load-timeout', 0)} |",
     ]

@@ -502,6 +502,7 @@ def run_shard(
     seeds: dict[str, bytes] | None,
     mutant_share: float,
     queue: Any,
+    start: int = 0,
     every: float = 5.0,
 ) -> None:
     """One shard of a campaign, in its own process: reports interesting cases and its tally to ``queue``."""
@@ -509,7 +510,7 @@ def run_shard(
     last = time.perf_counter()
     sent = Tally()
     try:
-        for outcome in oracle.run(campaign_cases(seed, count, shard, shards, seeds, mutant_share)):
+        for outcome in oracle.run(campaign_cases(seed, count, shard, shards, seeds, mutant_share, start)):
             if outcome.verdict in INTERESTING:
                 queue.put(("case", outcome.record()))
             now = time.perf_counter()
