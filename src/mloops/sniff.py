@@ -27,6 +27,7 @@ from .analyzers import (
     pmml,
     python_code,
     safetensors,
+    template_files,
     tensorflow,
     tflite,
     xgboost_model,
@@ -170,6 +171,8 @@ TEXT_DETECTORS: tuple[tuple[str, Callable[[bytes, str], bool]], ...] = (
     ("kubernetes", k8s_manifest.detect),
     ("compose", compose_file.detect),
     ("dockerfile", dockerfile.detect),
+    ("chat-template", template_files.detect_template),
+    ("template-config", template_files.detect_config),
 )
 
 

@@ -120,11 +120,19 @@ def names_internal(text: str) -> bool:
     return bool(_DUNDER.fullmatch(text) or _MANGLED.fullmatch(text)) or ("_" in text and text in _policy().internal)
 
 
-def report(ctx: ScanContext, location: Location, source: str, where: Mapping[str, str], start: int | None) -> None:
+def report(
+    ctx: ScanContext,
+    location: Location,
+    source: str,
+    where: Mapping[str, str],
+    start: int | None,
+    unparsable: Severity = Severity.MEDIUM,
+) -> None:
     """Turn a template's issues into findings.
 
     ``where`` goes into every finding's evidence (``key``: the metadata key or JSON field holding the
-    template); ``start`` is the template's byte offset in the file, when known.
+    template); ``start`` is the template's byte offset in the file, when known; ``unparsable`` is the
+    severity of a template Jinja2 cannot parse (lower where the text may be meant for another engine).
     """
     for issue in template_findings(source):
         at = location.at(None if start is None else start + _line_offset(source, issue.line))
@@ -132,7 +140,7 @@ def report(ctx: ScanContext, location: Location, source: str, where: Mapping[str
         label = f"chat template {where['key']!r}" if "key" in where else "chat template"
         message = label + (f", line {issue.line}" if issue.line else "") + f": {issue.message}"
         if issue.kind == "unparsable":
-            finding = rules.MALFORMED.finding(at, message, evidence, severity=issue.severity)
+            finding = rules.MALFORMED.finding(at, message, evidence, severity=unparsable)
         elif issue.kind == "limit":
             finding = rules.SCAN_LIMIT.finding(at, message, evidence)
         else:
