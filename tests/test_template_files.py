@@ -95,3 +95,30 @@ def test_text_named_like_a_template_without_jinja_is_not_a_template(tmp_path: Pa
     path = tmp_path / "email.template"
     path.write_text("Dear {name}, your job finished.")
     assert _formats(path) == ["other"]
+
+
+@pytest.mark.parametrize("name", sorted(PAYLOADS))
+def test_a_bare_payload_in_a_jinja_file_is_still_reported(tmp_path: Path, name: str) -> None:
+    # No "messages" in it, so not recognisably a chat template: its escapes are reported all the same.
+    path = tmp_path / "prompt.jinja"
+    path.write_text(PAYLOADS[name].replace("{cmd}", "id"))
+    assert _formats(path) == ["jinja-template"]
+    assert any(rule == "MLO170" and severity >= Severity.HIGH for rule, severity in _findings(path))
+
+
+def test_a_web_template_that_extends_and_imports_its_siblings_is_quiet(tmp_path: Path) -> None:
+    path = tmp_path / "page.html.jinja"
+    path.write_text(
+        "{% extends 'base.html.jinja' %}{% from 'macros.html.jinja' import embed with context %}"
+        "{% include 'footer.html.jinja' %}{% block body %}{{ embed(roots.x) }}"
+        "{% set nan = '__NOT_A_NUMBER__' %}{{ nan }}{% endblock %}"
+    )
+    assert _formats(path) == ["jinja-template"]
+    assert _findings(path) == []
+
+
+def test_the_same_loads_in_a_chat_template_are_high(tmp_path: Path) -> None:
+    path = tmp_path / "chat.jinja"
+    path.write_text("{% include 'other.jinja' %}{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    assert _formats(path) == ["chat-template"]
+    assert ("MLO170", Severity.HIGH) in _findings(path)

@@ -98,8 +98,12 @@ def _environment() -> ImmutableSandboxedEnvironment:
     return ImmutableSandboxedEnvironment(extensions=["jinja2.ext.loopcontrols", "jinja2.ext.do", GenerationTag])
 
 
-def template_findings(source: str) -> list[Issue]:
-    """Everything wrong with one template's source, found by parsing it (never rendering)."""
+def template_findings(source: str, chat: bool = True) -> list[Issue]:
+    """Everything wrong with one template's source, found by parsing it (never rendering).
+
+    ``chat=False`` is for other Jinja2 templates (web pages, code generation): they load their siblings
+    and may hold dunder-like strings (``'__NOT_A_NUMBER__'``) by design, so only escapes reached by
+    attribute or item access, filters and format strings are reported."""
     if len(source) > MAX_SOURCE_CHARS:
         message = f"template of {len(source)} characters is longer than {MAX_SOURCE_CHARS}; not analysed"
         return [Issue("limit", Severity.HIGH, message, None, {"length": str(len(source))})]
@@ -112,7 +116,7 @@ def template_findings(source: str) -> list[Issue]:
         return [_unparsable("nested too deeply to parse", None)]
     except (ValueError, OverflowError) as exc:  # e.g. an integer literal beyond Python's digit limit
         return [_unparsable(str(exc), None)]
-    return _Analysis(tree).run()
+    return _Analysis(tree, chat).run()
 
 
 def names_internal(text: str) -> bool:
@@ -127,14 +131,16 @@ def report(
     where: Mapping[str, str],
     start: int | None,
     unparsable: Severity = Severity.MEDIUM,
+    chat: bool = True,
 ) -> None:
     """Turn a template's issues into findings.
 
     ``where`` goes into every finding's evidence (``key``: the metadata key or JSON field holding the
     template); ``start`` is the template's byte offset in the file, when known; ``unparsable`` is the
-    severity of a template Jinja2 cannot parse (lower where the text may be meant for another engine).
+    severity of a template Jinja2 cannot parse (lower where the text may be meant for another engine);
+    ``chat`` as for template_findings.
     """
-    for issue in template_findings(source):
+    for issue in template_findings(source, chat):
         at = location.at(None if start is None else start + _line_offset(source, issue.line))
         evidence = {**where, **issue.evidence, **({"line": str(issue.line)} if issue.line else {})}
         label = f"chat template {where['key']!r}" if "key" in where else "chat template"
@@ -193,7 +199,8 @@ class _Hit(NamedTuple):
 
 
 class _Analysis:
-    def __init__(self, tree: nodes.Template) -> None:
+    def __init__(self, tree: nodes.Template, chat: bool) -> None:
+        self.chat = chat
         self.policy = _policy()
         self.nodes, self.truncated = _nodes(tree)
         self.folder = _Folder(_bindings(self.nodes))
@@ -243,6 +250,8 @@ class _Analysis:
         return Issue(worst.kind, worst.severity, "; ".join(parts), line, evidence)
 
     def _hit(self, line: int, kind: str, severity: Severity, what: str, via: str, expression: str) -> None:
+        if not self.chat and (kind == "load" or via == _CONSTANT):
+            return
         self.hits.setdefault(line, []).append(_Hit(kind, severity, what, via, expression[:200]))
 
     # ------------------------------------------------------------------ per node
@@ -258,8 +267,12 @@ class _Analysis:
         if kind is nodes.NSRef:
             self._attribute(node.attr, node, "a namespace assignment", item=False)
         elif kind is nodes.Getitem:
-            for key in self._strings(node.arg):
-                self._attribute(key, node, "item access", item=True)
+            keys = self.folder.fold(node.arg)
+            if keys is None:
+                self._computed_item(node)
+            for key in keys or ():
+                if isinstance(key, str):
+                    self._attribute(key, node, "item access", item=True)
         elif kind is nodes.Filter and node.name in self.policy.attribute_filters:
             self._filter(node, node.name, node.args)
         elif kind is nodes.Call:
@@ -300,7 +313,23 @@ class _Analysis:
                 if inner in self.policy.attribute_filters:
                     self._filter(node, inner, args[1:])
 
+    def _computed_item(self, node: nodes.Getitem) -> None:
+        """``x[key]`` with a key only known at render time: Jinja2 falls back to ``getattr(x, key)``, so the
+        key may name a dunder. Reported on gadget objects and on chains of such lookups (the first may
+        yield ``__class__``, the next ``__subclasses__``); a message's fields looked up by a loop
+        variable stay quiet."""
+        target = node.node
+        chained = isinstance(target, nodes.Getitem) and self.folder.fold(target.arg) is None
+        if chained or _root(node) in self.policy.gadgets:
+            self._hit(node.lineno, "escape", Severity.HIGH, "item access", _COMPUTED, _describe(node))
+
     def _call(self, node: nodes.Call) -> None:
+        for keyword in node.kwargs:
+            # dict(__init__=1)|join: a keyword's name is a string the template can turn into a key
+            if names_internal(keyword.key):
+                self._hit(
+                    node.lineno, "escape", Severity.CRITICAL, keyword.key, "a keyword-argument name", _describe(node)
+                )
         callee = node.node
         if isinstance(callee, nodes.Name) and callee.name in self.policy.attribute_functions and len(node.args) > 1:
             self._attribute_names(node.args[1], node, f"{callee.name}()")

@@ -31,6 +31,8 @@ TEMPLATE_CONFIGS = frozenset({"tokenizer_config.json", "chat_template.json", "pr
 MAX_CONFIG_BYTES = 16 * 1024 * 1024  # real tokenizer configs stay under a few MiB
 MAX_VALUES = 1_000_000  # values walked in one config
 _JINJA = re.compile(rb"\{\{|\{%|\{#")
+# What every chat template renders: the conversation (``messages``) or the generation prompt flag.
+_CHAT_MARKERS = re.compile(rb"\bmessages\b|\badd_generation_prompt\b")
 _TEMPLATE_KEY = re.compile(rb"""["']?[\w.-]*template[\w.-]*["']?\s*:""", re.IGNORECASE)
 
 
@@ -59,12 +61,18 @@ def _chat_template() -> ModuleType:
 
 
 def analyze_template(ctx: ScanContext, item: Item) -> None:
-    ctx.record(item, "chat-template")
     module = _chat_template()
     data = ctx.read_all(item, module.MAX_SOURCE_CHARS * 4, "template file", severity=Severity.HIGH)
-    if data is not None:
-        source = data.decode("utf-8", "replace")
-        module.report(ctx, item.location, source, {"file": os.path.basename(item.name)}, 0)
+    chat = "chat_template" in os.path.basename(item.name.lower()) or (
+        data is not None and bool(_CHAT_MARKERS.search(data))
+    )
+    ctx.record(item, "chat-template" if chat else "jinja-template")
+    if data is None:
+        return
+    source = data.decode("utf-8", "replace")
+    # Other Jinja2 templates may use their application's extensions: one Jinja2 cannot parse is a note.
+    unparsable = Severity.MEDIUM if chat else Severity.LOW
+    module.report(ctx, item.location, source, {"file": os.path.basename(item.name)}, 0, unparsable, chat)
 
 
 def analyze_config(ctx: ScanContext, item: Item) -> None:
