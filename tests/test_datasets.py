@@ -56,11 +56,12 @@ def test_malicious_loading_script_runs_under_datasets_and_is_flagged_with_its_im
     assert not marker.exists()  # scanning never ran it
 
 
-def test_benign_loading_script_is_medium_and_lists_what_it_imports(tmp_path: Path):
+def test_benign_loading_script_is_high_and_lists_what_it_imports(tmp_path: Path):
+    # Code that runs on load is high whatever it is seen to do: the listing is evidence, not a verdict.
     prelude = "import csv\nimport json\n"
     fx.hub_layout(tmp_path / "reviews", fx.builder_source("Reviews", prelude))
     (finding,) = findings_of(scan_path(str(tmp_path)), "MLO340")
-    assert finding.severity == Severity.MEDIUM
+    assert finding.severity == Severity.HIGH
     assert finding.evidence["imports"] == "datasets, csv, json"
     assert not {"process", "network", "code", "filesystem"} & set(finding.evidence)
 
@@ -77,7 +78,17 @@ def test_benign_loading_script_is_medium_and_lists_what_it_imports(tmp_path: Pat
         ),
         ("exec(compile('x = 1', 'f', 'exec'))", Severity.CRITICAL, "code", "exec, compile"),
         ("import os as o\no.system('id')", Severity.CRITICAL, "process", "os.system"),
-        ("import shutil\nshutil.rmtree('/tmp/x')", Severity.MEDIUM, "filesystem", "shutil.rmtree"),
+        ("import shutil\nshutil.rmtree('/tmp/x')", Severity.HIGH, "filesystem", "shutil.rmtree"),
+        # References run as surely as calls; star imports are resolved.
+        ("import os\nlist(map(os.system, ['id']))", Severity.CRITICAL, "process", "os.system"),
+        (
+            "import threading, subprocess\nthreading.Thread(target=subprocess.call, args=(['id'],))",
+            Severity.CRITICAL,
+            "process",
+            "subprocess.call",
+        ),
+        ("from os import *\nsystem('id')", Severity.CRITICAL, "process", "os.system"),
+        ("from builtins import *\nrun = exec\nrun('x = 1')", Severity.CRITICAL, "code", "builtins.exec"),
     ],
 )
 def test_severity_follows_what_the_script_does(tmp_path: Path, prelude, severity, kind, names):
@@ -139,7 +150,24 @@ def test_a_builder_class_makes_a_loading_script_anywhere(tmp_path: Path, imports
     (tmp_path / "src" / "corpus.py").write_text(fx.builder_source("Corpus", imports, base))
     (finding,) = findings_of(scan_path(str(tmp_path)), "MLO340")
     assert finding.evidence["role"] == "builder" and finding.evidence["builders"] == "Corpus"
-    assert finding.severity == Severity.MEDIUM
+    assert finding.severity == Severity.HIGH
+
+
+def test_a_script_named_after_its_folder_is_a_loading_script_whatever_else_is_there(tmp_path: Path):
+    # load_dataset("<folder>") runs <folder>/<folder>.py: no card, metadata or data files are needed.
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    marker = tmp_path / "marker"
+    (folder / "reviews.py").write_text(f"import os\nos.system('touch {marker}')\n")
+    ran, stderr = code_runs([LOAD_DATASET, str(folder), str(tmp_path / "hf")], tmp_path, marker)
+    assert ran, stderr  # the real library runs it, though the folder has nothing else
+    marker.unlink()
+    (finding,) = findings_of(scan_path(str(tmp_path)), "MLO340")
+    assert finding.evidence["role"] == "default"
+    assert finding.severity == Severity.CRITICAL
+    (folder / "reviews.py").write_text("x = 1\n")
+    (finding,) = findings_of(scan_path(str(folder / "reviews.py")), "MLO340")
+    assert finding.severity == Severity.HIGH
 
 
 # ------------------------------------------------------------ no false alarms
@@ -148,6 +176,7 @@ def test_a_builder_class_makes_a_loading_script_anywhere(tmp_path: Path, imports
 def test_python_projects_and_model_folders_are_not_datasets(tmp_path: Path):
     project = tmp_path / "mypkg"
     project.mkdir()
+    (project / "__init__.py").write_text("")  # a package's module named after it is no loading script
     (project / "mypkg.py").write_text("import json\nprint(json.dumps({}))\n")
     (project / "README.md").write_text("# mypkg\n\nA package.\n")
     (project / "config.json").write_text("{}")
@@ -155,7 +184,6 @@ def test_python_projects_and_model_folders_are_not_datasets(tmp_path: Path):
     model = tmp_path / "bert"
     model.mkdir()
     (model / "README.md").write_text(fx.MODEL_CARD)
-    (model / "bert.py").write_text("import torch\n")
     (model / "modeling.py").write_text("import torch\n")
     report = scan_path(str(tmp_path))
     assert findings_of(report, "MLO340") == []

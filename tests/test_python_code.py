@@ -414,4 +414,4 @@ def test_oversized_file_at_a_dataset_root_is_high(tmp_path):
     script = dataset_folders.hub_layout(tmp_path / "reviews", "#" * (python_code.MAX_SOURCE_BYTES + 1))
     found = {(f.rule.id, f.severity) for f in scan_path(str(script)).findings}
     assert ("MLO901", Severity.HIGH) in found  # a script load_dataset runs, left unchecked
-    assert ("MLO340", Severity.MEDIUM) in found
+    assert ("MLO340", Severity.HIGH) in found

@@ -26,11 +26,19 @@ CALL_KINDS = ("process", "code", "network", "filesystem")
 def script_role(item: Item, builders: list[str]) -> str | None:
     """DEFAULT, BUILDER or ROOT when the file is a dataset loading script, else None."""
     at_root = dataset_folder.LAYOUT in item.layouts
-    if at_root and item.name == dataset_folder.loading_script_name(os.path.dirname(item.location.path) or "."):
+    folder = os.path.dirname(item.location.path) or "."
+    if item.name == dataset_folder.loading_script_name(folder) and (at_root or _outside_a_package(item, folder)):
         return DEFAULT
     if builders:
         return BUILDER
     return ROOT if at_root else None
+
+
+def _outside_a_package(item: Item, folder: str) -> bool:
+    """``<folder>/<folder>.py`` is what ``load_dataset("<folder>")`` runs, whatever else the folder holds (a
+    downloaded dataset needs no card or data files for it). Only a Python package's own module of the
+    same name (an ``__init__.py`` beside it) is left to the code rules."""
+    return item.depth == 0 and not os.path.exists(os.path.join(folder, "__init__.py"))
 
 
 def loading_script_finding(
@@ -58,10 +66,8 @@ def loading_script_finding(
 def _severity(role: str, capabilities: dict[str, list[str]]) -> Severity:
     if capabilities["process"] or capabilities["code"]:
         severity = Severity.CRITICAL
-    elif capabilities["network"]:
-        severity = Severity.HIGH
     else:
-        severity = Severity.MEDIUM
+        severity = Severity.HIGH  # code that runs on load, whatever it is seen to do
     # A helper at the root runs only through the loading script or an explicit path: one step less.
     return Severity(severity - 1) if role == ROOT else severity
 

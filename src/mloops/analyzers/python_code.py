@@ -110,6 +110,7 @@ def _parse(source: str) -> _Parsed | None:
 def _bind_names(nodes: list[ast.AST]) -> dict[str, str]:
     """Imports and plain ``x = a.b`` assignments, wherever they are (scopes are merged: a static guess)."""
     names: dict[str, str] = {}
+    stars: list[str] = []
     for node in nodes:
         if isinstance(node, ast.Import):
             for alias in node.names:
@@ -122,6 +123,10 @@ def _bind_names(nodes: list[ast.AST]) -> dict[str, str]:
             for alias in node.names:
                 if alias.name != "*":
                     names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+                else:
+                    stars.append(node.module)
+    if stars:
+        _bind_star_imports(nodes, names, stars)
     imported = set(names)
     assignments = [n for n in nodes if isinstance(n, ast.Assign | ast.AnnAssign) and n.value is not None]
     for _ in range(2):  # a second round follows one alias of an alias defined later in the file
@@ -136,6 +141,26 @@ def _bind_names(nodes: list[ast.AST]) -> dict[str, str]:
                 elif target.id not in imported:  # yaml = YAML(): an object, not the module of that name
                     names[target.id] = _OPAQUE
     return names
+
+
+def _bind_star_imports(nodes: list[ast.AST], names: dict[str, str], stars: list[str]) -> None:
+    """``from os import *`` then ``system(...)``: a free name that a star-imported module would supply and
+    that some rule knows (``os.system``) is bound to it; which names a module exports is not read."""
+    for node in nodes:
+        if isinstance(node, ast.Name) and node.id not in names:
+            for module in stars:
+                if _known(f"{module}.{node.id}"):
+                    names[node.id] = f"{module}.{node.id}"
+                    break
+
+
+def _known(name: str) -> bool:
+    """Whether a rule of this module has something to say about the qualified name."""
+    table = _table()
+    loaders = (table.pickle_loaders, table.torch_loaders, table.numpy_loaders, table.keras_loaders)
+    if any(name in group for group in (*loaders, table.yaml_loaders, table.mlflow_pickle_loaders)):
+        return True
+    return any(_matches(name, pattern) for patterns in table.capabilities.values() for pattern in patterns)
 
 
 def _qualified(expr: ast.expr, names: dict[str, str]) -> str | None:
@@ -447,7 +472,15 @@ def capabilities_of(parsed: _Parsed | None) -> dict[str, list[str]]:
     if parsed is None:
         return _no_capabilities("not valid Python 3")
     result = _no_capabilities(None)
-    relevant = [node for node in parsed.nodes if isinstance(node, ast.Import | ast.ImportFrom | ast.Call)]
+    kinds = ast.Import | ast.ImportFrom | ast.Call | ast.Attribute | ast.Name
+    # Prefixes of longer names (urllib.request in urllib.request.urlopen) and called names are no references.
+    inner = {id(n.value) for n in parsed.nodes if isinstance(n, ast.Attribute)}
+    inner |= {id(n.func) for n in parsed.nodes if isinstance(n, ast.Call)}
+    relevant = [
+        node
+        for node in parsed.nodes
+        if isinstance(node, kinds) and not (isinstance(node, ast.Attribute | ast.Name) and id(node) in inner)
+    ]
     for node in sorted(relevant, key=lambda node: (node.lineno, node.col_offset)):  # source order
         if isinstance(node, ast.Import):
             for alias in node.names:
@@ -456,6 +489,12 @@ def capabilities_of(parsed: _Parsed | None) -> dict[str, list[str]]:
             _add(result["imports"], "." * node.level + (node.module or ""))
         elif isinstance(node, ast.Call):
             _classify_call(result, node, parsed.names)
+        elif isinstance(node.ctx, ast.Load):
+            # A reference runs as surely as a call: map(os.system, commands), Thread(target=os.system),
+            # run = subprocess.run. Calls are classified above (open's mode needs the call).
+            name = _qualified(node, parsed.names)
+            if name is not None and name not in ("open", "io.open", "builtins.open"):
+                _classify_name(result, name)
     return result
 
 
@@ -490,6 +529,11 @@ def _classify_call(result: dict[str, list[str]], call: ast.Call, names: dict[str
         if mode_text is None or any(flag in mode_text for flag in "wax+"):
             _add(result["filesystem"], f"{name}(mode={mode_text if mode_text is not None else '?'})")
         return
+    _classify_name(result, name)
+
+
+def _classify_name(result: dict[str, list[str]], name: str) -> None:
+    table = _table()
     for kind, patterns in table.capabilities.items():
         if any(_matches(name, pattern) for pattern in patterns):
             _add(result[kind], name)
