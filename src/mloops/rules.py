@@ -510,18 +510,36 @@ DATASET_LOADING_SCRIPT = Rule(
     "MLO340",
     "dataset-loading-script",
     "Dataset ships a loading script that runs when the dataset is loaded",
-    Severity.MEDIUM,
+    Severity.HIGH,
     AttackClass.MALICIOUS_DATASET,
     _RCE,
     "Hugging Face datasets imports a dataset's loading script (<folder>/<folder>.py, or any module that "
     "defines a builder class) and runs it as ordinary Python: without asking before datasets 2.20, after "
     "trust_remote_code=True until 4.0. Whoever publishes the dataset, or a later revision of it, runs code "
     "on every machine that loads it; reverse shells and credential stealers have been found in such scripts "
-    "on the Hub. Severity follows what the script does: process or eval calls are CRITICAL, direct network "
-    "calls HIGH, otherwise MEDIUM; a helper file at the dataset root is one step lower.",
+    "on the Hub. A loading script is HIGH whatever it is seen to do, CRITICAL with process or eval calls or "
+    "references; a helper file at the dataset root is one step lower.",
     "Publish the data as files (Parquet, JSON Lines, CSV) listed in the card's configs and delete the script. "
     "Until then, read the script, load it only at a pinned revision=, and keep datasets >= 4.0, which refuses "
     "loading scripts.",
+)
+
+MODEL_PACKAGE_CODE = Rule(
+    "MLO350",
+    "model-package-code",
+    "Model package names Python code that runs when the model is loaded",
+    Severity.HIGH,
+    AttackClass.MALICIOUS_MODEL,
+    _RCE,
+    "Some model packages name their own code, which the loader imports: MLflow's MLmodel (a pyfunc "
+    "loader_module found in the model's code paths, imported by mlflow.pyfunc.load_model) and Hugging Face's "
+    "config.json auto_map (modules of the repository, or of another repository with 'repo--module', imported "
+    "with trust_remote_code=True). That code runs with the loader's rights before any weights are read. HIGH "
+    "whatever it is seen to do, CRITICAL with process or eval calls or references, and HIGH when the named "
+    "code is not in the package (it cannot be checked).",
+    "Load the model without its code: a built-in MLflow flavor, or a transformers architecture without "
+    "trust_remote_code. Otherwise read the named modules, pin the revision, and load them only from a "
+    "repository you control.",
 )
 
 PICKLED_EXTENSION_TYPE = Rule(

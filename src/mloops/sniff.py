@@ -22,6 +22,7 @@ from .analyzers import (
     k8s_manifest,
     keras_h5,
     lightgbm_text,
+    model_package,
     notebook,
     onnx,
     pmml,
@@ -173,6 +174,8 @@ TEXT_DETECTORS: tuple[tuple[str, Callable[[bytes, str], bool]], ...] = (
     ("dockerfile", dockerfile.detect),
     ("chat-template", template_files.detect_template),
     ("template-config", template_files.detect_config),
+    ("mlflow-model", model_package.detect_mlmodel),
+    ("remote-code-config", model_package.detect_remote_code_config),
 )
 
 

@@ -51,25 +51,31 @@ def loading_script_finding(
         runs = f"defines the dataset builder {', '.join(builders[:3])}: load_dataset runs this script"
     else:
         runs = "a Python file at the root of a dataset folder: the loading script imports it, or users load it by path"
-    calls = {kind: _listed(capabilities[kind]) for kind in CALL_KINDS if capabilities[kind]}
-    said = [f"{kind}: {names}" for kind, names in calls.items()]
-    if capabilities["unparsed"]:
-        said.append(f"not analyzed ({capabilities['unparsed'][0]})")
-    message = f"{runs}; it imports {_listed(capabilities['imports']) or 'nothing'}" + "".join(f"; {s}" for s in said)
+    said, calls = code_summary(capabilities)
+    message = f"{runs}; {'; '.join(said)}"
     evidence = {"role": role, "imports": _listed(capabilities["imports"]), **calls}
     if builders:
         evidence["builders"] = ", ".join(builders[:MAX_LISTED])
     evidence["datasets_here"] = _installed_datasets()
-    return rules.DATASET_LOADING_SCRIPT.finding(location, message, evidence, severity=_severity(role, capabilities))
-
-
-def _severity(role: str, capabilities: dict[str, list[str]]) -> Severity:
-    if capabilities["process"] or capabilities["code"]:
-        severity = Severity.CRITICAL
-    else:
-        severity = Severity.HIGH  # code that runs on load, whatever it is seen to do
+    severity = code_severity(capabilities)
     # A helper at the root runs only through the loading script or an explicit path: one step less.
-    return Severity(severity - 1) if role == ROOT else severity
+    severity = Severity(severity - 1) if role == ROOT else severity
+    return rules.DATASET_LOADING_SCRIPT.finding(location, message, evidence, severity=severity)
+
+
+def code_summary(capabilities: dict[str, list[str]]) -> tuple[list[str], dict[str, str]]:
+    """What code that runs on load imports and does, as message parts and evidence entries (capabilities_of)."""
+    calls = {kind: _listed(capabilities[kind]) for kind in CALL_KINDS if capabilities[kind]}
+    said = [f"it imports {_listed(capabilities['imports']) or 'nothing'}"]
+    said += [f"{kind}: {names}" for kind, names in calls.items()]
+    if capabilities["unparsed"]:
+        said.append(f"not analyzed ({capabilities['unparsed'][0]})")
+    return said, calls
+
+
+def code_severity(capabilities: dict[str, list[str]]) -> Severity:
+    """Code that runs on load is HIGH whatever it is seen to do; CRITICAL with process or eval calls."""
+    return Severity.CRITICAL if capabilities["process"] or capabilities["code"] else Severity.HIGH
 
 
 def _listed(names: list[str]) -> str:

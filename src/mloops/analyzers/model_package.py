@@ -1,0 +1,140 @@
+"""Model packages that name their own Python code, which the loader imports.
+
+- MLflow's ``MLmodel``: the ``python_function`` flavor's ``loader_module`` (imported from the model's code
+  paths by ``mlflow.pyfunc.load_model``) and a ``python_model`` given as a ``.py`` file (models from code,
+  run on load). Built-in loaders (``mlflow.*``) read model files that are scanned on their own.
+- Hugging Face ``config.json``: ``auto_map`` entries ``module.Class`` (``modeling_x.py`` of the repository)
+  or ``repo--module.Class`` (another repository's), imported with ``trust_remote_code=True``.
+
+The named module is judged as code that runs on load (dataset_script.code_severity), from the files next
+to the package; code that is not there cannot be checked, and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+from .. import rules
+from ..context import Item, ScanContext
+from ..core import Location, Severity
+from . import dataset_script, python_code
+
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+_MODULE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
+
+
+def detect_mlmodel(head: bytes, name: str) -> bool:
+    return os.path.basename(name) == "MLmodel" and b"flavors" in head and b"\x00" not in head
+
+
+def detect_remote_code_config(head: bytes, name: str) -> bool:
+    return name.lower().endswith(".json") and b'"auto_map"' in head and b"\x00" not in head
+
+
+def analyze_mlmodel(ctx: ScanContext, item: Item) -> None:
+    ctx.record(item, "mlflow-model")
+    config = _load(ctx, item, "MLmodel")
+    flavor = (config.get("flavors") or {}).get("python_function") if isinstance(config, dict) else None
+    if not isinstance(flavor, dict):
+        return
+    folder = os.path.dirname(item.location.path) or "."
+    code = flavor.get("code")
+    loader = flavor.get("loader_module")
+    if isinstance(loader, str) and not loader.startswith("mlflow."):
+        paths = [os.path.join(folder, code)] if isinstance(code, str) else []
+        how = f"mlflow.pyfunc.load_model imports loader_module {loader!r}"
+        _judge(ctx, item, how, _module_files(paths, loader), installed_is_possible=True)
+    python_model = flavor.get("python_model")
+    if isinstance(python_model, str) and python_model.endswith(".py"):
+        how = f"mlflow.pyfunc.load_model runs the python_model script {python_model!r} (a model from code)"
+        _judge(ctx, item, how, [os.path.join(folder, python_model)], installed_is_possible=False)
+
+
+def analyze_remote_code_config(ctx: ScanContext, item: Item) -> None:
+    ctx.record(item, "remote-code-config")
+    config = _load(ctx, item, "config")
+    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    if not isinstance(auto_map, dict):
+        return
+    folder = os.path.dirname(item.location.path) or "."
+    modules: dict[str, list[str]] = {}
+    for auto_class, references in auto_map.items():
+        for reference in references if isinstance(references, list) else [references]:
+            if isinstance(reference, str):
+                modules.setdefault(reference.rsplit(".", 1)[0], []).append(str(auto_class))
+    for module, classes in modules.items():
+        how = f"with trust_remote_code=True, transformers imports {module!r} for {', '.join(classes[:3])}"
+        repository, _, local = module.rpartition("--")
+        if repository:
+            message = f"{how}: code from another repository ({repository}), not in this folder, unchecked"
+            evidence = {"module": module, "repository": repository}
+            ctx.report(rules.MODEL_PACKAGE_CODE.finding(item.location, message, evidence))
+            continue
+        _judge(ctx, item, how, _module_files([folder], local), installed_is_possible=False)
+
+
+def _load(ctx: ScanContext, item: Item, what: str) -> Any:
+    import yaml  # imported on the first package: most scans meet none
+
+    from ..parsers.yaml_docs import YamlLimit, load_documents
+
+    data = ctx.read_all(item, MAX_CONFIG_BYTES, what, severity=Severity.HIGH)
+    if data is None:
+        return None
+    text = data.decode("utf-8", "replace")
+    try:
+        if item.name.lower().endswith(".json"):
+            return json.loads(text)
+        documents = load_documents(text)
+        return documents[0] if documents else None
+    except (yaml.YAMLError, YamlLimit, ValueError, RecursionError) as exc:
+        problem = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        message = f"{what} cannot be parsed ({problem}); the loader fails too, and what it names went unchecked"
+        ctx.report(rules.MALFORMED.finding(item.location, message, {"error": problem}, severity=Severity.MEDIUM))
+        return None
+
+
+def _module_files(paths: list[str], module: str) -> list[str]:
+    """Where ``import module`` finds the module under ``paths``: ``a/b.py`` or ``a/b/__init__.py``."""
+    if not _MODULE.fullmatch(module):
+        return []
+    relative = module.replace(".", os.sep)
+    return [
+        candidate
+        for path in paths
+        for candidate in (os.path.join(path, relative + ".py"), os.path.join(path, relative, "__init__.py"))
+    ]
+
+
+def _judge(ctx: ScanContext, item: Item, how: str, candidates: list[str], installed_is_possible: bool) -> None:
+    found = next((path for path in candidates if item.depth == 0 and os.path.isfile(path)), None)
+    if found is None:
+        # A module the environment provides is the environment's code, not the package's: a note.
+        severity = Severity.MEDIUM if installed_is_possible and item.depth == 0 else Severity.HIGH
+        where = "inside an archive" if item.depth else "not in the package"
+        message = f"{how}: the code is {where}, so it went unchecked"
+        ctx.report(
+            rules.MODEL_PACKAGE_CODE.finding(
+                item.location, message, {"looked_for": ", ".join(candidates[:4])}, severity=severity
+            )
+        )
+        return
+    try:
+        with open(found, "rb") as handle:
+            data = handle.read(python_code.MAX_SOURCE_BYTES + 1)
+    except OSError as exc:
+        ctx.report(rules.MODEL_PACKAGE_CODE.finding(item.location, f"{how}: {found} cannot be read ({exc})"))
+        return
+    source = data.decode("utf-8", "replace")
+    checked = python_code.check_source(source, Location(found))
+    capabilities = python_code.capabilities_of(checked.parsed)
+    if len(data) > python_code.MAX_SOURCE_BYTES:
+        capabilities["unparsed"] = ["too large"]
+    said, calls = dataset_script.code_summary(capabilities)
+    message = f"{how} ({os.path.relpath(found, os.path.dirname(item.location.path) or '.')}); {'; '.join(said)}"
+    evidence = {"module_file": found, "imports": ", ".join(capabilities["imports"][:20]), **calls}
+    severity = dataset_script.code_severity(capabilities)
+    ctx.report(rules.MODEL_PACKAGE_CODE.finding(item.location, message, evidence, severity=severity))
