@@ -86,6 +86,16 @@ def test_py_func(scan):
     assert found["PyFunc"].capability == Capability.CODE_EXECUTION
 
 
+def test_a_saved_model_without_its_schema_version_is_still_a_saved_model(scan):
+    # The loader parses saved_model.pb as a SavedModel whatever it holds; the version field is optional.
+    graph = graph_def([node("x", "Placeholder"), node("py", "PyFunc", ("x",), token=attr_s("pyfunc_0"))])
+    data = pm.saved_model(pm.meta_graph(graph))
+    assert data.startswith(b"\x08\x01")  # saved_model_schema_version 1
+    report = scan("saved_model.pb", data[2:])
+    assert [asset.format for asset in report.files[0].assets] == ["tensorflow-savedmodel"]
+    assert op_findings(report)["PyFunc"].severity == Severity.HIGH
+
+
 def test_ops_are_counted_once_per_type(scan):
     nodes = [node(f"read{i}", "ReadFile", ("x",)) for i in range(30)]
     report = scan("graph.pb", graph_def([node("x", "Placeholder"), *nodes]))

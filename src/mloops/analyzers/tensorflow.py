@@ -125,10 +125,15 @@ def _kind(head: bytes, name: str) -> str | None:
     if base == "keras_metadata.pb":
         saved_object = {2: VARINT, 3: LEN, 4: LEN, 5: LEN, 6: LEN}
         return KERAS_METADATA if _looks_like(head, fields, {1: LEN}, saved_object) else None
-    # SavedModel: saved_model_schema_version (always written) and MetaGraphDefs.
-    if fields[0].field.number == 1 and fields[0].field.wire == VARINT:
-        meta_graph = dict.fromkeys(range(1, 8), LEN)
-        return SAVED_MODEL if _looks_like(head, fields, {1: VARINT, 2: LEN}, meta_graph, inner_of=2) else None
+    # SavedModel: saved_model_schema_version (written by TensorFlow, but optional to the loader, which
+    # reads saved_model.pb as a SavedModel whatever it holds) and MetaGraphDefs.
+    meta_graph = dict.fromkeys(range(1, 8), LEN)
+    versioned = fields[0].field.number == 1 and fields[0].field.wire == VARINT
+    if versioned or base == "saved_model.pb":
+        if _looks_like(head, fields, {1: VARINT, 2: LEN}, meta_graph, inner_of=2):
+            return SAVED_MODEL
+        if versioned:
+            return None
     # GraphDef: nodes first (name, op, inputs, ...), or only a function library and versions.
     graph_fields = {1: LEN, 2: LEN, 3: VARINT, 4: LEN, 5: LEN}
     if fields[0].field.number == 1:
