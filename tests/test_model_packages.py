@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,7 @@ def _load_pyfunc(path):
 
 CONFIG_SOURCE = """\
 import subprocess
+import zipfile
 
 from transformers import PretrainedConfig
 
@@ -147,3 +149,47 @@ def test_auto_map_code_from_another_repository_is_high(tmp_path: Path) -> None:
 def test_a_config_without_auto_map_names_no_code(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
     assert _package_findings(tmp_path) == []
+
+
+def _mar(path: Path, handler: str, members: dict[str, bytes]) -> Path:
+    # The layout torch-model-archiver writes: the files at the root, MAR-INF/MANIFEST.json describing them.
+    manifest = {
+        "createdOn": "07/12/2026 10:00:00",
+        "runtime": "python",
+        "model": {"modelName": "classifier", "serializedFile": "model.pt", "handler": handler, "modelVersion": "1.0"},
+        "archiverVersion": "0.12.0",
+    }
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+        archive.writestr("MAR-INF/MANIFEST.json", json.dumps(manifest, indent=2))
+    return path
+
+
+def _state_dict_bytes(tmp_path: Path) -> bytes:
+    torch = pytest.importorskip("torch")
+    torch.save(torch.nn.Linear(2, 2).state_dict(), tmp_path / "weights.pt")
+    return (tmp_path / "weights.pt").read_bytes()
+
+
+def test_a_torchserve_handler_that_runs_a_command_is_critical(tmp_path: Path) -> None:
+    handler = b"import os\nos.system('id')\n\n\ndef handle(data, context):\n    return data\n"
+    mar = _mar(
+        tmp_path / "classifier.mar", "handler.py", {"handler.py": handler, "model.pt": _state_dict_bytes(tmp_path)}
+    )
+    report = scan_path(str(mar))
+    assert next(a.format for a in report.files[0].assets) == "torchserve-mar"
+    ((_, severity, message),) = _package_findings(mar)
+    assert severity == Severity.CRITICAL and "os.system" in message
+
+
+def test_a_torchserve_archive_with_a_builtin_handler_names_no_code(tmp_path: Path) -> None:
+    mar = _mar(tmp_path / "classifier.mar", "image_classifier", {"model.pt": _state_dict_bytes(tmp_path)})
+    report = scan_path(str(mar))
+    assert [f.rule.id for f in report.findings if f.severity >= Severity.MEDIUM] == []
+
+
+def test_a_torchserve_handler_from_the_serving_image_is_medium(tmp_path: Path) -> None:
+    mar = _mar(tmp_path / "classifier.mar", "corp_handlers.vision:handle", {"model.pt": _state_dict_bytes(tmp_path)})
+    ((_, severity, message),) = _package_findings(mar)
+    assert severity == Severity.MEDIUM and "corp_handlers.vision" in message

@@ -534,7 +534,8 @@ MODEL_PACKAGE_CODE = Rule(
     "Some model packages name their own code, which the loader imports: MLflow's MLmodel (a pyfunc "
     "loader_module found in the model's code paths, imported by mlflow.pyfunc.load_model) and Hugging Face's "
     "config.json auto_map (modules of the repository, or of another repository with 'repo--module', imported "
-    "with trust_remote_code=True). That code runs with the loader's rights before any weights are read. HIGH "
+    "with trust_remote_code=True), TorchServe's .mar (every .py member is on the handler's import path). That "
+    "code runs with the loader's rights before any weights are read. HIGH "
     "whatever it is seen to do, CRITICAL with process or eval calls or references, and HIGH when the named "
     "code is not in the package (it cannot be checked).",
     "Load the model without its code: a built-in MLflow flavor, or a transformers architecture without "

@@ -108,6 +108,7 @@ LAYOUT_MEMBERS: dict[str, Callable[[str], Handler | None]] = {
     "torchscript-zip": torchscript.member_handler,
     "pytorch-pt2": torch_export.member_handler,
     "nemo": nemo.member_handler,
+    "torchserve-mar": model_package.mar_member_handler,
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from .. import rules
@@ -136,5 +137,61 @@ def _judge(ctx: ScanContext, item: Item, how: str, candidates: list[str], instal
     said, calls = dataset_script.code_summary(capabilities)
     message = f"{how} ({os.path.relpath(found, os.path.dirname(item.location.path) or '.')}); {'; '.join(said)}"
     evidence = {"module_file": found, "imports": ", ".join(capabilities["imports"][:20]), **calls}
+    severity = dataset_script.code_severity(capabilities)
+    ctx.report(rules.MODEL_PACKAGE_CODE.finding(item.location, message, evidence, severity=severity))
+
+
+# TorchServe .mar: a ZIP with MAR-INF/MANIFEST.json. TorchServe puts every file of the archive on the
+# import path and imports the handler (and, in eager mode, the model file): any .py member may run.
+MAR_MANIFEST = "MAR-INF/MANIFEST.json"
+TORCHSERVE_HANDLERS = frozenset({"image_classifier", "image_segmenter", "object_detector", "text_classifier"})
+
+
+def mar_member_handler(name: str) -> Callable[[ScanContext, Item], None] | None:
+    if name == MAR_MANIFEST:
+        return _analyze_mar_manifest
+    if name.lower().endswith(".py"):
+        return _analyze_mar_code
+    return None  # weights and extra files are identified by content
+
+
+def _analyze_mar_manifest(ctx: ScanContext, item: Item) -> None:
+    ctx.record(item, "torchserve-manifest")
+    manifest = _load(ctx, item, "TorchServe manifest")
+    model = manifest.get("model") if isinstance(manifest, dict) else None
+    if not isinstance(model, dict):
+        return
+    handler = model.get("handler")
+    if isinstance(handler, str) and handler.split(":")[0] not in TORCHSERVE_HANDLERS and not handler.endswith(".py"):
+        message = f"TorchServe imports handler {handler!r}, which is not in the archive: the serving image's code"
+        ctx.report(
+            rules.MODEL_PACKAGE_CODE.finding(item.location, message, {"handler": handler}, severity=Severity.MEDIUM)
+        )
+    requirements = model.get("requirementsFile")
+    if isinstance(requirements, str) and requirements:
+        message = (
+            f"the archive ships {requirements!r}: with install_py_dep_per_model=true TorchServe pip-installs it "
+            "when the model loads (package install scripts run)"
+        )
+        ctx.report(
+            rules.MODEL_PACKAGE_CODE.finding(
+                item.location, message, {"requirements": requirements}, severity=Severity.MEDIUM
+            )
+        )
+
+
+def _analyze_mar_code(ctx: ScanContext, item: Item) -> None:
+    ctx.record(item, "python-source")
+    data = ctx.read_all(item, python_code.MAX_SOURCE_BYTES, "TorchServe handler code", severity=Severity.HIGH)
+    if data is None:
+        return
+    checked = python_code.check_source(data.decode("utf-8", "replace"), item.location)
+    for finding in checked.findings:
+        ctx.report(finding)
+    capabilities = python_code.capabilities_of(checked.parsed)
+    said, calls = dataset_script.code_summary(capabilities)
+    how = "TorchServe puts the archive's files on the import path and imports its handler and model file"
+    message = f"{how}: this module may run on load; {'; '.join(said)}"
+    evidence = {"imports": ", ".join(capabilities["imports"][:20]), **calls}
     severity = dataset_script.code_severity(capabilities)
     ctx.report(rules.MODEL_PACKAGE_CODE.finding(item.location, message, evidence, severity=severity))

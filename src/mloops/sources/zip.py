@@ -499,6 +499,8 @@ def _layouts(entries: list[Entry]) -> tuple[str, ...]:
         layouts.append("keras")
     if "schema.json" in names:
         layouts.append("skops")  # skops.load reads schema.json from any ZIP
+    if "MAR-INF/MANIFEST.json" in names:
+        layouts.append("torchserve-mar")
     if not layouts and names and all(name.endswith(".npy") for name in names):
         layouts.append("npz")
     return tuple(layouts) or ("zip",)
