@@ -193,3 +193,14 @@ def test_a_torchserve_handler_from_the_serving_image_is_medium(tmp_path: Path) -
     mar = _mar(tmp_path / "classifier.mar", "corp_handlers.vision:handle", {"model.pt": _state_dict_bytes(tmp_path)})
     ((_, severity, message),) = _package_findings(mar)
     assert severity == Severity.MEDIUM and "corp_handlers.vision" in message
+
+
+def test_a_bento_service_module_is_judged_as_code_that_runs_on_serve(tmp_path: Path) -> None:
+    # The layout `bentoml build` writes: bento.yaml naming the service, the user's code under src/.
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "service.py").write_text("import subprocess\nsubprocess.Popen(['id'])\nsvc = None\n")
+    (tmp_path / "bento.yaml").write_text(
+        "service: 'service:svc'\nname: classifier\nversion: abc123\nbentoml_version: 1.4.0\nlabels: {}\n"
+    )
+    ((_, severity, message),) = _package_findings(tmp_path)
+    assert severity == Severity.CRITICAL and "service" in message and "subprocess.Popen" in message

@@ -82,6 +82,7 @@ HANDLERS: dict[str, Handler] = {
     "chat-template": template_files.analyze_template,
     "template-config": template_files.analyze_config,
     "mlflow-model": model_package.analyze_mlmodel,
+    "bento": model_package.analyze_bento,
     "remote-code-config": model_package.analyze_remote_code_config,
     "gguf": gguf.analyze,
     "hdf5": keras_h5.analyze,

@@ -175,6 +175,7 @@ TEXT_DETECTORS: tuple[tuple[str, Callable[[bytes, str], bool]], ...] = (
     ("chat-template", template_files.detect_template),
     ("template-config", template_files.detect_config),
     ("mlflow-model", model_package.detect_mlmodel),
+    ("bento", model_package.detect_bento),
     ("remote-code-config", model_package.detect_remote_code_config),
 )
 

@@ -5,6 +5,9 @@
   run on load). Built-in loaders (``mlflow.*``) read model files that are scanned on their own.
 - Hugging Face ``config.json``: ``auto_map`` entries ``module.Class`` (``modeling_x.py`` of the repository)
   or ``repo--module.Class`` (another repository's), imported with ``trust_remote_code=True``.
+- BentoML's ``bento.yaml``: ``service: "module:attribute"``, imported from the bundle's ``src/`` by
+  ``bentoml serve``.
+- TorchServe's ``.mar``: every ``.py`` member is on the handler's import path (mar_member_handler).
 
 The named module is judged as code that runs on load (dataset_script.code_severity), from the files next
 to the package; code that is not there cannot be checked, and says so.
@@ -33,6 +36,23 @@ def detect_mlmodel(head: bytes, name: str) -> bool:
 
 def detect_remote_code_config(head: bytes, name: str) -> bool:
     return name.lower().endswith(".json") and b'"auto_map"' in head and b"\x00" not in head
+
+
+def detect_bento(head: bytes, name: str) -> bool:
+    return os.path.basename(name) == "bento.yaml" and b"service:" in head and b"\x00" not in head
+
+
+def analyze_bento(ctx: ScanContext, item: Item) -> None:
+    """A built Bento: ``bentoml serve`` imports ``service: "module:attribute"`` from the bundle's src/."""
+    ctx.record(item, "bento")
+    config = _load(ctx, item, "bento.yaml")
+    service = config.get("service") if isinstance(config, dict) else None
+    if not isinstance(service, str) or not service:
+        return
+    module = service.split(":", 1)[0]
+    folder = os.path.dirname(item.location.path) or "."
+    how = f"bentoml serve imports the service module {module!r}"
+    _judge(ctx, item, how, _module_files([os.path.join(folder, "src")], module), installed_is_possible=False)
 
 
 def analyze_mlmodel(ctx: ScanContext, item: Item) -> None:
