@@ -246,3 +246,87 @@ spec:
     policy = "\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: require-jwt}\n"
     (guarded,) = found(scan_text(tmp_path, "vs2.yaml", service.replace("DESTINATION", "mlflow") + policy), "MLO714")
     assert guarded.severity == Severity.LOW
+
+
+# ------------------------------------------------------------ platforms started open
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "severity", "platform"),
+    [
+        (
+            "Dockerfile",
+            'FROM jupyter/base-notebook\nUSER jovyan\nCMD ["start-notebook.sh", "--ServerApp.token=", '
+            '"--ServerApp.password="]\n',
+            Severity.HIGH,
+            "Jupyter",
+        ),
+        (
+            "Dockerfile",
+            "FROM python:3.11\nRUN pip install jupyterlab\nUSER 1000\n"
+            'ENTRYPOINT ["jupyter", "lab"]\nCMD jupyter lab --ip=0.0.0.0 --allow-root --IdentityProvider.token=\'\'\n',
+            Severity.CRITICAL,
+            "Jupyter",
+        ),
+        (
+            "docker-compose.yml",
+            "services:\n  tracking:\n    image: ghcr.io/mlflow/mlflow\n    command: mlflow server -h 0.0.0.0\n",
+            Severity.HIGH,
+            "MLflow",
+        ),
+        (
+            "compose.yaml",
+            "services:\n  head:\n    image: rayproject/ray\n"
+            "    command: [bash, -c, 'ray start --head --dashboard-host 0.0.0.0 --block']\n",
+            Severity.CRITICAL,
+            "Ray",
+        ),
+        (
+            "tb.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: tb\nspec:\n  containers:\n  - name: tb\n"
+            "    image: tensorflow/tensorflow\n    command: [tensorboard]\n    args: [--logdir, /logs, --bind_all]\n",
+            Severity.MEDIUM,
+            "TensorBoard",
+        ),
+    ],
+)
+def test_platforms_started_with_authentication_off(tmp_path: Path, name, text, severity, platform):
+    (finding,) = found(scan_text(tmp_path, name, text), "MLO719")
+    assert finding.severity == severity and finding.evidence["platform"] == platform
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("Dockerfile", 'FROM jupyter/base-notebook\nUSER jovyan\nCMD ["start-notebook.sh", "--ip=0.0.0.0"]\n'),
+        (
+            "Dockerfile",
+            "FROM python:3.11\nUSER 1000\nCMD jupyter lab --ServerApp.token= --ServerApp.password=sha1:ab\n",
+        ),
+        (
+            "docker-compose.yml",
+            "services:\n  t:\n    image: ghcr.io/mlflow/mlflow\n    command: mlflow server --host 127.0.0.1\n",
+        ),
+        (
+            "docker-compose.yml",
+            "services:\n  t:\n    image: ghcr.io/mlflow/mlflow\n"
+            "    command: mlflow server --host 0.0.0.0 --app-name basic-auth\n",
+        ),
+    ],
+)
+def test_platforms_started_with_their_protection_are_quiet(tmp_path: Path, name, text):
+    assert found(scan_text(tmp_path, name, text), "MLO719") == []
+
+
+def test_credentials_written_into_images_and_compose_files(tmp_path: Path):
+    dockerfile = "FROM python:3.11\nENV HF_TOKEN=hf_x LOG_LEVEL=info\nARG WANDB_API_KEY=abc\nARG PIP_TOKEN\nUSER 1000\n"
+    (finding,) = found(scan_text(tmp_path, "Dockerfile", dockerfile), "MLO718")
+    assert finding.severity == Severity.HIGH
+    assert "ENV HF_TOKEN" in finding.message and "ARG WANDB_API_KEY" in finding.message
+    assert "hf_x" not in finding.message and "PIP_TOKEN" not in finding.message
+    compose = (
+        "services:\n  app:\n    image: python:3.11\n    environment:\n      OPENAI_API_KEY: sk-abc\n"
+        "      HF_TOKEN: ${HF_TOKEN}\n      DB_PASSWORD: $PASSWORD\n"
+    )
+    (finding,) = found(scan_text(tmp_path, "docker-compose.yml", compose), "MLO718")
+    assert finding.severity == Severity.MEDIUM and finding.evidence["names"] == "OPENAI_API_KEY"

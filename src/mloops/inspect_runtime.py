@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from . import rules
+from .analyzers import deployment_checks as checks
 from .core import Asset, FileResult, Finding, Location, Report, Severity
 
 # Linux capability numbers (include/uapi/linux/capability.h).
@@ -37,7 +38,6 @@ HOST_FILESYSTEMS = ("ext2", "ext3", "ext4", "xfs", "btrfs", "zfs")
 EXPECTED_HOST_MOUNTS = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/dev/termination-log")
 GPU_DEVICES = re.compile(r"^(nvidia\d*|nvidiactl|nvidia-uvm|nvidia-modeset|kfd|dri)$")
 CLOUD_VENDORS = {"Amazon EC2": "AWS", "Google Compute Engine": "Google Cloud", "Microsoft Corporation": "Azure"}
-CREDENTIAL_NAME = re.compile(r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)($|_)")
 
 
 class Runtime(NamedTuple):
@@ -195,7 +195,7 @@ def _gpus(runtime: Runtime, location: Location) -> list[Finding]:
 
 
 def _env(runtime: Runtime, location: Location) -> list[Finding]:
-    names = sorted({name for name in runtime.environment if CREDENTIAL_NAME.search(name.upper())})
+    names = sorted({name for name in runtime.environment if checks.CREDENTIAL_NAME.search(name.upper())})
     if not names:
         return []
     listed = ", ".join(names[:20])

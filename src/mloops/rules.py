@@ -1003,6 +1003,21 @@ ENVIRONMENT_CREDENTIALS = _deployment_rule(
     "keep registry-write credentials out of serving containers.",
     Capability.CREDENTIAL_ACCESS,
 )
+PLATFORM_STARTED_OPEN = Rule(
+    "MLO719",
+    "platform-started-open",
+    "ML platform started with its authentication off or on every interface without it",
+    Severity.HIGH,
+    _EXPOSED,
+    _RCE,
+    "The command that starts the platform turns its protection off: Jupyter with an empty token (and no "
+    "password) runs anyone's code in its kernels, MLflow without --app-name basic-auth lets anyone replace "
+    "registered models, Ray's dashboard Jobs API runs any command, TensorBoard shows every run's data. "
+    "Bound to 0.0.0.0 (every interface) it answers whoever reaches the host or the pod. Severity follows "
+    "the platform (data/deployments.toml, platform_starts).",
+    "Keep the platform's authentication on (a Jupyter token or password, MLflow basic-auth or an "
+    "authenticating proxy), bind it to 127.0.0.1 and publish it only through an authenticating gateway.",
+)
 MANIFEST_UNREADABLE = _deployment_rule(
     "MLO716",
     "manifest-unreadable",

@@ -59,10 +59,18 @@ def _check_service(ctx: ScanContext, item: Item, name: str, service: dict[str, A
             report(rules.UNCONFINED_PROFILE, f"security_opt {option}", {"option": str(option)})
     if str(service.get("user", "")).split(":")[0] in ("root", "0"):
         report(rules.RUNS_AS_ROOT, "sets user: root", {"user": str(service["user"])}, severity=Severity.MEDIUM)
+    literal_credentials = []
     for key, value in _environment(service.get("environment")):
         checks.check_gpu_env(report, key, value, name)
         if key in checks.table().model_uri_keys:
             checks.check_model_uri(report, key, value)
+        if checks.is_credential_literal(key, value):
+            literal_credentials.append(key)
+    if literal_credentials:
+        message = f"writes credentials into the file: {', '.join(literal_credentials[:10])} (values not shown)"
+        report(rules.ENVIRONMENT_CREDENTIALS, message, {"names": ", ".join(literal_credentials)})
+    words = checks.command_words(service.get("entrypoint")) + checks.command_words(service.get("command"))
+    checks.check_platform_start(report, words, "command")
     _check_ports(report, service)
 
 

@@ -7,6 +7,8 @@ how bad an escape is: a model server runs code from every uploaded model, a note
 from __future__ import annotations
 
 import functools
+import re
+import shlex
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -17,6 +19,20 @@ from ..data import load_toml
 
 MODEL_EXTENSIONS = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".joblib", ".h5", ".keras", ".ckpt", ".safetensors",
                     ".onnx", ".gguf", ".pb", ".mar", ".tar.gz", ".zip")  # fmt: skip
+
+
+class PlatformStart(NamedTuple):
+    platform: str
+    role: str
+    programs: tuple[tuple[str, ...], ...]
+    empty_auth: frozenset[str]
+    empty_password: frozenset[str]
+    bind: frozenset[str]
+    bind_flags: frozenset[str]
+    auth_options: frozenset[str]
+    open_severity: Severity | None
+    exposed_severity: Severity | None
+    bind_severity: Severity | None
 
 
 class Table(NamedTuple):
@@ -35,6 +51,27 @@ class Table(NamedTuple):
     auth_annotations: tuple[str, ...]
     auth_kinds: frozenset[str]
     model_uri_keys: frozenset[str]
+    platform_starts: tuple[PlatformStart, ...]
+
+
+def _severity(name: str) -> Severity | None:
+    return Severity[name.upper()] if name else None
+
+
+def _platform_start(entry: dict[str, Any]) -> PlatformStart:
+    return PlatformStart(
+        entry["platform"],
+        entry["role"],
+        tuple(tuple(program.split()) for program in entry["programs"]),
+        frozenset(entry.get("empty_auth", ())),
+        frozenset(entry.get("empty_password", ())),
+        frozenset(entry.get("bind", ())),
+        frozenset(entry.get("bind_flags", ())),
+        frozenset(entry.get("auth_options", ())),
+        _severity(entry.get("open_severity", "")),
+        _severity(entry.get("exposed_severity", "")),
+        _severity(entry.get("bind_severity", "")),
+    )
 
 
 @functools.cache
@@ -56,6 +93,7 @@ def table() -> Table:
         tuple(data["exposure"]["auth_annotations"]),
         frozenset(data["exposure"]["auth_kinds"]),
         frozenset(data["model_uris"]["keys"]),
+        tuple(_platform_start(entry) for entry in data["platform_starts"]),
     )
 
 
@@ -144,3 +182,91 @@ def walk_items(value: Any) -> Iterator[tuple[str, Any]]:
                 stack.append(child)
         elif isinstance(node, list):
             stack.extend(node)
+
+
+_ALL_INTERFACES = frozenset({"0.0.0.0", "::", "[::]", "*", ""})
+_OPTION = re.compile(r"--?([\w.-]+)(?:=(.*))?\Z", re.DOTALL)
+
+
+def command_words(command: Any) -> list[str]:
+    """A command as its words: exec form (a list) or shell form (a string); ``sh -c "..."`` is opened too."""
+    if isinstance(command, list):
+        parts = [str(part) for part in command]
+    elif isinstance(command, str):
+        parts = _split(command)
+    else:
+        return []
+    words: list[str] = []
+    for part in parts:
+        words += _split(part) if " " in part.strip() else [part]
+    return words
+
+
+def _split(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError:  # an unbalanced quote: the shell would fail too; read what is there
+        return text.split()
+
+
+def check_platform_start(report: Reporter, words: list[str], where: str) -> None:
+    """Findings for an ML platform that the command starts with its authentication off (platform_starts)."""
+    for start in table().platform_starts:
+        position = _program_at(words, start.programs)
+        if position is None:
+            continue
+        options = _options(words[position:])
+        token_off = any(options.get(name) == "" for name in start.empty_auth)
+        password_set = any(options.get(name) for name in start.empty_password)
+        everywhere = start.bind_flags & options.keys() or any(
+            name in options and options[name] in _ALL_INTERFACES for name in start.bind
+        )
+        authenticated = bool(start.auth_options & options.keys())
+        command = " ".join(words[position : position + 12])[:300]
+        evidence = {"platform": start.platform, "command": command, "where": where}
+        if token_off and not password_set and start.open_severity is not None:
+            exposed = everywhere and start.exposed_severity is not None
+            severity = start.exposed_severity if exposed else start.open_severity
+            bound = " and listens on every interface" if everywhere else ""
+            root = " as root (--allow-root)" if "allow-root" in options else ""
+            what = f"starts {start.platform}{root} with its token empty and no password{bound} ({where})"
+        elif everywhere and not authenticated and start.bind_severity is not None:
+            severity = start.bind_severity
+            what = f"starts {start.platform} on every interface without authentication ({where})"
+        else:
+            continue
+        report(rules.PLATFORM_STARTED_OPEN, what, {**evidence, "platform_role": start.role}, severity=severity)
+
+
+def _program_at(words: list[str], programs: tuple[tuple[str, ...], ...]) -> int | None:
+    names = [word.rsplit("/", 1)[-1] for word in words]
+    for index in range(len(names)):
+        for program in programs:
+            if tuple(names[index : index + len(program)]) == program:
+                return index
+    return None
+
+
+def _options(words: list[str]) -> dict[str, str]:
+    """``--name=value``, ``--name value`` and bare ``--flag`` (stored as "true")."""
+    options: dict[str, str] = {}
+    for index, word in enumerate(words):
+        match = _OPTION.match(word)
+        if match is None:
+            continue
+        name, value = match.group(1), match.group(2)
+        if value is None:
+            following = words[index + 1] if index + 1 < len(words) else "-"
+            value = following if not following.startswith("-") else "true"
+        options[name] = value
+    return options
+
+
+CREDENTIAL_NAME = re.compile(r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)($|_)")
+_REFERENCE = re.compile(r"\A\$(\{[^}]*\}|\w+)\Z")  # ${VAR}, $VAR: filled in from elsewhere at run time
+
+
+def is_credential_literal(name: str, value: Any) -> bool:
+    """A variable named like a credential whose value is written out here (not empty, not a ${reference})."""
+    text = "" if value is None else str(value).strip().strip("'\"")
+    return bool(CREDENTIAL_NAME.search(name.upper())) and bool(text) and not _REFERENCE.match(text)

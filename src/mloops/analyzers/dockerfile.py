@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from .. import rules
@@ -39,6 +40,18 @@ def _instructions(text: str) -> list[tuple[int, str, str]]:
     return found
 
 
+def _command(arguments: str) -> list[str]:
+    """An ENTRYPOINT or CMD's words: exec form (a JSON array) or shell form."""
+    if arguments.startswith("["):
+        try:
+            words = json.loads(arguments)
+        except ValueError:
+            words = None
+        if isinstance(words, list):
+            return checks.command_words(words)
+    return checks.command_words(arguments)
+
+
 def analyze(ctx: ScanContext, item: Item) -> None:
     ctx.record(item, "dockerfile")
     data = ctx.read_all(item, MAX_DOCKERFILE_BYTES, "Dockerfile")
@@ -49,9 +62,18 @@ def analyze(ctx: ScanContext, item: Item) -> None:
     workload = f"image built from {images[-1]}" if images else "image"
     report = checks.Reporter(ctx, item.location, workload, checks.image_role(images))
     user = None
+    start: dict[str, tuple[int, list[str]]] = {}  # the final stage's ENTRYPOINT and CMD
+    baked: list[str] = []
     for line, keyword, arguments in instructions:
         if keyword == "FROM":
             user = None  # each stage starts as root again
+            start.clear()
+        elif keyword in ("ENTRYPOINT", "CMD"):
+            start[keyword] = (line, _command(arguments))
+        elif keyword == "ARG" and "=" in arguments:
+            name, _, value = arguments.partition("=")
+            if checks.is_credential_literal(name.strip(), value):
+                baked.append(f"ARG {name.strip()} (line {line})")
         elif keyword == "USER":
             user = (line, arguments.split(":")[0])
         elif keyword in ("ADD", "RUN"):
@@ -60,6 +82,16 @@ def analyze(ctx: ScanContext, item: Item) -> None:
         elif keyword == "ENV":
             for name, value in re.findall(r"(\w+)[= ]\"?([^\s\"]+)", arguments):
                 checks.check_gpu_env(report, name, value, "image")
+                if checks.is_credential_literal(name, value):
+                    baked.append(f"ENV {name} (line {line})")
+    if baked:
+        # Every layer of the image keeps them: whoever pulls the image reads them with docker history.
+        message = f"bakes credentials into the image: {', '.join(baked[:10])} (values not shown)"
+        report(rules.ENVIRONMENT_CREDENTIALS, message, {"names": ", ".join(baked)}, severity=Severity.HIGH)
+    if start:
+        words = start.get("ENTRYPOINT", (0, []))[1] + start.get("CMD", (0, []))[1]
+        lines = ", ".join(f"{keyword} line {line}" for keyword, (line, _) in start.items())
+        checks.check_platform_start(report, words, lines)
     if user is None:
         report(rules.RUNS_AS_ROOT, "the final stage sets no USER: the container runs as root", {"field": "USER"})
     elif user[1] in ("root", "0"):

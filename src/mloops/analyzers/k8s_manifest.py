@@ -218,6 +218,8 @@ def _check_container(report: checks.Reporter, name: str, container: dict[str, An
     for variable in container.get("env") or []:
         if isinstance(variable, dict):
             checks.check_gpu_env(report, str(variable.get("name", "")), variable.get("value", ""), name)
+    words = checks.command_words(container.get("command")) + checks.command_words(container.get("args"))
+    checks.check_platform_start(report, words, f"container {name!r} command")
     limits = (
         ((container.get("resources") or {}).get("limits") or {}) if isinstance(container.get("resources"), dict) else {}
     )
