@@ -324,3 +324,19 @@ def test_credential_assignment_is_reported_once_by_the_code_rule(tmp_path, conta
     found = sorted((f.rule.id, f.evidence.get("value") or f.evidence.get("redacted")) for f in _scan(path))
     # The W&B key is MLO327's (a credential variable set to a literal); the AWS key only MLO330 sees.
     assert found == [("MLO327", redact(WANDB)), ("MLO330", redact(AWS_KEY_ID))]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "seq = 'ATGGCCACCAGTTGACCAGTACGATCGATCGGGATCCAGTACGGATCCATGACCAGGTTACCA'\n",  # DNA: ACCA + 16 of A-Z
+        "p = 'GVRVLEDGVNYATGNLPGCSFSIFLLALLSCLTVPASAKIARALAHGVRVLEDGVNYATG'\n",  # protein: ...AKIA...
+        ">chr1\nACCAGTTGACCAGTACGATC\n",  # a 20-base FASTA line
+    ],
+)
+def test_biological_sequences_are_not_aws_key_ids(text: str) -> None:
+    assert find_secrets(text) == []
+
+
+def test_a_standalone_aws_key_id_is_still_found() -> None:
+    assert [s.kind for s in find_secrets("aws_key_id = 'AKIAZ3MSJV4WWNKWW5FG'\n")] == ["AWS Access Key"]

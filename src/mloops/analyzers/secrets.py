@@ -137,6 +137,23 @@ def _windows(text: str) -> Iterator[tuple[int, str]]:
         start = following
 
 
+_NUCLEOTIDES = frozenset("ACGTUN")
+
+
+def _standalone_key_id(chunk: str, value: str) -> bool:
+    """An AWS key id stands alone (its 20 characters are not cut from a longer run of letters and digits)
+    and is not a nucleotide sequence: the library's pattern (ACCA, AKIA, ... then 16 of A-Z0-9) has no
+    boundaries, so DNA (ACCA...) and protein sequences (...AKIA...) match it."""
+    if set(value) <= _NUCLEOTIDES:
+        return False
+    for match in re.finditer(re.escape(value), chunk):
+        before = chunk[match.start() - 1] if match.start() else " "
+        after = chunk[match.end()] if match.end() < len(chunk) else " "
+        if not before.isalnum() and not after.isalnum():
+            return True
+    return False
+
+
 def _candidates(chunk: str) -> Iterator[tuple[str, str]]:
     """(kind, value) pairs the plugins find in one chunk."""
     for plugin in _plugins():
@@ -147,7 +164,8 @@ def _candidates(chunk: str) -> Iterator[tuple[str, str]]:
         else:
             values = plugin.analyze_string(chunk)
         for value in values:
-            yield plugin.secret_type, value
+            if plugin.secret_type != "AWS Access Key" or _standalone_key_id(chunk, value):
+                yield plugin.secret_type, value
     for value in _keyword_entropy_secrets(chunk):
         yield "High-entropy secret value", value
 
