@@ -303,3 +303,26 @@ def test_code_cells_lists_index_and_source():
     book = json.loads(fx.notebook(cells))
     assert notebook.code_cells(book) == [(1, "import torch as T\nT.load(f)"), (2, "x = 1")]
     assert notebook.code_cells([1, 2]) == []
+
+
+@pytest.mark.parametrize(
+    ("markup", "severity"),
+    [
+        ('<iframe src="https://www.youtube.com/embed/abc"></iframe>', Severity.MEDIUM),
+        ('<iframe sandbox="allow-scripts" src="https://example.org/chart"></iframe>', Severity.LOW),
+        ('<iframe sandbox="allow-scripts allow-popups" src="https://example.org/x"></iframe>', Severity.MEDIUM),
+        ('<iframe src="http://example.org/x"></iframe>', Severity.MEDIUM),
+        ('<iframe src="//example.org/x"></iframe>', Severity.MEDIUM),
+        ('<iframe src="files/report.html"></iframe>', Severity.HIGH),  # the Jupyter server's own origin
+        ('<iframe src="http://localhost:8888/files/x.html"></iframe>', Severity.HIGH),
+        ('<iframe src="https://127.0.0.1/x"></iframe>', Severity.HIGH),
+        ('<iframe src="data:text/html,&lt;script&gt;alert(1)&lt;/script&gt;"></iframe>', Severity.HIGH),
+        ('<iframe src="https:\\\\127.0.0.1/x"></iframe>', Severity.HIGH),
+        ('<iframe src="https://127.0.0.1@evil.example/x"></iframe>', Severity.MEDIUM),
+        ('<embed src="https://cdn.example.org/plot.svg">', Severity.MEDIUM),
+    ],
+)
+def test_embedded_documents_are_judged_by_how_far_they_reach(markup: str, severity: Severity):
+    result = run(fx.markdown_notebook(markup))
+    found = [f.severity for f in result.findings if f.rule.id == "MLO313"]
+    assert found == [severity], described(result)

@@ -609,7 +609,9 @@ NOTEBOOK_EMBEDDED_DOCUMENT = Rule(
     _NOTEBOOK,
     _RCE,
     "An iframe, object or embed loads another document into the page; srcdoc frames and data: URLs "
-    "inherit or imitate the Jupyter origin and carry script past output sanitizers.",
+    "inherit or imitate the Jupyter origin and carry script past output sanitizers, and a frame of the Jupyter "
+    "server's own origin (a relative or local address) drives its API. A document of another https origin "
+    "is walled off by the same-origin policy: MEDIUM, LOW when sandboxed without popups or top navigation.",
     _NOTEBOOK_FIX,
 )
 

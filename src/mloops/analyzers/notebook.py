@@ -14,12 +14,13 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
+from html import unescape
 from html.parser import HTMLParser
 from typing import Any, NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
-from ..core import Rule
+from ..core import Rule, Severity
 from ..data import load_toml
 from . import python_code, secrets
 
@@ -181,12 +182,12 @@ class Reporter:
         self.item = item
         self.counts: dict[str, int] = {}
 
-    def __call__(self, rule: Rule, where: Where, what: str, **more: str) -> None:
+    def __call__(self, rule: Rule, where: Where, what: str, severity: Severity | None = None, **more: str) -> None:
         count = self.counts.get(rule.id, 0) + 1
         self.counts[rule.id] = count
         if count <= MAX_FINDINGS_PER_RULE:
             message = f"{what} at {where.path}"
-            self.ctx.report(rule.finding(self.item.location, message, where.evidence(**more)))
+            self.ctx.report(rule.finding(self.item.location, message, where.evidence(**more), severity=severity))
 
     def summarize(self) -> None:
         for rule in rules.ALL_RULES:
@@ -226,9 +227,10 @@ class _Markup(HTMLParser):
         elif tag in EMBEDDING_TAGS:
             source = values.get("src") or values.get("data") or ""
             sandbox = values.get("sandbox", "(none)")
+            severity, reach = _embedding_reach(values, source)
             self.report(
-                rules.NOTEBOOK_EMBEDDED_DOCUMENT, self.where, f"<{tag}> embeds a document", tag=tag,
-                source=_snippet(source), sandbox=sandbox,
+                rules.NOTEBOOK_EMBEDDED_DOCUMENT, self.where, f"<{tag}> embeds a document ({reach})", severity,
+                tag=tag, source=_snippet(source), sandbox=sandbox,
             )  # fmt: skip
             if "srcdoc" in values:
                 self.nested.append(values["srcdoc"])
@@ -323,6 +325,32 @@ class _Markup(HTMLParser):
             self.script = None
         else:
             self._look_for_hidden(pending, "an unterminated construct")
+
+
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "0.0.0.0", ""})
+
+
+def _embedding_reach(values: dict[str, str], source: str) -> tuple[Severity, str]:
+    """How far an embedded document reaches. Another https origin is walled off from the notebook by the
+    same-origin policy (LOW when sandboxed without popups or top navigation, else MEDIUM); srcdoc, data:,
+    blob:, script URLs and the Jupyter server's own origin (relative or local addresses) run with, or
+    next to, the notebook: HIGH."""
+    if "srcdoc" in values:
+        return Severity.HIGH, "srcdoc: runs in the notebook's origin"
+    url = re.sub(r"[\x00-\x20]", "", unescape(source)).lower().replace("\\", "/")  # browsers read \ as /
+    scheme, _, rest = url.partition(":") if re.match(r"[a-z][a-z0-9+.-]*:", url) else ("", "", url)
+    host = rest[2:].split("/", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0] if rest.startswith("//") else ""
+    if scheme in ("https", "http", "") and host not in _LOCAL_HOSTS:
+        if scheme != "https":
+            return Severity.MEDIUM, "another origin, not over https"
+        sandbox = values.get("sandbox")
+        contained = sandbox is not None and not {"allow-popups", "allow-top-navigation"} & set(sandbox.lower().split())
+        return (
+            (Severity.LOW, "another https origin, sandboxed")
+            if contained
+            else (Severity.MEDIUM, "another https origin")
+        )
+    return Severity.HIGH, "the notebook's own origin or an inline document"
 
 
 def _elsewhere(action: str) -> bool:
