@@ -115,6 +115,23 @@ def test_widget_from_a_foreign_module_is_high():
     assert found[0].evidence["path"].endswith(".state.m1")
 
 
+@pytest.mark.parametrize("module", ["jupyter-leaflet", "jupyter-matplotlib", "bqplot", "jupyterlab-plotly"])
+def test_widgets_of_reviewed_libraries_are_known_renderers(module: str):
+    result = run(fx.widget_state_notebook(module, "hello"))
+    assert ids_at_least(result, Severity.MEDIUM) == set(), described(result)
+    assert any(f.rule.id == "MLO317" and f.evidence.get("renderer") == module for f in result.findings)
+
+
+def test_anywidget_code_is_code_not_markup():
+    # _esm is the widget's ES module and _css its style sheet: never tokenized as HTML (their "<" and
+    # "onclick=" are JavaScript), but code stored in the notebook runs on open.
+    esm = "export function render({ el }) { el.innerHTML = '<button onclick=\"go()\">x</button>'; if (a < b) {} }"
+    result = run(fx.widget_state_notebook("anywidget", "", _esm=esm, _css=".x > .y { color: red }"))
+    found = [f for f in result.findings if f.severity >= Severity.MEDIUM]
+    assert [f.rule.id for f in found] == ["MLO316"], described(result)
+    assert "its own JavaScript (_css, _esm)" in found[0].message
+
+
 def test_html_in_standard_widget_state_is_scanned():
     result = run(fx.widget_state_notebook("@jupyter-widgets/controls", "<img src=x onerror=alert(1)>"))
     found = [f for f in result.findings if f.rule.id == "MLO311"]

@@ -73,6 +73,8 @@ class Renderer(NamedTuple):
 class Renderers(NamedTuple):
     known: tuple[Renderer, ...]
     standard_widget_modules: frozenset[str]
+    reviewed_widget_modules: frozenset[str]
+    widget_code_fields: frozenset[str]
     script_mime_types: frozenset[str]  # extension mime types whose content the extension runs as script
 
 
@@ -102,7 +104,14 @@ def renderers() -> Renderers:
         for name, spec in table.items()
     )
     script_mimes = frozenset(mime for spec in table.values() for mime in spec.get("script_mime_types", []))
-    return Renderers(known, frozenset(table["ipywidgets"]["standard_modules"]), script_mimes)
+    widgets = table["ipywidgets"]
+    return Renderers(
+        known,
+        frozenset(widgets["standard_modules"]),
+        frozenset(widgets["reviewed_modules"]),
+        frozenset(widgets["code_fields"]),
+        script_mimes,
+    )
 
 
 def _matches_template(body: str, template: tuple[Any, ...]) -> bool:
@@ -525,6 +534,8 @@ def _check_widget_state(ctx: ScanContext, report: Reporter, where: Where, state:
     """Saved widget models render on open: modules outside ipywidgets load JavaScript, strings may be HTML."""
     models = _dict(_dict(state, where.path).get("state", {}), f"{where.path}.state")
     standard = renderers().standard_widget_modules
+    reviewed = renderers().reviewed_widget_modules
+    code_fields = renderers().widget_code_fields
     custom = 0
     strings = 0
     for model_id, model in models.items():
@@ -534,11 +545,22 @@ def _check_widget_state(ctx: ScanContext, report: Reporter, where: Where, state:
         fields = _dict(model.get("state", {}), f"{path}.state")
         modules = {model.get("model_module"), fields.get("_model_module"), fields.get("_view_module")} - {None}
         foreign = sorted(str(module) for module in modules if module not in standard)
-        if foreign:
+        unknown = [module for module in foreign if module not in reviewed]
+        carried = sorted(field for field in code_fields if isinstance(fields.get(field), str) and fields[field])
+        if unknown or carried:
             custom += 1
-            report(rules.NOTEBOOK_WIDGET_CODE, where._replace(path=path),
-                   "saved widget uses a module outside ipywidgets, whose JavaScript loads on open",
+            what = (
+                f"saved widget carries its own JavaScript ({', '.join(carried)}), which runs on open"
+                if carried
+                else "saved widget uses a module outside ipywidgets and the reviewed widget libraries, whose "
+                "JavaScript loads on open"
+            )
+            report(rules.NOTEBOOK_WIDGET_CODE, where._replace(path=path), what,
                    module=", ".join(foreign), model=str(model.get("model_name", "")))  # fmt: skip
+        elif foreign:
+            report(rules.NOTEBOOK_KNOWN_RENDERER, where._replace(path=path),
+                   "saved widget of a reviewed widget library (its published JavaScript draws it)",
+                   renderer=", ".join(foreign), model=str(model.get("model_name", "")))  # fmt: skip
         outputs = fields.get("outputs")
         if isinstance(outputs, list):  # Output widgets keep whole output bundles
             if depth >= MAX_NESTING:
@@ -546,7 +568,7 @@ def _check_widget_state(ctx: ScanContext, report: Reporter, where: Where, state:
                 continue
             for index, output in enumerate(outputs):
                 _check_output(ctx, report, where._replace(path=f"{path}.state.outputs[{index}]"), output, depth + 1)
-        plain = {key: value for key, value in fields.items() if value is not outputs}
+        plain = {key: value for key, value in fields.items() if value is not outputs and key not in code_fields}
         for key, text in _strings(plain, f"{path}.state"):
             strings += 1
             if strings > MAX_WIDGET_STRINGS:
@@ -555,7 +577,8 @@ def _check_widget_state(ctx: ScanContext, report: Reporter, where: Where, state:
             if "<" in text:  # HTML/HTMLMath values and HTML descriptions render as markup
                 scan_markup(ctx, report, where._replace(path=key), text)
     if not custom:
-        report(rules.NOTEBOOK_KNOWN_RENDERER, where, "saved ipywidgets state with standard widget models only",
+        report(rules.NOTEBOOK_KNOWN_RENDERER, where,
+               "saved widget state with ipywidgets and reviewed widget libraries' models only",
                renderer="ipywidgets", models=str(len(models)))  # fmt: skip
 
 
