@@ -330,3 +330,61 @@ def test_credentials_written_into_images_and_compose_files(tmp_path: Path):
     )
     (finding,) = found(scan_text(tmp_path, "docker-compose.yml", compose), "MLO718")
     assert finding.severity == Severity.MEDIUM and finding.evidence["names"] == "OPENAI_API_KEY"
+
+
+RBAC = """apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: {name}
+rules:
+- apiGroups: {groups}
+  resources: ["*"]
+  verbs: ["*"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: {name}-binding
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: {name}
+subjects:
+- kind: ServiceAccount
+  name: platform-sa
+  namespace: ml
+"""
+
+
+@pytest.mark.parametrize(
+    ("groups", "severity"),
+    [
+        ('["kubeflow.org", "serving.kserve.io"]', Severity.MEDIUM),  # the platform's own resources only
+        ('["*"]', Severity.HIGH),
+        ('[""]', Severity.HIGH),  # the core group: secrets, pods
+        ('["apps"]', Severity.HIGH),  # creates pods through Deployments
+    ],
+)
+def test_rbac_wildcards_count_for_the_api_groups_they_name(tmp_path: Path, groups: str, severity: Severity):
+    (finding,) = found(scan_text(tmp_path, "rbac.yaml", RBAC.format(name="edit-all", groups=groups)), "MLO711")
+    assert finding.severity == severity
+    assert ("cluster-wide role" in finding.message) == (severity == Severity.HIGH)
+
+
+def test_platform_controllers_take_no_ml_role_from_their_image(tmp_path: Path):
+    manifest = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: kserve-controller-manager
+spec:
+  template:
+    spec:
+      containers:
+      - name: manager
+        image: kserve/kserve-controller:v0.14.0
+      - name: kube-rbac-proxy
+        image: quay.io/brancz/kube-rbac-proxy:v0.18.0
+"""
+    report = scan_text(tmp_path, "controller.yaml", manifest)
+    assert {f.evidence.get("role") for f in report.findings if "role" in f.evidence} <= {"workload"}
+    assert [f.rule.id for f in report.findings if f.severity >= Severity.MEDIUM] == []

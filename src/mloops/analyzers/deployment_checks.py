@@ -41,6 +41,7 @@ class Table(NamedTuple):
     container_keys: tuple[str, ...]
     roles: dict[str, str]
     image_roles: dict[str, tuple[str, ...]]
+    control_plane: tuple[str, ...]
     raised_roles: frozenset[str]
     dangerous_capabilities: frozenset[str]
     sockets: frozenset[str]
@@ -83,6 +84,7 @@ def table() -> Table:
         tuple(data["container_keys"]),
         dict(data["roles"]),
         {role: tuple(fragments) for role, fragments in data["image_roles"].items()},
+        tuple(data["control_plane"]["fragments"]),
         frozenset(data["raised_roles"]),
         frozenset(data["capabilities"]["dangerous"]),
         frozenset(data["host_paths"]["sockets"]),
@@ -100,6 +102,9 @@ def table() -> Table:
 def image_role(images: list[str]) -> str:
     for image in images:
         lowered = image.lower()
+        segment = lowered.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+        if any(fragment in segment for fragment in table().control_plane):
+            continue
         for role, fragments in table().image_roles.items():
             if any(fragment in lowered for fragment in fragments):
                 return role

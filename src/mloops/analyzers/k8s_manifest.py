@@ -356,11 +356,13 @@ def _check_binding(
 ) -> None:
     role_ref = obj.get("roleRef") if isinstance(obj.get("roleRef"), dict) else {}
     role_name = str(role_ref.get("name", ""))
-    if (
-        not (role_name == "cluster-admin" or _wildcard_role(role_name, objects))
-        or obj.get("kind") != "ClusterRoleBinding"
-    ):
+    groups = {"*"} if role_name == "cluster-admin" else _wildcard_groups(role_name, objects)
+    if not groups or obj.get("kind") != "ClusterRoleBinding":
         return
+    # A wildcard over named API groups controls those resources only; over the core group, "*", RBAC itself
+    # or the workload groups (apps, batch) it creates pods, reads secrets or grants itself the rest.
+    takeover = bool(groups & _TAKEOVER_GROUPS)
+    scope = "the cluster-wide role" if takeover else f"full control of {', '.join(sorted(groups))} resources through"
     workload = f"ClusterRoleBinding/{_name(obj)}"
     for subject in obj.get("subjects") or []:
         if not isinstance(subject, dict):
@@ -369,18 +371,28 @@ def _check_binding(
         user = ml_accounts.get(subject_name) if subject.get("kind") == "ServiceAccount" else None
         anonymous = subject_name in ("system:anonymous", "system:unauthenticated")
         severity = Severity.CRITICAL if user or anonymous else Severity.HIGH
+        if not takeover:
+            severity = Severity.HIGH if anonymous else Severity.MEDIUM
         used = f"; the ML workload {user} runs as it" if user else ""
-        message = (
-            f"{workload} gives {subject.get('kind', '?')} {subject_name!r} the cluster-wide role {role_name!r}{used}"
-        )
-        evidence = {"role": role_name, "subject": f"{subject.get('kind', '?')}/{subject_name}"}
+        message = f"{workload} gives {subject.get('kind', '?')} {subject_name!r} {scope} {role_name!r}{used}"
+        evidence = {
+            "role": role_name,
+            "subject": f"{subject.get('kind', '?')}/{subject_name}",
+            "api_groups": ", ".join(sorted(groups)),
+        }
         ctx.report(rules.CLUSTER_WIDE_RBAC.finding(item.location.child(workload), message, evidence, severity=severity))
 
 
-def _wildcard_role(name: str, objects: list[dict[str, Any]]) -> bool:
+_TAKEOVER_GROUPS = frozenset({"*", "", "rbac.authorization.k8s.io", "apps", "batch"})
+
+
+def _wildcard_groups(name: str, objects: list[dict[str, Any]]) -> set[str]:
+    """The API groups over which the ClusterRole allows every verb on every resource ("" is the core group)."""
+    groups: set[str] = set()
     for obj in objects:
         if obj.get("kind") == "ClusterRole" and _name(obj) == name:
             for rule in obj.get("rules") or []:
                 if isinstance(rule, dict) and "*" in (rule.get("verbs") or []) and "*" in (rule.get("resources") or []):
-                    return True
-    return False
+                    named = rule.get("apiGroups")
+                    groups |= {str(group) for group in named} if isinstance(named, list) and named else {""}
+    return groups
