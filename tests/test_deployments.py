@@ -388,3 +388,70 @@ spec:
     report = scan_text(tmp_path, "controller.yaml", manifest)
     assert {f.evidence.get("role") for f in report.findings if "role" in f.evidence} <= {"workload"}
     assert [f.rule.id for f in report.findings if f.severity >= Severity.MEDIUM] == []
+
+
+GATEWAY = """apiVersion: networking.istio.io/v1beta1
+kind: Gateway
+metadata:
+  name: kubeflow-gateway
+  namespace: kubeflow
+spec:
+  selector:
+    istio: {selector}
+  servers:
+  - hosts: ["*"]
+    port: {{number: 80, name: http, protocol: HTTP}}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata:
+  name: centraldashboard
+  namespace: kubeflow
+spec:
+  gateways: [kubeflow-gateway]
+  hosts: ["*"]
+  http:
+  - route:
+    - destination:
+        host: centraldashboard.kubeflow.svc.cluster.local
+"""
+
+AUTHORIZATION_POLICY = """apiVersion: security.istio.io/v1beta1
+kind: AuthorizationPolicy
+metadata:
+  name: istio-ingressgateway-oauth2-proxy
+  namespace: istio-system
+spec:
+  action: CUSTOM
+  provider:
+    name: oauth2-proxy
+  selector:
+    matchLabels:
+      app: istio-ingressgateway
+  rules:
+  - {}
+"""
+
+
+def _exposure(report) -> list[Severity]:
+    return sorted(f.severity for f in report.findings if f.rule.id == "MLO714")
+
+
+def test_an_authorization_policy_in_a_sibling_file_protects_the_gateway(tmp_path: Path):
+    (tmp_path / "gateway.yaml").write_text(GATEWAY.format(selector="ingressgateway"))
+    assert _exposure(scan_path(str(tmp_path))) == [Severity.HIGH, Severity.HIGH]  # alone: open
+    (tmp_path / "oauth2-proxy").mkdir()
+    (tmp_path / "oauth2-proxy" / "authorizationpolicy.yaml").write_text(AUTHORIZATION_POLICY)
+    assert _exposure(scan_path(str(tmp_path))) == [Severity.LOW, Severity.LOW]  # the tree has the auth layer
+    assert _exposure(scan_path(str(tmp_path / "gateway.yaml"))) == [Severity.HIGH, Severity.HIGH]
+
+
+def test_a_gateway_served_by_the_in_cluster_gateway_is_no_exposure(tmp_path: Path):
+    # The Gateway is served by the cluster-local gateway, and the VirtualService is bound to it only.
+    report = scan_text(tmp_path, "gateway.yaml", GATEWAY.format(selector="cluster-local-gateway"))
+    assert _exposure(report) == []
+
+
+def test_a_virtual_service_without_gateways_routes_mesh_traffic_only(tmp_path: Path):
+    text = GATEWAY.format(selector="ingressgateway").replace("  gateways: [kubeflow-gateway]\n", "")
+    assert _exposure(scan_text(tmp_path, "gateway.yaml", text)) == [Severity.HIGH]  # the Gateway only

@@ -41,7 +41,7 @@ from .core import FileResult, Location, Report, Severity, UsageError
 from .limits import Limits
 from .picklevm.policy import default_policy
 from .sniff import HEAD_BYTES, has_model_extension, has_pickle_extension, non_model_content, sniff
-from .sources import compressed, dataset_folder, tar, zip
+from .sources import compressed, dataset_folder, deployment_tree, tar, zip
 
 PICKLE_FORMATS = {
     "pickle",
@@ -313,6 +313,8 @@ def scan_path(*paths: str, jobs: int | None = 1, limits: Limits | None = None) -
     files, unreadable = collect_files(paths, limits)
     datasets = dataset_folder.dataset_folders(files)
     layouts = _folder_layouts(files, datasets)
+    if deployment_tree.auth_layer_files(files):  # the tree's manifests are judged together
+        layouts = [(*layout, deployment_tree.LAYOUT) for layout in layouts]
     if jobs is None:
         jobs = (os.cpu_count() or 1) if len(files) > AUTO_PARALLEL_FILES else 1
     if jobs > 1 and len(files) > 1:

@@ -51,6 +51,7 @@ class Table(NamedTuple):
     service_names: tuple[str, ...]
     auth_annotations: tuple[str, ...]
     auth_kinds: frozenset[str]
+    in_cluster_gateways: frozenset[str]
     model_uri_keys: frozenset[str]
     platform_starts: tuple[PlatformStart, ...]
 
@@ -94,6 +95,7 @@ def table() -> Table:
         tuple(data["exposure"]["service_names"]),
         tuple(data["exposure"]["auth_annotations"]),
         frozenset(data["exposure"]["auth_kinds"]),
+        frozenset(data["exposure"]["in_cluster_gateways"]),
         frozenset(data["model_uris"]["keys"]),
         tuple(_platform_start(entry) for entry in data["platform_starts"]),
     )

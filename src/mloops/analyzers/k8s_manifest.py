@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Severity
+from ..sources import deployment_tree
 from . import deployment_checks as checks
 
 MAX_MANIFEST_BYTES = 8 << 20
@@ -45,10 +46,17 @@ def analyze(ctx: ScanContext, item: Item) -> None:
     objects = load_objects(ctx, item, data)
     if objects is None:
         return
-    auth_layer = any(obj.get("kind") in checks.table().auth_kinds for obj in objects)
+    # An authentication policy in this file or anywhere in the scanned tree (sources/deployment_tree.py).
+    auth_layer = deployment_tree.LAYOUT in item.layouts or any(
+        obj.get("kind") in checks.table().auth_kinds for obj in objects
+    )
+    internal = frozenset(
+        _name(obj) for obj in objects if obj.get("kind") == "Gateway" and _in_cluster(obj.get("spec") or {})
+    )
+    surroundings = Surroundings(auth_layer, internal | checks.table().in_cluster_gateways)
     ml_accounts: dict[str, str] = {}  # service account -> the ML workload that runs as it
     for obj in objects:
-        check_object(ctx, item, obj, auth_layer, ml_accounts)
+        check_object(ctx, item, obj, surroundings, ml_accounts)
     for obj in objects:
         if obj.get("kind") in ("ClusterRoleBinding", "RoleBinding"):
             _check_binding(ctx, item, obj, objects, ml_accounts)
@@ -106,7 +114,7 @@ def _role(obj: dict[str, Any], images: list[str]) -> str:
 
 
 def check_object(
-    ctx: ScanContext, item: Item, obj: dict[str, Any], auth_layer: bool, ml_accounts: dict[str, str]
+    ctx: ScanContext, item: Item, obj: dict[str, Any], surroundings: Surroundings, ml_accounts: dict[str, str]
 ) -> None:
     kind = str(obj.get("kind", ""))
     workload = f"{kind}/{_name(obj)}"
@@ -131,7 +139,7 @@ def check_object(
             for uri in value if isinstance(value, list) else [value]:
                 checks.check_model_uri(report, key, uri)
     _check_multi_model(report, obj, kind, group)
-    _check_exposure(report, obj, kind, group, auth_layer)
+    _check_exposure(report, obj, kind, group, surroundings)
 
 
 def _pod_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -270,24 +278,33 @@ def _graph_models(graph: Any) -> list[str]:
     return models
 
 
-def _check_exposure(report: checks.Reporter, obj: dict[str, Any], kind: str, group: str, auth_layer: bool) -> None:
+class Surroundings(NamedTuple):
+    """What the rest of the file and tree tell about one object's exposure."""
+
+    auth_layer: bool  # an authentication policy in the file or the scanned tree
+    internal_gateways: frozenset[str]  # Gateway names that serve the cluster only
+
+
+def _check_exposure(
+    report: checks.Reporter, obj: dict[str, Any], kind: str, group: str, surroundings: Surroundings
+) -> None:
+    auth_layer = surroundings.auth_layer
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
     ml_named = _ml_name(_name(obj))
     if kind == "Service" and spec.get("type") in _EXPOSED_TYPES:
         _check_service(report, spec, ml_named, auth_layer)
     elif kind == "Ingress":
         _check_ingress(report, obj, spec, ml_named)
-    elif kind == "Gateway" and group == "networking.istio.io":
+    elif kind == "Gateway" and group == "networking.istio.io" and not _in_cluster(spec):
         for server in spec.get("servers") or []:
             hosts = [str(h) for h in (server.get("hosts") or [])] if isinstance(server, dict) else []
             if any(h == "*" or h.endswith("/*") for h in hosts):
-                message = (
-                    f"Istio Gateway accepts any host ({', '.join(hosts)}) and no authentication policy is in this file"
-                )
+                where = "an authentication policy is in the scanned tree" if auth_layer else "no authentication policy"
+                message = f"Istio Gateway accepts any host ({', '.join(hosts)}); {where}"
                 severity = Severity.LOW if auth_layer else Severity.HIGH
                 report(rules.EXPOSED_ML_SERVICE, message, {"hosts": ", ".join(hosts)}, severity=severity)
     elif kind == "VirtualService" and group == "networking.istio.io":
-        _check_virtual_service(report, spec, auth_layer)
+        _check_virtual_service(report, spec, surroundings)
     elif kind in ("RayCluster", "RayService", "RayJob") and group == "ray.io":
         cluster = spec.get("rayClusterSpec") or spec.get("rayClusterConfig") or spec
         head = cluster.get("headGroupSpec") if isinstance(cluster, dict) else None
@@ -299,10 +316,21 @@ def _check_exposure(report: checks.Reporter, obj: dict[str, Any], kind: str, gro
             report(rules.EXPOSED_ML_SERVICE, message, evidence, severity=Severity.CRITICAL)
 
 
-def _check_virtual_service(report: checks.Reporter, spec: dict[str, Any], auth_layer: bool) -> None:
+def _in_cluster(spec: dict[str, Any]) -> bool:
+    """A Gateway served by an in-cluster gateway deployment (its selector names one)."""
+    selector = spec.get("selector") if isinstance(spec.get("selector"), dict) else {}
+    return any(str(value) in checks.table().in_cluster_gateways for value in selector.values())
+
+
+def _check_virtual_service(report: checks.Reporter, spec: dict[str, Any], surroundings: Surroundings) -> None:
     hosts = [str(h) for h in spec.get("hosts") or []]
     if not any(h == "*" or h.startswith("*.") for h in hosts):
         return
+    # Without gateways a VirtualService routes the mesh's own traffic ("mesh"); in-cluster gateways too.
+    gateways = [str(g).rsplit("/", 1)[-1] for g in spec.get("gateways") or ["mesh"]]
+    if all(g == "mesh" or g in surroundings.internal_gateways for g in gateways):
+        return
+    auth_layer = surroundings.auth_layer
     routes = [route for key in ("http", "tcp", "tls") for route in spec.get(key) or [] if isinstance(route, dict)]
     targets = [
         str((destination.get("destination") or {}).get("host", ""))
