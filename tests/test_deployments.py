@@ -455,3 +455,53 @@ def test_a_gateway_served_by_the_in_cluster_gateway_is_no_exposure(tmp_path: Pat
 def test_a_virtual_service_without_gateways_routes_mesh_traffic_only(tmp_path: Path):
     text = GATEWAY.format(selector="ingressgateway").replace("  gateways: [kubeflow-gateway]\n", "")
     assert _exposure(scan_text(tmp_path, "gateway.yaml", text)) == [Severity.HIGH]  # the Gateway only
+
+
+PROXIED = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: mlflow
+spec:
+  selector:
+    matchLabels: {{app: mlflow}}
+  template:
+    metadata:
+      labels: {{app: mlflow}}
+    spec:
+      containers:
+      - name: mlflow
+        image: ghcr.io/mlflow/mlflow:v2.16.0
+        ports: [{{containerPort: 5000}}]
+      - name: oauth2-proxy
+        image: quay.io/oauth2-proxy/oauth2-proxy:v7.6.0
+        ports: [{{containerPort: 4180, name: proxy}}]
+        env:
+        - name: OAUTH2_PROXY_COOKIE_SECRET
+          value: {cookie}
+        - name: OAUTH2_PROXY_CLIENT_SECRET
+          valueFrom: {{secretKeyRef: {{name: oauth, key: secret}}}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: mlflow
+spec:
+  type: LoadBalancer
+  selector: {{app: mlflow}}
+  ports:
+  - port: 80
+    targetPort: {target}
+"""
+
+
+def test_a_service_in_front_of_an_authenticating_proxy_sidecar_is_not_open(tmp_path: Path):
+    proxied = scan_text(tmp_path, "mlflow.yaml", PROXIED.format(target="proxy", cookie="''"))
+    assert found(proxied, "MLO714") == []
+    direct = scan_text(tmp_path, "mlflow.yaml", PROXIED.format(target=5000, cookie="''"))
+    assert [f.severity for f in found(direct, "MLO714")] == [Severity.HIGH]  # past the proxy, to MLflow
+
+
+def test_a_secret_written_into_the_proxy_environment_is_high(tmp_path: Path):
+    report = scan_text(tmp_path, "mlflow.yaml", PROXIED.format(target="proxy", cookie="c2VjcmV0LWNvb2tpZS1zZWNyZXQ="))
+    (finding,) = found(report, "MLO718")
+    assert finding.severity == Severity.HIGH and finding.evidence["names"] == "OAUTH2_PROXY_COOKIE_SECRET"

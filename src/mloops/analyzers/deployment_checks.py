@@ -52,6 +52,7 @@ class Table(NamedTuple):
     auth_annotations: tuple[str, ...]
     auth_kinds: frozenset[str]
     in_cluster_gateways: frozenset[str]
+    auth_proxies: tuple[str, ...]
     model_uri_keys: frozenset[str]
     platform_starts: tuple[PlatformStart, ...]
 
@@ -96,9 +97,14 @@ def table() -> Table:
         tuple(data["exposure"]["auth_annotations"]),
         frozenset(data["exposure"]["auth_kinds"]),
         frozenset(data["exposure"]["in_cluster_gateways"]),
+        tuple(data["exposure"]["auth_proxies"]),
         frozenset(data["model_uris"]["keys"]),
         tuple(_platform_start(entry) for entry in data["platform_starts"]),
     )
+
+
+def is_auth_proxy(image: str) -> bool:
+    return any(fragment in image.lower() for fragment in table().auth_proxies)
 
 
 def image_role(images: list[str]) -> str:

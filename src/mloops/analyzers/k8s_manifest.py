@@ -53,7 +53,7 @@ def analyze(ctx: ScanContext, item: Item) -> None:
     internal = frozenset(
         _name(obj) for obj in objects if obj.get("kind") == "Gateway" and _in_cluster(obj.get("spec") or {})
     )
-    surroundings = Surroundings(auth_layer, internal | checks.table().in_cluster_gateways)
+    surroundings = Surroundings(auth_layer, internal | checks.table().in_cluster_gateways, _proxied(objects))
     ml_accounts: dict[str, str] = {}  # service account -> the ML workload that runs as it
     for obj in objects:
         check_object(ctx, item, obj, surroundings, ml_accounts)
@@ -223,9 +223,20 @@ def _check_container(report: checks.Reporter, name: str, container: dict[str, An
         report(rules.RUNS_AS_ROOT, f"container {name!r} sets runAsUser: 0", evidence, severity=Severity.MEDIUM)
     if _unconfined(context):
         report(rules.UNCONFINED_PROFILE, f"container {name!r} sets an Unconfined profile", evidence)
+    literal = []
     for variable in container.get("env") or []:
         if isinstance(variable, dict):
             checks.check_gpu_env(report, str(variable.get("name", "")), variable.get("value", ""), name)
+            if "valueFrom" not in variable and checks.is_credential_literal(
+                str(variable.get("name", "")), variable.get("value")
+            ):
+                literal.append(str(variable.get("name")))
+    if literal:
+        proxy = checks.is_auth_proxy(str(container.get("image", "")))
+        why = "; with it anyone forges the proxy's sessions" if proxy else ""
+        message = f"container {name!r} has credentials written into the manifest: {', '.join(literal[:10])}{why}"
+        severity = Severity.HIGH if proxy else Severity.MEDIUM
+        report(rules.ENVIRONMENT_CREDENTIALS, message, {**evidence, "names": ", ".join(literal)}, severity=severity)
     words = checks.command_words(container.get("command")) + checks.command_words(container.get("args"))
     checks.check_platform_start(report, words, f"container {name!r} command")
     limits = (
@@ -283,6 +294,28 @@ class Surroundings(NamedTuple):
 
     auth_layer: bool  # an authentication policy in the file or the scanned tree
     internal_gateways: frozenset[str]  # Gateway names that serve the cluster only
+    proxied: list[tuple[dict[str, str], frozenset[str]]]  # pod labels -> ports of their authenticating proxies
+
+
+def _proxied(objects: list[dict[str, Any]]) -> list[tuple[dict[str, str], frozenset[str]]]:
+    """Per workload of the file, its pod labels and the ports (numbers and names) its auth-proxy containers serve."""
+    found = []
+    for obj in objects:
+        for spec in _pod_specs(obj):
+            template = (obj.get("spec") or {}).get("template") if isinstance(obj.get("spec"), dict) else None
+            labels = ((template or {}).get("metadata") or {}).get("labels") if isinstance(template, dict) else None
+            ports = {
+                str(port.get(field))
+                for _, container in _containers(spec)
+                if checks.is_auth_proxy(str(container.get("image", "")))
+                for port in container.get("ports") or []
+                if isinstance(port, dict)
+                for field in ("containerPort", "name")
+                if port.get(field) is not None
+            }
+            if isinstance(labels, dict) and ports:
+                found.append(({str(k): str(v) for k, v in labels.items()}, frozenset(ports)))
+    return found
 
 
 def _check_exposure(
@@ -291,7 +324,7 @@ def _check_exposure(
     auth_layer = surroundings.auth_layer
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
     ml_named = _ml_name(_name(obj))
-    if kind == "Service" and spec.get("type") in _EXPOSED_TYPES:
+    if kind == "Service" and spec.get("type") in _EXPOSED_TYPES and not _behind_proxy(spec, surroundings):
         _check_service(report, spec, ml_named, auth_layer)
     elif kind == "Ingress":
         _check_ingress(report, obj, spec, ml_named)
@@ -314,6 +347,16 @@ def _check_exposure(
             )
             evidence = {"serviceType": str(head["serviceType"])}
             report(rules.EXPOSED_ML_SERVICE, message, evidence, severity=Severity.CRITICAL)
+
+
+def _behind_proxy(spec: dict[str, Any], surroundings: Surroundings) -> bool:
+    """Every target port of the Service lands on an authenticating proxy container of the pods it selects."""
+    selector = spec.get("selector") if isinstance(spec.get("selector"), dict) else {}
+    targets = {str(p.get("targetPort", p.get("port"))) for p in spec.get("ports") or [] if isinstance(p, dict)}
+    if not selector or not targets:
+        return False
+    wanted = {str(k): str(v) for k, v in selector.items()}
+    return any(wanted.items() <= labels.items() and targets <= ports for labels, ports in surroundings.proxied)
 
 
 def _in_cluster(spec: dict[str, Any]) -> bool:

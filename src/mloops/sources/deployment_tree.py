@@ -1,8 +1,9 @@
 """Deployment trees: what one manifest's exposure depends on may sit in a sibling file.
 
-An Istio AuthorizationPolicy or RequestAuthentication, an oauth2-proxy, or an ext-authz filter anywhere in
-the scanned tree puts an authentication layer in front of the gateways and routes that other files declare
-(kustomize and Helm trees keep them apart). Only the text of YAML and JSON files is searched here, within a
+An Istio AuthorizationPolicy or RequestAuthentication (oauth2-proxy is wired in through a CUSTOM one), or an
+Envoy ext-authz filter, anywhere in the scanned tree puts an authentication layer in front of the gateways
+and routes that other files declare (kustomize and Helm trees keep them apart). An oauth2-proxy container on
+its own protects only the ports that lead to it (k8s_manifest.py judges that per Service). Only the text of YAML and JSON files is searched here, within a
 byte bound; the manifests themselves are analyzed like any file.
 """
 
@@ -16,7 +17,7 @@ MAX_BYTES = 1 << 20  # per file: policies are small; the rest of a huge file is 
 _SUFFIXES = (".yaml", ".yml", ".json")
 _AUTH_LAYER = re.compile(
     rb"""kind["']?\s*:\s*["']?(?:AuthorizationPolicy|RequestAuthentication)\b"""
-    rb"|oauth2-proxy|envoy\.filters\.http\.ext_authz|\bext_authz\b"
+    rb"|envoy\.filters\.http\.ext_authz|\bext_authz\b"
 )
 
 
