@@ -3,8 +3,9 @@
 An Istio AuthorizationPolicy or RequestAuthentication (oauth2-proxy is wired in through a CUSTOM one), or an
 Envoy ext-authz filter, anywhere in the scanned tree puts an authentication layer in front of the gateways
 and routes that other files declare (kustomize and Helm trees keep them apart). An oauth2-proxy container on
-its own protects only the ports that lead to it (k8s_manifest.py judges that per Service). Only the text of YAML and JSON files is searched here, within a
-byte bound; the manifests themselves are analyzed like any file.
+its own protects only the ports that lead to it (k8s_manifest.py judges that per Service). Only the text of
+YAML and JSON files is searched here, within a byte bound; the manifests themselves are analyzed like any
+file.
 """
 
 from __future__ import annotations
