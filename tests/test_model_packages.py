@@ -204,3 +204,12 @@ def test_a_bento_service_module_is_judged_as_code_that_runs_on_serve(tmp_path: P
     )
     ((_, severity, message),) = _package_findings(tmp_path)
     assert severity == Severity.CRITICAL and "service" in message and "subprocess.Popen" in message
+
+
+def test_a_tokenizer_config_auto_map_is_judged_too(tmp_path: Path) -> None:
+    # Custom tokenizers name their module in tokenizer_config.json, which the chat-template reader handles.
+    (tmp_path / "tokenization_tiny.py").write_text("import os\nos.system('id')\n")
+    config = {"auto_map": {"AutoTokenizer": ["tokenization_tiny.TinyTokenizer", None]}, "chat_template": "{{ x }}"}
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    ((_, severity, message),) = _package_findings(tmp_path / "tokenizer_config.json")
+    assert severity == Severity.CRITICAL and "tokenization_tiny" in message

@@ -76,7 +76,11 @@ def analyze_mlmodel(ctx: ScanContext, item: Item) -> None:
 
 def analyze_remote_code_config(ctx: ScanContext, item: Item) -> None:
     ctx.record(item, "remote-code-config")
-    config = _load(ctx, item, "config")
+    check_auto_map(ctx, item, _load(ctx, item, "config"))
+
+
+def check_auto_map(ctx: ScanContext, item: Item, config: Any) -> None:
+    """The modules a config's auto_map names (config.json, tokenizer_config.json, processor configs)."""
     auto_map = config.get("auto_map") if isinstance(config, dict) else None
     if not isinstance(auto_map, dict):
         return
