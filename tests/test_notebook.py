@@ -343,3 +343,52 @@ def test_embedded_documents_are_judged_by_how_far_they_reach(markup: str, severi
     result = run(fx.markdown_notebook(markup))
     found = [f.severity for f in result.findings if f.rule.id == "MLO313"]
     assert found == [severity], described(result)
+
+
+# ------------------------------------------------------------------ tokenized as browsers tokenize
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<!-- x --!><img src=x onerror=alert(1)>",  # --!> ends a comment
+        "<!--><img src=x onerror=alert(1)>-->",  # <!--> is a whole comment
+        '<noscript><p title="</noscript><img src=x onerror=alert(1)>"></noscript>',  # raw text ends early
+        "<svg><style><img src=x onerror=alert(1)></style></svg>",  # style holds markup in SVG
+        "<math><mtext><table><img src=x onerror=alert(1)></table></mtext></math>",
+        '<iframe><p title="</iframe><img src=x onerror=alert(1)>"></iframe>',
+        '<img src=x onerror="alert(1)" onerror="">',  # the first of two attributes wins
+    ],
+)
+def test_markup_browsers_run_is_found(html: str):
+    assert "MLO311" in ids_at_least(run(fx.output_notebook("text/html", html)), Severity.HIGH)
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<textarea><img src=x onerror=alert(1)></textarea>",  # RCDATA: text
+        "<style>p { color: red } <img src=x onerror=alert(1)></style>",  # RAWTEXT
+        "<title><img src=x onerror=alert(1)></title>",
+        "<![CDATA[<img src=x onerror=alert(1)]]>",  # a bogus comment in HTML
+        "<svg><![CDATA[</svg><img src=x onerror=alert(1)>]]></svg>",  # text inside SVG
+        "<xmp><img src=x onerror=alert(1)></xmp>",
+    ],
+)
+def test_markup_browsers_read_as_text_is_quiet(html: str):
+    result = run(fx.output_notebook("text/html", html))
+    assert "MLO311" not in ids_at_least(result, Severity.LOW), described(result)
+
+
+def test_script_text_ends_where_the_browser_ends_it():
+    # <!-- <script> inside a script: the first </script> only closes that double escape.
+    html = "<script><!--<script></script><img src=x onerror=alert(1)></script>"
+    result = run(fx.output_notebook("text/html", html))
+    assert "MLO310" in ids_at_least(result, Severity.HIGH)
+    assert "MLO311" not in ids_at_least(result, Severity.LOW)  # the img is script text
+
+
+@pytest.mark.parametrize("flood", ["<" * 300_000, "<a" * 150_000, "</a" * 100_000, "<!--" * 75_000, '<a b="' * 50_000])
+def test_floods_of_unfinished_markup_are_read_in_one_pass(flood: str):
+    result = run(fx.output_notebook("text/html", flood))  # a hang guard: bench/unit_speed.py times it
+    assert "MLO311" not in ids_at_least(result, Severity.LOW)

@@ -13,15 +13,15 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from html import unescape
-from html.parser import HTMLParser
 from typing import Any, NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Rule, Severity
 from ..data import load_toml
+from ..parsers import html_tokens
 from . import python_code, secrets
 
 MAX_NOTEBOOK_BYTES = 128 << 20  # notebooks with inlined plotting bundles reach tens of MiB
@@ -29,7 +29,6 @@ MAX_FINDINGS_PER_RULE = 50  # a hostile notebook with a million handlers gets a 
 MAX_WIDGET_STRINGS = 200_000  # string values looked at in saved widget state
 MAX_NESTING = 8  # output widgets hold outputs that may hold output widgets
 MAX_TEMPLATE_CHARS = 8 << 20  # inline scripts longer than this are only compared by hash
-FEED_CHARS = 256 << 10  # markup is fed in chunks so the time budget is checked while tokenizing
 SNIPPET = 120
 
 WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
@@ -213,11 +212,10 @@ def _snippet(text: str) -> str:
 # ------------------------------------------------------------------ markup
 
 
-class _Markup(HTMLParser):
-    """Collects active content from one HTML/SVG/Markdown text, by tokens."""
+class _Markup:
+    """Collects active content from one HTML/SVG/Markdown text, by the tokens a browser reads in it."""
 
     def __init__(self, report: Reporter, where: Where) -> None:
-        super().__init__(convert_charrefs=False)  # text stays raw: an escaped &lt;script&gt; is no tag
         self.report = report
         self.where = where
         self.script: tuple[dict[str, str], list[str], Any] | None = None  # attributes, text, running hash
@@ -254,10 +252,19 @@ class _Markup(HTMLParser):
             self.report(rules.NOTEBOOK_NAVIGATION, self.where, "<form> posts to another address",
                         tag=tag, action=_snippet(values.get("action", "")))  # fmt: skip
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-        if tag == "script":
-            self.handle_endtag(tag)
+    def feed(self, text: str, check_time: Callable[[], None]) -> None:
+        for event in html_tokens.tokens(text, check_time):
+            kind = event[0]
+            if kind == "text":
+                self.handle_data(event[1])
+            elif kind == "start":
+                self.handle_starttag(event[1], event[2])
+                if event[3] and event[1] == "script":  # <script/> in SVG: an element with no text
+                    self.handle_endtag(event[1])
+            elif kind == "end":
+                self.handle_endtag(event[1])
+            else:
+                self._look_for_hidden(event[1], "a comment or declaration")
 
     def _attribute(self, tag: str, name: str, value: str) -> None:
         if name.startswith("on") and len(name) > 2:
@@ -279,26 +286,13 @@ class _Markup(HTMLParser):
             self.script = None
 
     def handle_data(self, data: str) -> None:
+        # Text outside scripts is text for the browser too (raw-text elements included): nothing runs.
         if self.script is not None:
             _attrs, parts, digest = self.script
             digest.update(data.encode("utf-8", "surrogatepass"))
             self.script_chars += len(data)
             if self.script_chars <= MAX_TEMPLATE_CHARS:
                 parts.append(data)
-        else:
-            self._look_for_hidden(data, "text")
-
-    def handle_comment(self, data: str) -> None:
-        self._look_for_hidden(data, "a comment or declaration")
-
-    def handle_decl(self, decl: str) -> None:
-        self.handle_comment(decl)
-
-    def handle_pi(self, data: str) -> None:
-        self.handle_comment(data)
-
-    def unknown_decl(self, data: str) -> None:
-        self.handle_comment(data)
 
     def _look_for_hidden(self, data: str, where: str) -> None:
         match = HIDDEN_TAG.search(data)
@@ -326,14 +320,9 @@ class _Markup(HTMLParser):
             self.renderers.add(renderer.name)
 
     def finish(self) -> None:
-        """End of the document, without HTMLParser.close(): re-parsing an unfinished tail there is quadratic."""
-        pending, self.rawdata = self.rawdata, ""
         if self.script is not None:  # never closed: the browser runs it up to the end of the output
-            self.handle_data(pending)
             self._script_done(*self.script)
             self.script = None
-        else:
-            self._look_for_hidden(pending, "an unterminated construct")
 
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "0.0.0.0", ""})
@@ -388,9 +377,7 @@ def scan_markup(ctx: ScanContext, report: Reporter, where: Where, text: str, mar
 
 def _scan_document(ctx: ScanContext, report: Reporter, where: Where, text: str, markdown: bool) -> list[str]:
     parser = _Markup(report, where)
-    for start in range(0, len(text), FEED_CHARS):
-        ctx.budget.check_time()
-        parser.feed(text[start : start + FEED_CHARS])
+    parser.feed(text, ctx.budget.check_time)
     parser.finish()
     if markdown:
         for match in MARKDOWN_LINK.finditer(text):
