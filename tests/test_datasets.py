@@ -163,10 +163,26 @@ def test_a_script_named_after_its_folder_is_a_loading_script_whatever_else_is_th
     assert ran, stderr  # the real library runs it, though the folder has nothing else
     marker.unlink()
     (finding,) = findings_of(scan_path(str(tmp_path)), "MLO340")
-    assert finding.evidence["role"] == "default"
-    assert finding.severity == Severity.CRITICAL
+    assert finding.evidence["role"] == "named"
+    assert finding.severity == Severity.HIGH  # a folder of code only: one step below its process call
+    (folder / "reviews.jsonl").write_text("{}\n")
+    assert findings_of(scan_path(str(tmp_path)), "MLO340")[0].severity == Severity.CRITICAL
     (folder / "reviews.py").write_text("x = 1\n")
     (finding,) = findings_of(scan_path(str(folder / "reviews.py")), "MLO340")
+    assert finding.severity == Severity.HIGH
+
+
+def test_a_module_named_after_a_folder_of_code_only_is_one_step_lower(tmp_path: Path):
+    # utils/utils.py beside other modules, no datasets import: load_dataset("utils") would run it, but it
+    # is rarely meant as a loading script; still reported.
+    folder = tmp_path / "utils"
+    folder.mkdir()
+    (folder / "utils.py").write_text("import math\n\ndef norm(x):\n    return math.sqrt(x)\n")
+    (folder / "helpers.py").write_text("")
+    (finding,) = findings_of(scan_path(str(tmp_path)), "MLO340")
+    assert finding.severity == Severity.MEDIUM
+    (folder / "utils.py").write_text("import datasets\n")
+    (finding,) = findings_of(scan_path(str(tmp_path)), "MLO340")
     assert finding.severity == Severity.HIGH
 
 

@@ -16,7 +16,8 @@ from ..context import Item
 from ..core import Finding, Location, Severity
 from ..sources import dataset_folder
 
-DEFAULT = "default"  # what load_dataset(<folder>) runs
+DEFAULT = "default"  # what load_dataset(<folder>) runs, in a folder that looks like a dataset
+NAMED = "named"  # <folder>/<folder>.py in a folder nothing else marks as a dataset: load_dataset runs it too
 BUILDER = "builder"  # defines a datasets builder: a loading script wherever it lies
 ROOT = "root"  # another Python file at a dataset root
 MAX_LISTED = 20
@@ -27,8 +28,11 @@ def script_role(item: Item, builders: list[str]) -> str | None:
     """DEFAULT, BUILDER or ROOT when the file is a dataset loading script, else None."""
     at_root = dataset_folder.LAYOUT in item.layouts
     folder = os.path.dirname(item.location.path) or "."
-    if item.name == dataset_folder.loading_script_name(folder) and (at_root or _outside_a_package(item, folder)):
-        return DEFAULT
+    if item.name == dataset_folder.loading_script_name(folder):
+        if at_root:
+            return DEFAULT
+        if _outside_a_package(item, folder):
+            return NAMED
     if builders:
         return BUILDER
     return ROOT if at_root else None
@@ -47,6 +51,8 @@ def loading_script_finding(
     folder = os.path.basename(os.path.abspath(os.path.dirname(location.path) or "."))
     if role == DEFAULT:
         runs = f"load_dataset('{folder}') runs this script"
+    elif role == NAMED:
+        runs = f"load_dataset('{folder}') runs this script (named after its folder; nothing else marks a dataset)"
     elif role == BUILDER:
         runs = f"defines the dataset builder {', '.join(builders[:3])}: load_dataset runs this script"
     else:
@@ -58,9 +64,21 @@ def loading_script_finding(
         evidence["builders"] = ", ".join(builders[:MAX_LISTED])
     evidence["datasets_here"] = _installed_datasets()
     severity = code_severity(capabilities)
-    # A helper at the root runs only through the loading script or an explicit path: one step less.
-    severity = Severity(severity - 1) if role == ROOT else severity
+    # A helper at the root runs only through the loading script or an explicit path; a script named after a
+    # folder of Python code only (utils/utils.py) that does not use datasets is rarely one: one step less.
+    unlikely = role == NAMED and "datasets" not in capabilities["imports"] and _code_only(location.path)
+    severity = Severity(severity - 1) if role == ROOT or unlikely else severity
     return rules.DATASET_LOADING_SCRIPT.finding(location, message, evidence, severity=severity)
+
+
+def _code_only(path: str) -> bool:
+    """The file's folder holds Python code and project files only, no data a loading script would read."""
+    try:
+        names = os.listdir(os.path.dirname(path) or ".")
+    except OSError:
+        return False
+    project = ("readme", "license", "__pycache__", ".")
+    return all(name.endswith((".py", ".pyc")) or name.lower().startswith(project) for name in names)
 
 
 def code_summary(capabilities: dict[str, list[str]]) -> tuple[list[str], dict[str, str]]:
