@@ -895,6 +895,7 @@ def _lookup_loaded(dotted: str) -> Any:
 
 _CASE: Case | None = None
 _IN_HOOK = False
+_TIMED_OUT = False  # the harness's timer fired in this load (see _timeout_handler)
 
 
 def _audit(event: str, args: tuple) -> None:
@@ -911,6 +912,10 @@ def _audit(event: str, args: tuple) -> None:
     elif event == "sys.setprofile" and _near_recursion_limit():
         # The interpreter turns a profiler off when calling it fails (no stack left): not the file's call.
         case.note("profiler-lost", "recursion limit reached while profiling; later implicit calls unseen")
+        return
+    elif event == "sys.setprofile" and _TIMED_OUT:
+        # The timer's exception, raised inside the profiler, makes the interpreter turn the profiler off.
+        case.note("profiler-lost", "the case timed out inside the profiler")
         return
     elif event == "pickle.find_class":
         if case.run == "c":
@@ -1262,15 +1267,18 @@ def _set_profile(function: Any) -> None:
 
 
 def _timeout_handler(signum: int, frame: Any) -> None:
+    global _TIMED_OUT
+    _TIMED_OUT = True
     raise CaseTimeout("case timed out")
 
 
 def _load_all(unpickler_class: type, data: bytes, case: Case, profile: bool) -> str:
     """Load every pickle in ``data`` back to back; the outcome as text."""
-    global _CASE
+    global _CASE, _TIMED_OUT
     stream = io.BytesIO(data)
     outcome = "ok"
     _CASE = case
+    _TIMED_OUT = False
     signal.setitimer(signal.ITIMER_REAL, CASE_TIMEOUT)
     try:
         for _ in range(MAX_PICKLES):
