@@ -4,6 +4,8 @@
 
 A long campaign can run in parts: ``--start N`` runs cases N..N+cases-1 of the same seed, and
 ``--write`` sums the parts' summaries (``summary-<start>.json`` under ``--out``) into one section.
+``--recheck`` re-runs the bypasses, crashes and hangs recorded under ``--out`` with the current code
+(after a fix) and keeps then-and-now verdicts in ``recheck.json``, which the section lists.
 
 Starts the recorder's zygote (which imports the allowlisted libraries once), makes the benign seed
 checkpoints with the real libraries (in a child process), and runs ``--jobs`` shard processes, each
@@ -49,6 +51,11 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--mutants", type=float, default=0.15, help="share of cases that are mutants (0 to 1)")
     parser.add_argument("--progress", type=float, default=10.0, help="seconds between progress lines")
     parser.add_argument("--only", type=int, help="run the single case with this index, and print its record")
+    parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="re-run every bypass, crash and hang case recorded under --out with the current code (recheck.json)",
+    )
     parser.add_argument("--write", action="store_true", help="replace BENCHMARKS.md's Differential oracle section")
     return parser.parse_args()
 
@@ -61,6 +68,8 @@ def main() -> int:
         print(f"zygote and seeds ready in {time.perf_counter() - started:.1f} s", flush=True)
         if args.only is not None:
             return run_one(zygote, args, seeds)
+        if args.recheck:
+            return recheck(zygote, args, seeds)
         return run_campaign(zygote, args, seeds)
 
 
@@ -71,6 +80,25 @@ def run_one(zygote: Zygote, args: argparse.Namespace, seeds: dict[str, bytes]) -
     print(json.dumps(outcome.record(), indent=1, default=str))
     oracle.close()
     return 0
+
+
+def recheck(zygote: Zygote, args: argparse.Namespace, seeds: dict[str, bytes]) -> int:
+    """The recorded disagreements, re-run after fixes: their verdicts then and now, in recheck.json."""
+    oracle = Oracle(zygote)
+    results = []
+    for path in sorted(args.out.glob("*.json")):
+        verdict, _, index = path.stem.rpartition("-")
+        if verdict not in ("bypass", "crash", "hang") or not index.isdigit():
+            continue
+        case = next(campaign_cases(args.seed, int(index) + 1, seeds=seeds, mutant_share=args.mutants, start=int(index)))
+        now = next(iter(oracle.run([case]))).verdict
+        results.append({"id": int(index), "was": verdict, "now": now, "class": signature(json.loads(path.read_text()))})
+        print(json.dumps(results[-1]), flush=True)
+    oracle.close()
+    (args.out / "recheck.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    if args.write:
+        sections.write_section(section(combined(args.out, args.seed)))
+    return 1 if any(entry["now"] in ("bypass", "crash", "hang") for entry in results) else 0
 
 
 def run_campaign(zygote: Zygote, args: argparse.Namespace, seeds: dict[str, bytes]) -> int:
@@ -154,6 +182,8 @@ def combined(out: Path, seed: int) -> dict:
             classes[entry["class"]] += entry["count"]
             examples.setdefault(entry["class"], entry["example"])
     total["verdicts"] = dict(verdicts)
+    recheck_file = out / "recheck.json"
+    total["rechecked"] = json.loads(recheck_file.read_text()) if recheck_file.exists() else []
     total["classes"] = [{"class": c, "count": n, "example": examples[c]} for c, n in classes.most_common()]
     return total
 
@@ -185,6 +215,13 @@ def section(summary: dict) -> list[str]:
         f"{verdicts.get('bypass', 0)} | {verdicts.get('crash', 0)} | {verdicts.get('hang', 0)} | "
         f"{verdicts.get('load-crash', 0)} | {verdicts.get('load-timeout', 0)} |",
     ]
+    if summary["rechecked"]:
+        lines += [
+            "",
+            "Re-checked with the current code (`--recheck`): what each recorded disagreement was and is now:",
+            "",
+        ]
+        lines += [f"- case {e['id']}: {e['was']} ({e['class']}), now {e['now']}" for e in summary["rechecked"]]
     classes = summary.get("classes", [])
     if classes:
         lines += ["", "Disagreements by class (one reproducible case each under the output folder):", ""]
