@@ -703,3 +703,15 @@ def test_unhashable_state_keys_do_not_crash_the_scanner(scan):
     b = PickleBuilder(4).global_("torch.nn.modules.linear", "Identity").push(()).newobj().op(b"}")
     b.op(b"\x96" + (1).to_bytes(8, "little") + b"x").push(1).op(b"s").build_state().stop()
     assert "MLO903" not in rule_ids(scan("x.pkl", b.build()))
+
+
+def test_the_reconstructor_base_must_be_a_builtin_type(scan):
+    # copyreg._reconstructor(cls, base, state) runs base.__new__(cls, state): with an enum as the base,
+    # Enum.__new__ ran on csr_matrix (oracle case 4958683). Protocol 0/1 name object or a C type there.
+    dateutil_tz = pytest.importorskip("dateutil.tz")
+    real = pickle.dumps(dateutil_tz.tzutc(), protocol=0)  # _reconstructor(tzutc, datetime.tzinfo, tzinfo())
+    assert b"cdatetime\ntzinfo\n" in real
+    assert "MLO115" not in rule_ids(scan("real.pkl", real))
+    forged = real.replace(b"cdatetime\ntzinfo\n", b"ctransformers.trainer_utils\nHubStrategy\n", 1)
+    messages = [f.message for f in by_rule(scan("forged.pkl", forged), "MLO115")]
+    assert any("only built-in types are reviewed bases" in message for message in messages), messages

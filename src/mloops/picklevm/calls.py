@@ -116,6 +116,9 @@ def _apply_roles(
             _create(m, value, via, role)
             if role == "new":
                 _check_new_arguments(m, value, _new_arguments(args, index, ref) if ref else None, opcode)
+        elif role == "base":
+            _check_base(m, value, via, opcode)
+            _indirect_call(m, value, "init", ref, args, via, opcode, depth)
         elif role in ("call", "init"):
             _indirect_call(m, value, role, ref, args, via, opcode, depth)
         elif role == "payload":
@@ -158,6 +161,31 @@ def _check_role(m: Machine, role: str, value: Any, via: str, opcode: str) -> Non
         check_data(m, value, f"passed to {via}, which reads it", opcode)
         if role == "keys":
             check_length(m, value, via)
+
+
+# What copyreg's protocol 0/1 reduction names as the base: object, or the first C type a class extends,
+# whose C __new__ builds an instance of any subclass (tz classes extend datetime.tzinfo). Any other base
+# runs its own Python __new__ on the class.
+_BASE_TYPES = "object int float complex str bytes bytearray tuple list dict set frozenset".split()
+_RECONSTRUCTOR_BASES = frozenset(
+    {
+        *(("builtins", name) for name in _BASE_TYPES),
+        *(("datetime", name) for name in ("tzinfo", "date", "datetime", "time", "timedelta")),
+        *(("collections", name) for name in ("OrderedDict", "defaultdict", "deque")),
+        ("decimal", "Decimal"),
+    }
+)
+
+
+def _check_base(m: Machine, base: Any, via: str, opcode: str) -> None:
+    """copyreg._reconstructor(cls, base, state) calls base.__new__(cls, state): only built-in bases are inert."""
+    if not _is_object(base):
+        return  # a constant in a class's place: the loader fails
+    name = m.target_name(base)
+    if name not in _RECONSTRUCTOR_BASES:
+        shown = ".".join(part for part in name if part) if name else describe(base)
+        message = f"{via} runs {shown}.__new__ on another class: only built-in types are reviewed bases"
+        m.observer.misuse(via, message, m.offset, opcode)
 
 
 def _check_pairs(m: Machine, value: Any, via: str, opcode: str) -> None:

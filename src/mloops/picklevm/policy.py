@@ -81,7 +81,7 @@ DEFAULT_SIGNATURE = Signature()
 ROLES = frozenset(
     {
         *("data", "drain", "keys", "pairs", "text", "numeral", "none", "repr", "object", "store"),
-        *("name", "call", "init", "new", "construct", "payload"),
+        *("name", "call", "init", "base", "new", "construct", "payload"),
     }
 )
 
