@@ -715,3 +715,12 @@ def test_the_reconstructor_base_must_be_a_builtin_type(scan):
     forged = real.replace(b"cdatetime\ntzinfo\n", b"ctransformers.trainer_utils\nHubStrategy\n", 1)
     messages = [f.message for f in by_rule(scan("forged.pkl", forged), "MLO115")]
     assert any("only built-in types are reviewed bases" in message for message in messages), messages
+
+
+def test_a_global_whose_name_line_is_cut_by_the_end_still_imports_its_module(scan):
+    # Both unpicklers take a last line without its newline, drop its last byte and import the module
+    # (oracle case 4986770: matplotlib.figure was imported, mloops saw plain text).
+    report = scan("x.pkl", b"cmatplotlib.figure\nFig")
+    assert any(f.evidence.get("global") == "matplotlib.figure.Fi" for f in by_rule(report, "MLO121"))
+    assert "MLO201" in rule_ids(report)
+    assert "MLO101" in rule_ids(scan("y.pkl", b"(ios\nsystem"))  # INST's lines are read alike

@@ -60,18 +60,28 @@ class Reader:
 
     def readline(self) -> bytes:
         """One line without its newline; a line cut off by the end of data is truncation."""
+        line, complete = self.readline_or_rest()
+        if not complete:
+            raise Truncated("end of data inside a text line")
+        return line
+
+    def readline_or_rest(self) -> tuple[bytes, bool]:
+        """One line without its newline, and True; at the end of data, what is left of it and False
+        (both unpicklers hand such a cut line on, minus its last byte, where they expect a newline)."""
         while True:
             nl = self.buf.find(b"\n", self.pos)
             if nl >= 0:
                 line = self.buf[self.pos : nl]
                 self.pos = nl + 1
-                return line
+                return line, True
             pending = len(self.buf) - self.pos
             if pending > MAX_LINE:
                 raise Truncated(f"line longer than {MAX_LINE} bytes")
             self._fill(pending + CHUNK)
             if len(self.buf) - self.pos == pending:
-                raise Truncated("end of data inside a text line")
+                rest = self.buf[self.pos :]
+                self.pos = len(self.buf)
+                return rest, False
 
     def skip(self, count: int) -> None:
         """Move past ``count`` bytes; only checks they exist, never reads what the stream need not."""

@@ -530,9 +530,20 @@ class Machine:
 
     # globals
     def op_global(self) -> None:
-        module = self.reader.readline().decode("utf-8")
-        name = self.reader.readline().decode("utf-8")
+        module, name = self._global_lines("GLOBAL")
         self.stack.append(self.make_global(module, name, "GLOBAL"))
+
+    def _global_lines(self, opcode: str) -> tuple[str, str]:
+        """GLOBAL's and INST's module and name lines. A name line cut off by the end of data still makes the
+        loaders import the module (they drop the last byte and look the rest up): that import is judged,
+        then the stream is truncated."""
+        module = self.reader.readline().decode("utf-8")
+        line, complete = self.reader.readline_or_rest()
+        if not complete:
+            if line:
+                self.make_global(module, line[:-1].decode("utf-8", "replace"), opcode)
+            raise Truncated("end of data inside a text line")
+        return module, line.decode("utf-8")
 
     def op_stack_global(self) -> None:
         name = self.stack.pop()
@@ -583,8 +594,7 @@ class Machine:
         self.stack.append(calls.invoke(self, cls, Seq("tuple", items), "OBJ"))
 
     def op_inst(self) -> None:
-        module = self.reader.readline().decode("utf-8")
-        name = self.reader.readline().decode("utf-8")
+        module, name = self._global_lines("INST")
         cls = self.make_global(module, name, "INST")
         args = Seq("tuple", self._pop_mark())
         self.stack.append(calls.invoke(self, cls, args, "INST"))
