@@ -751,6 +751,10 @@ class Case:
             return  # a (lazy) module resolving a name: part of fetching a global
         cls = first if issubclass(type(first), type) else type(first)
         key = _ident(cls)
+        if _definer(cls, code) is None:  # a static method, or a function handed another object: not cls's code
+            if _ident(code) in self.provided_codes:
+                self.violate("python-call", f"{frame.f_globals.get('__name__', '?')}.{qualname}", _where(direct, frame))
+            return
         if code.co_name == "__del__" and _ident(first) not in self.appeared_ids and not _provided(self, cls, code):
             self.note("finalizer", f"{safe_name(cls)}.__del__")  # garbage from earlier, collected now
             return

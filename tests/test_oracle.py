@@ -192,6 +192,13 @@ def test_short_campaign_finds_no_bypass_and_no_crash(oracle, seeds):
     assert bad == [], "\n".join(bad[:40])
 
 
+def test_a_static_method_given_a_class_is_not_that_class_running(oracle):
+    # ipaddress's static _split_scope_id got the str class as its argument: not str's code running
+    # (campaign case 5249492).
+    data = b"cipaddress\nIPv6Interface\n(}cbuiltins\ntype\n(S'rot13'\ntRI65535\nstR."
+    assert "python-call" not in kinds(oracle.force_load(data))
+
+
 def test_the_harness_timer_firing_inside_the_profiler_is_no_violation(monkeypatch):
     # Oracle finding: a 2 s import under load let the harness's timer fire inside its own profiler; the
     # interpreter then turns the profiler off (audited as sys.setprofile), which is not the file's doing.
