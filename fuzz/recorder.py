@@ -61,6 +61,7 @@ _function_dict = types.FunctionType.__dict__["__dict__"].__get__
 PICKLE_FILE = pickle.__file__
 BOOTSTRAP_FILES = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
 _SKIP_FILES = frozenset({*BOOTSTRAP_FILES, PICKLE_FILE})  # the import system and the unpickler itself
+MAX_STATE_GLOBALS = 5_000  # names looked at per namespace when telling library state from the file's objects
 CASE_TIMEOUT = 2.0  # seconds of Python-level work per load before the timer interrupts it
 MEMORY_HEADROOM = 2 << 30  # address space a worker may add to what it inherited
 SWEEP_EVERY = 1024  # cases between two fingerprints of every module namespace (one costs ~0.25 s)
@@ -760,6 +761,11 @@ class Case:
             return
         if (not direct or self.inside) and not _provided(self, cls, code):
             return  # a library object the allowlisted code made for itself
+        if not direct and first is not cls and _ident(first) not in self.appeared_ids and _library_state(frame, first):
+            # An instance the library keeps for itself (pathlib's flavour, dateutil's instance cache), of a
+            # class the file merely named: the library runs the same code for any caller.
+            self.note("library-state", f"{safe_name(cls)}.{code.co_name}")
+            return
         if key in TRUST.class_ids and _code_in_mro(cls, code):
             return
         if self.callees and key == _ident(type(self.callees[-1])) and _code_in_mro(cls, code):
@@ -787,6 +793,31 @@ def _provided(case: Case, cls: type, code: types.CodeType) -> bool:
         return False
     definer = _definer(cls, code)
     return definer is not None and _ident(definer) in bases
+
+
+def _library_state(frame: types.FrameType, obj: Any) -> bool:
+    """Whether ``obj`` is state the calling library code keeps: a global of its module, or an attribute of a
+    class or module among those globals or of the class the caller runs on (its first argument)."""
+    caller = frame.f_back
+    if caller is None:
+        return False
+    target = _ident(obj)
+    holders: list[Any] = []
+    for value in list(caller.f_globals.values())[:MAX_STATE_GLOBALS]:
+        if _ident(value) == target:
+            return True
+        if isinstance(value, type | types.ModuleType):
+            holders.append(value)
+    owner = _first_argument(caller, caller.f_code)
+    if isinstance(owner, type):
+        holders.append(owner)
+    for holder in holders:
+        namespace = getattr(holder, "__dict__", None)
+        if isinstance(namespace, dict | types.MappingProxyType) and any(
+            _ident(value) == target for value in list(namespace.values())[:MAX_STATE_GLOBALS]
+        ):
+            return True
+    return False
 
 
 def _where(direct: bool, frame: types.FrameType) -> str:

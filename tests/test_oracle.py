@@ -199,6 +199,15 @@ def test_a_static_method_given_a_class_is_not_that_class_running(oracle):
     assert "python-call" not in kinds(oracle.force_load(data))
 
 
+def test_library_state_of_a_class_the_file_only_names_is_not_the_file_running(oracle):
+    # The file names pathlib._Flavour, then PosixPath('a') runs pathlib's own _posix_flavour.parse_parts:
+    # library state, the same for any caller (campaign case 5045590).
+    data = b"\x80\x04cpathlib\n_Flavour\n0cpathlib\nPosixPath\n(U\x01atR."
+    result = oracle.force_load(data)
+    assert "python-call" not in kinds(result)
+    assert any(note["kind"] == "library-state" for note in result["notes"])
+
+
 def test_the_harness_timer_firing_inside_the_profiler_is_no_violation(monkeypatch):
     # Oracle finding: a 2 s import under load let the harness's timer fire inside its own profiler; the
     # interpreter then turns the profiler off (audited as sys.setprofile), which is not the file's doing.
