@@ -724,3 +724,6 @@ def test_a_global_whose_name_line_is_cut_by_the_end_still_imports_its_module(sca
     assert any(f.evidence.get("global") == "matplotlib.figure.Fi" for f in by_rule(report, "MLO121"))
     assert "MLO201" in rule_ids(report)
     assert "MLO101" in rule_ids(scan("y.pkl", b"(ios\nsystem"))  # INST's lines are read alike
+    # Nothing of the name left: pickle._Unpickler still imports the module (campaign case 7210622).
+    report = scan("z.pkl", b"cmatplotlib.figure\n")
+    assert any(f.evidence.get("global", "").startswith("matplotlib.figure") for f in by_rule(report, "MLO121"))

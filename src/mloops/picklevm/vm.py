@@ -535,13 +535,12 @@ class Machine:
 
     def _global_lines(self, opcode: str) -> tuple[str, str]:
         """GLOBAL's and INST's module and name lines. A name line cut off by the end of data still makes the
-        loaders import the module (they drop the last byte and look the rest up): that import is judged,
-        then the stream is truncated."""
+        loaders import the module (they drop its last byte, if any, and look the rest up): that import is
+        judged, then the stream is truncated."""
         module = self.reader.readline().decode("utf-8")
         line, complete = self.reader.readline_or_rest()
-        if not complete:
-            if line:
-                self.make_global(module, line[:-1].decode("utf-8", "replace"), opcode)
+        if not complete:  # the pure-Python unpickler imports the module even when nothing of the name is left
+            self.make_global(module, line[:-1].decode("utf-8", "replace"), opcode)
             raise Truncated("end of data inside a text line")
         return module, line.decode("utf-8")
 
