@@ -83,22 +83,27 @@ def run_one(zygote: Zygote, args: argparse.Namespace, seeds: dict[str, bytes]) -
 
 
 def recheck(zygote: Zygote, args: argparse.Namespace, seeds: dict[str, bytes]) -> int:
-    """The recorded disagreements, re-run after fixes: their verdicts then and now, in recheck.json."""
+    """The recorded disagreements and loader crashes, re-run after fixes: their verdicts then and now, in
+    recheck.json. A loader crash hides what the load would have done, so it is re-run too."""
     oracle = Oracle(zygote)
     results = []
     for path in sorted(args.out.glob("*.json")):
         verdict, _, index = path.stem.rpartition("-")
-        if verdict not in ("bypass", "crash", "hang") or not index.isdigit():
+        if verdict not in RECHECKED or not index.isdigit():
             continue
         case = next(campaign_cases(args.seed, int(index) + 1, seeds=seeds, mutant_share=args.mutants, start=int(index)))
         now = next(iter(oracle.run([case]))).verdict
         results.append({"id": int(index), "was": verdict, "now": now, "class": signature(json.loads(path.read_text()))})
-        print(json.dumps(results[-1]), flush=True)
+        if verdict != "load-crash" or now != verdict:
+            print(json.dumps(results[-1]), flush=True)
     oracle.close()
     (args.out / "recheck.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     if args.write:
         sections.write_section(section(combined(args.out, args.seed)))
     return 1 if any(entry["now"] in ("bypass", "crash", "hang") for entry in results) else 0
+
+
+RECHECKED = ("bypass", "crash", "hang", "load-crash")
 
 
 def run_campaign(zygote: Zygote, args: argparse.Namespace, seeds: dict[str, bytes]) -> int:
@@ -215,13 +220,19 @@ def section(summary: dict) -> list[str]:
         f"{verdicts.get('bypass', 0)} | {verdicts.get('crash', 0)} | {verdicts.get('hang', 0)} | "
         f"{verdicts.get('load-crash', 0)} | {verdicts.get('load-timeout', 0)} |",
     ]
-    if summary["rechecked"]:
+    rechecked = summary["rechecked"]
+    shown = [e for e in rechecked if e["was"] != "load-crash" or e["now"] in ("bypass", "crash", "hang")]
+    if shown:
         lines += [
             "",
             "Re-checked with the current code (`--recheck`): what each recorded disagreement was and is now:",
             "",
         ]
-        lines += [f"- case {e['id']}: {e['was']} ({e['class']}), now {e['now']}" for e in summary["rechecked"]]
+        lines += [f"- case {e['id']}: {e['was']} ({e['class']}), now {e['now']}" for e in shown]
+    crashes = Counter(e["now"] for e in rechecked if e["was"] == "load-crash")
+    if crashes:
+        now = ", ".join(f"{n} {verdict}" for verdict, n in crashes.most_common())
+        lines += ["", f"Loader crashes re-run with the current code and harness: {crashes.total()}, now {now}."]
     classes = summary.get("classes", [])
     if classes:
         lines += ["", "Disagreements by class (one reproducible case each under the output folder):", ""]

@@ -23,6 +23,7 @@ import json
 import marshal
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -181,9 +182,7 @@ class Zygote:
                 self.process.wait()
         if self.process.stdout is not None:
             self.process.stdout.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
-            os.rmdir(self.folder)
+        shutil.rmtree(self.folder, ignore_errors=True)  # the socket, and folders of workers that were killed
 
     def __enter__(self) -> Zygote:
         return self

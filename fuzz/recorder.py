@@ -1504,8 +1504,11 @@ def _recv_exact(conn: socket.socket, size: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _confine() -> str:
-    """Limits of a worker: bounded memory, no core files, no file growth, a private working folder."""
+def _confine(root: str) -> str:
+    """Limits of a worker: bounded memory, no core files, no file growth, a private working folder.
+
+    The folder is made under the zygote's own folder, which the oracle removes: a worker killed mid-case
+    leaves its folder behind, and a later worker given the same process id must not trip over it."""
     vm = 0
     with contextlib.suppress(OSError), open("/proc/self/status", encoding="ascii") as status:
         for line in status:
@@ -1521,17 +1524,16 @@ def _confine() -> str:
     os.dup2(quiet, 1)  # what loads print must not fill the zygote's pipe
     os.dup2(quiet, 2)
     os.close(quiet)
-    folder = os.path.join(tempfile.gettempdir(), f"mloops-oracle-{os.getpid()}")
-    os.mkdir(folder, 0o700)
+    folder = tempfile.mkdtemp(prefix="worker-", dir=root)
     os.chdir(folder)
     signal.signal(signal.SIGALRM, _timeout_handler)
     sys.addaudithook(_audit)
     return folder
 
 
-def serve(conn: socket.socket, recycle_every: int) -> None:
+def serve(conn: socket.socket, recycle_every: int, root: str) -> None:
     """A worker: run batches of cases until told to stop or until the worker must be recycled."""
-    folder = _confine()
+    folder = _confine(root)
     try:
         _serve(conn, recycle_every)
     finally:
@@ -1620,7 +1622,7 @@ def zygote(path: str, full: bool, recycle_every: int) -> None:
                 listener.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 try:
-                    serve(conn, recycle_every)
+                    serve(conn, recycle_every, os.path.dirname(path))
                 finally:
                     os._exit(0)
             conn.close()

@@ -7,6 +7,7 @@ the sweep rather than let it pass with nothing scanned.
 
 from __future__ import annotations
 
+import pkgutil
 from pathlib import Path
 
 import catboost  # noqa: F401
@@ -29,6 +30,7 @@ import torch  # noqa: F401
 import xgboost  # noqa: F401
 
 from mloops.core import Severity
+from mloops.picklevm.policy import default_policy
 
 from .fixtures import library_objects as lo
 
@@ -74,3 +76,27 @@ def test_library_objects_scan_below_high(library: str, workdir: Path):
     assert len(catalog.entries) >= catalog.objects, "every object is saved at least once"
     flagged = [f for f in lo.scan_catalog(catalog) if f.severity > Severity.MEDIUM]
     assert not flagged, f"{library}: benign library files flagged above MEDIUM:\n{describe(flagged)}"
+
+
+def _resolve(dotted: str) -> object | None:
+    try:
+        return pkgutil.resolve_name(dotted)
+    except (ImportError, AttributeError, ValueError):
+        return None  # a library not installed here, or a name of another release
+
+
+def _is_pybind11_class(obj: object) -> bool:
+    return isinstance(obj, type) and any(base.__module__ == "pybind11_builtins" for base in obj.__mro__)
+
+
+def test_every_allowlisted_pybind11_class_has_its_state_checked_as_printed():
+    # pybind11 reprs a state its __setstate__ rejects (names.toml repr_state): the list must hold every
+    # such class the allowlists let a file build, found in the installed libraries themselves.
+    policy = default_policy()
+    found = {
+        name
+        for name in policy.allow_build | policy.allow_call
+        if _is_pybind11_class(_resolve(name)) and hasattr(_resolve(name), "__setstate__")
+    }
+    assert found, "torch's pybind11 enums are allowlisted: the check must see them"
+    assert found <= policy.repr_state, sorted(found - policy.repr_state)

@@ -684,6 +684,19 @@ def test_state_entries_a_library_setstate_uses_at_once_are_checked(scan):
     assert "_parameters" in finding.message
 
 
+def test_state_a_pybind11_setstate_rejects_is_printed_with_repr(scan):
+    # pybind11 writes every argument's repr into the TypeError of a call it cannot match: a joblib
+    # Parallel in the state of a torch enum member ran Parallel.__repr__ (campaign case 7327054).
+    def member() -> PickleBuilder:
+        return PickleBuilder(2).global_("torch.nn.functional", "ScalingType").push(()).newobj()
+
+    parallel = member().mark().push(None).op(b"}").push("a")
+    parallel.global_("joblib.parallel", "Parallel").push(()).newobj().op(b"s").tuple_from_mark()
+    (finding,) = by_rule(scan("x.pkl", parallel.build_state().stop().build()), "MLO114")
+    assert "pybind11" in finding.message and "joblib.parallel.Parallel" in finding.evidence["value"]
+    assert "MLO114" not in rule_ids(scan("y.pkl", member().push(1).build_state().stop().build()))
+
+
 def test_an_enum_called_with_more_than_a_value_builds_a_class(scan):
     # ExplicitEnum('b', 'latin1') is the functional API: a new enum class (oracle case 751702)
     b = PickleBuilder(2).call("transformers.utils.generic", "ExplicitEnum", "b", "latin1").stop()

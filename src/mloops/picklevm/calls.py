@@ -16,7 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from .liveness import CONSTANT_TYPES, MAX_EXPANSION, own_live
-from .policy import BUILD_ONLY, DANGEROUS, INTROSPECTION, SAFE, Signature
+from .policy import BUILD_ONLY, DANGEROUS, INTROSPECTION, SAFE, Signature, dotted
 from .values import Attr, Call, Ext, Global, Instance, Live, Opaque, Persistent, Seq, describe, is_constant
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ def _check_base(m: Machine, base: Any, via: str, opcode: str) -> None:
         return  # a constant in a class's place: the loader fails
     name = m.target_name(base)
     if name not in _RECONSTRUCTOR_BASES:
-        shown = ".".join(part for part in name if part) if name else describe(base)
+        shown = dotted(name) if name else describe(base)
         message = f"{via} runs {shown}.__new__ on another class: only built-in types are reviewed bases"
         m.observer.misuse(via, message, m.offset, opcode)
 
@@ -227,7 +227,7 @@ def _check_new_arguments(m: Machine, cls: Any, new_args: Any, opcode: str) -> No
     name = m.target_name(cls)
     if name is None or m.policy.judge(name).status != SAFE:
         return  # unlisted classes are reported as such; build-only ones get their arguments as data
-    via = f"{'.'.join(part for part in name if part)}.__new__"
+    via = f"{dotted(name)}.__new__"
     _check_new_alone(m, name, via, opcode)
     if new_args is None:
         return  # the reconstructor passes no arguments of the file's (newObj), or checks them itself
@@ -416,6 +416,9 @@ def set_state(m: Machine, target: Any, state: Any, name: Name | None) -> None:
         _check_state(m, state)
         if name is not None:
             _check_used_state(m, state, m.policy.state_used(name))
+            if dotted(name) in m.policy.repr_state:
+                use = "handed as state to a pybind11 __setstate__, which writes the repr of a state it rejects"
+                check_data(m, state, use, "BUILD")
     elif not _own_class_code(target, name):
         m.observer.touch(live, "given state by BUILD, which runs its __setstate__", m.offset, "BUILD")
 
@@ -424,22 +427,20 @@ def _is_shared(m: Machine, target: Any, name: Name | None) -> bool:
     """Made by a class that hands back an existing object (an enum member, a singleton, a cached time zone)."""
     if name is None:
         return False
-    dotted = ".".join(part for part in name if part)
+    cls = dotted(name)
     policy = m.policy
     return (
-        dotted in policy.enums
-        or dotted in policy.shared
-        or (isinstance(target, Call) and dotted in policy.shared_when_called)
+        cls in policy.enums or cls in policy.shared or (isinstance(target, Call) and cls in policy.shared_when_called)
     )
 
 
 def _report_shared_mutation(m: Machine, name: Name | None, opcode: str) -> None:
-    dotted = ".".join(part for part in name if part) if name else "?"
+    cls = dotted(name) if name else "?"
     message = (
-        f"{opcode} changes an object made by {dotted}, which hands out one shared object (a singleton, an enum "
+        f"{opcode} changes an object made by {cls}, which hands out one shared object (a singleton, an enum "
         "member or a cached value): every user of that object in the process is changed"
     )
-    m.observer.mutation(message, {"class": dotted, "opcode": opcode}, m.offset)
+    m.observer.mutation(message, {"class": cls, "opcode": opcode}, m.offset)
 
 
 def _check_state(m: Machine, state: Any) -> None:

@@ -116,6 +116,7 @@ class PolicyData(NamedTuple):
     shared: frozenset[str]  # classes and factories that return an existing object (names.toml)
     shared_when_called: frozenset[str]  # ... when called, while their __new__ makes a fresh one
     state_uses: dict[str, frozenset[str]]  # class-name prefix -> state keys its __setstate__ uses at once
+    repr_state: frozenset[str]  # classes whose pybind11 __setstate__ reprs a state it rejects
     aliases: dict[str, str]  # module spellings: posix -> os
     attribute_aliases: dict[str, str]  # dotted attributes that are another object, found by identity
     reach_through: frozenset[str]
@@ -132,6 +133,7 @@ class Policy:
         self.shared = data.shared
         self.shared_when_called = data.shared_when_called
         self.state_uses = data.state_uses
+        self.repr_state = data.repr_state
         self.aliases = data.aliases
         self.attribute_aliases = data.attribute_aliases
         self.reach_through = data.reach_through
@@ -175,14 +177,14 @@ class Policy:
 
     def state_used(self, name: tuple[str, str]) -> frozenset[str]:
         """The state keys the class's own __setstate__ uses at once (names.toml [state_uses])."""
-        dotted = _dotted(name)
+        cls = dotted(name)
         for prefix, keys in self.state_uses.items():
-            if dotted.startswith(prefix):
+            if cls.startswith(prefix):
                 return keys
         return frozenset()
 
     def signature_of(self, name: tuple[str, str]) -> Signature:
-        return self.signatures.get(_dotted(name), DEFAULT_SIGNATURE)
+        return self.signatures.get(dotted(name), DEFAULT_SIGNATURE)
 
     def judge(self, name: tuple[str, str]) -> Verdict:
         verdict = self._verdicts.get(name)
@@ -194,28 +196,28 @@ class Policy:
 
     def _judge(self, name: tuple[str, str]) -> Verdict:
         qualname = name[1]
-        dotted = _dotted(name)
-        if dotted in self.allow_call:
-            return Verdict(SAFE, dotted)
-        if dotted in self.allow_build:
-            return Verdict(BUILD_ONLY, dotted)
-        owner, _, member = dotted.rpartition(".")
+        full = dotted(name)
+        if full in self.allow_call:
+            return Verdict(SAFE, full)
+        if full in self.allow_build:
+            return Verdict(BUILD_ONLY, full)
+        owner, _, member = full.rpartition(".")
         if owner in self.enums and not member.startswith("_"):
-            return Verdict(BUILD_ONLY, dotted)  # getattr(Color, "RED"): a member (Python 3.12+ pickles enums so)
-        parts = dotted.split(".")[:MAX_PARTS]
+            return Verdict(BUILD_ONLY, full)  # getattr(Color, "RED"): a member (Python 3.12+ pickles enums so)
+        parts = full.split(".")[:MAX_PARTS]
         category = self._denied(parts)
         if category is not None:
-            return Verdict(DANGEROUS, dotted, category)
+            return Verdict(DANGEROUS, full, category)
         # Attribute paths can pass through another module: pathlib.os.system is os.system.
         for start in range(1, len(parts)):
             if parts[start] in self.reach_through:
                 reached = [self.aliases.get(parts[start], parts[start]), *parts[start + 1 :]]
                 category = self._denied(reached)
                 if category is not None:
-                    return Verdict(DANGEROUS, dotted, category, ".".join(reached))
+                    return Verdict(DANGEROUS, full, category, ".".join(reached))
         if any(_is_dunder(part) for part in qualname.split(".")):
-            return Verdict(INTROSPECTION, dotted, _INTROSPECTION_CATEGORY)
-        return Verdict(UNKNOWN, dotted)
+            return Verdict(INTROSPECTION, full, _INTROSPECTION_CATEGORY)
+        return Verdict(UNKNOWN, full)
 
     def _denied(self, parts: list[str]) -> Category | None:
         for end in range(len(parts), 0, -1):
@@ -225,7 +227,7 @@ class Policy:
         return None
 
 
-def _dotted(name: tuple[str, str]) -> str:
+def dotted(name: tuple[str, str]) -> str:
     module, qualname = name
     return f"{module}.{qualname}" if qualname else module
 
@@ -349,6 +351,7 @@ def default_policy() -> Policy:
             shared=frozenset(names["shared"]),
             shared_when_called=frozenset(names["shared_when_called"]),
             state_uses={prefix: frozenset(keys) for prefix, keys in names["state_uses"].items()},
+            repr_state=frozenset(names["repr_state"]),
             aliases=dict(names["aliases"]),
             attribute_aliases=_load_attribute_aliases(),
             reach_through=frozenset(names["reach_through"]),

@@ -16,7 +16,7 @@ from ..limits import Budget, LimitExceeded, Limits
 from . import calls
 from .calls import MAX_NAME_DEPTH
 from .liveness import MAX_OBJECT_EXPANSION, Walker
-from .policy import BUILD_ONLY, DANGEROUS, INTROSPECTION, SAFE, Policy, Signature
+from .policy import BUILD_ONLY, DANGEROUS, INTROSPECTION, SAFE, Policy, Signature, dotted
 from .reader import Reader, Truncated
 from .values import Attr, Blob, Call, Ext, Global, Instance, Live, Opaque, Persistent, Seq, is_constant
 
@@ -607,7 +607,7 @@ class Machine:
         calls.set_state(self, target, state, name)
         target.state = state
         if name is not None:
-            hook = self.build_hooks.get(".".join(part for part in name if part))
+            hook = self.build_hooks.get(dotted(name))
             if hook is not None:
                 self.stack[-1] = hook(self, target, state)
 
