@@ -3,6 +3,7 @@ hostile YAML bounded."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -444,6 +445,14 @@ def test_an_authorization_policy_in_a_sibling_file_protects_the_gateway(tmp_path
     (tmp_path / "oauth2-proxy" / "authorizationpolicy.yaml").write_text(AUTHORIZATION_POLICY)
     assert _exposure(scan_path(str(tmp_path))) == [Severity.LOW, Severity.LOW]  # the tree has the auth layer
     assert _exposure(scan_path(str(tmp_path / "gateway.yaml"))) == [Severity.HIGH, Severity.HIGH]
+
+
+def test_data_json_that_merely_mentions_a_policy_is_no_auth_layer(tmp_path: Path):
+    # Only files that start like a manifest or an Envoy config are searched (tokenizer.json is not read twice).
+    (tmp_path / "gateway.yaml").write_text(GATEWAY.format(selector="ingressgateway"))
+    vocabulary = {f"token{n}": n for n in range(10_000)} | {"kind: AuthorizationPolicy": 10_000}
+    (tmp_path / "vocab.json").write_text(json.dumps(vocabulary))
+    assert _exposure(scan_path(str(tmp_path))) == [Severity.HIGH, Severity.HIGH]
 
 
 def test_a_gateway_served_by_the_in_cluster_gateway_is_no_exposure(tmp_path: Path):

@@ -8,7 +8,6 @@ safe loader within node, alias and expansion limits (parsers/yaml_docs.py).
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, NamedTuple
 
@@ -79,22 +78,14 @@ def load_objects(ctx: ScanContext, item: Item, data: bytes) -> list[dict[str, An
 
 def load_text(ctx: ScanContext, item: Item, data: bytes) -> list[Any] | None:
     """The documents of a YAML or JSON text; None, reported, when it cannot be read within the limits."""
-    import yaml  # imported on the first manifest: most scans meet none
+    from ..parsers.yaml_docs import Unreadable, YamlLimit, parse_documents  # most scans meet no manifest
 
-    from ..parsers.yaml_docs import YamlLimit, check_expansion, load_documents
-
-    text = data.decode("utf-8", "replace")
     try:
-        if text.lstrip().startswith(("{", "[")):
-            documents = [json.loads(text)]
-            check_expansion(documents)
-            return documents
-        return load_documents(text)
+        return parse_documents(data, data.lstrip().startswith((b"{", b"[")))
     except YamlLimit as exc:
         ctx.report(rules.SCAN_LIMIT.finding(item.location, f"manifest {exc}; not analyzed"))
-    except (yaml.YAMLError, ValueError, RecursionError) as exc:
-        problem = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        ctx.report(rules.MANIFEST_UNREADABLE.finding(item.location, f"not valid YAML/JSON: {problem}"))
+    except Unreadable as exc:
+        ctx.report(rules.MANIFEST_UNREADABLE.finding(item.location, f"not valid YAML/JSON: {exc}"))
     return None
 
 

@@ -15,7 +15,6 @@ to the package; code that is not there cannot be checked, and says so.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable
@@ -102,24 +101,18 @@ def check_auto_map(ctx: ScanContext, item: Item, config: Any) -> None:
 
 
 def _load(ctx: ScanContext, item: Item, what: str) -> Any:
-    import yaml  # imported on the first package: most scans meet none
-
-    from ..parsers.yaml_docs import YamlLimit, load_documents
+    from ..parsers.yaml_docs import Unreadable, YamlLimit, parse_documents  # most scans meet no package
 
     data = ctx.read_all(item, MAX_CONFIG_BYTES, what, severity=Severity.HIGH)
     if data is None:
         return None
-    text = data.decode("utf-8", "replace")
     try:
-        if item.name.lower().endswith(".json"):
-            return json.loads(text)
-        documents = load_documents(text)
-        return documents[0] if documents else None
-    except (yaml.YAMLError, YamlLimit, ValueError, RecursionError) as exc:
-        problem = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        message = f"{what} cannot be parsed ({problem}); the loader fails too, and what it names went unchecked"
-        ctx.report(rules.MALFORMED.finding(item.location, message, {"error": problem}, severity=Severity.MEDIUM))
+        documents = parse_documents(data, item.name.lower().endswith(".json"))
+    except (Unreadable, YamlLimit) as exc:
+        message = f"{what} cannot be parsed ({exc}); the loader fails too, and what it names went unchecked"
+        ctx.report(rules.MALFORMED.finding(item.location, message, {"error": str(exc)}, severity=Severity.MEDIUM))
         return None
+    return documents[0] if documents else None
 
 
 def _module_files(paths: list[str], module: str) -> list[str]:

@@ -9,7 +9,6 @@ imported on first use: it imports Jinja2).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -98,23 +97,17 @@ def _documents(ctx: ScanContext, item: Item, data: bytes, named: bool) -> list[A
     """The config's documents; None when it cannot be read. Unreadable is a finding for the configs a
     runtime reads templates from; any other file that fails to parse (a Helm template, say) is read by
     no runtime as a config, so it holds no template that runs."""
-    import yaml  # imported on the first config: most scans meet none
+    from ..parsers.yaml_docs import Unreadable, YamlLimit, parse_documents  # most scans meet no config
 
-    from ..parsers.yaml_docs import YamlLimit, load_documents
-
-    text = data.decode("utf-8", "replace")
     try:
-        if item.name.lower().endswith(".json"):
-            return [json.loads(text)]
-        return load_documents(text)
+        return parse_documents(data, item.name.lower().endswith(".json"))
     except YamlLimit as exc:
         ctx.report(rules.SCAN_LIMIT.finding(item.location, f"template config {exc}; not analyzed"))
-    except (yaml.YAMLError, ValueError, RecursionError) as exc:
-        if not named:
-            return None
-        problem = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        message = f"template config is not valid JSON or YAML ({problem}); the runtime that reads it fails too"
-        ctx.report(rules.MALFORMED.finding(item.location, message, {"error": problem}, severity=Severity.MEDIUM))
+    except Unreadable as exc:
+        if named:
+            message = f"template config is not valid JSON or YAML ({exc}); the runtime that reads it fails too"
+            evidence = {"error": str(exc)}
+            ctx.report(rules.MALFORMED.finding(item.location, message, evidence, severity=Severity.MEDIUM))
     return None
 
 

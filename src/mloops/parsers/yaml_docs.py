@@ -7,6 +7,7 @@ small; alias bombs ("billion laughs") and self-referencing documents stop with Y
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
@@ -18,6 +19,25 @@ MAX_EXPANDED = 1_000_000  # nodes once every alias is expanded (what a consumer 
 
 class YamlLimit(ValueError):
     """The text is too big or expands too much to be analyzed."""
+
+
+class Unreadable(ValueError):
+    """The text is neither valid JSON nor valid YAML; the message is the parser's first line."""
+
+
+def parse_documents(data: bytes, as_json: bool) -> list[Any]:
+    """The documents of a JSON (``as_json``) or YAML text: YamlLimit for hostile sizes, Unreadable for bad text."""
+    text = data.decode("utf-8", "replace")
+    try:
+        if as_json:
+            documents = [json.loads(text)]
+            check_expansion(documents)
+            return documents
+        return load_documents(text)
+    except YamlLimit:
+        raise
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the stack
+        raise Unreadable(str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__) from None
 
 
 class _LimitedLoader(yaml.SafeLoader):

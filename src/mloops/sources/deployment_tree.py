@@ -15,6 +15,10 @@ from collections.abc import Iterable
 
 LAYOUT = "deployment-auth-layer"  # Item.layouts of every file of a tree that holds an authentication layer
 MAX_BYTES = 1 << 20  # per file: policies are small; the rest of a huge file is not searched
+# Only files that look like manifests or Envoy configs in their first bytes are searched further: a tree's
+# big data JSON (tokenizer.json, vocabularies) is not read twice. Missing a layer only leaves findings up.
+HEAD_BYTES = 1 << 16
+_CONFIG_HEAD = re.compile(rb"apiVersion|ext_authz|http_filters|static_resources")
 _SUFFIXES = (".yaml", ".yml", ".json")
 _AUTH_LAYER = re.compile(
     rb"""kind["']?\s*:\s*["']?(?:AuthorizationPolicy|RequestAuthentication)\b"""
@@ -30,7 +34,10 @@ def auth_layer_files(files: Iterable[str]) -> list[str]:
             continue
         try:
             with open(path, "rb") as handle:
-                head = handle.read(MAX_BYTES)
+                head = handle.read(HEAD_BYTES)
+                if not _CONFIG_HEAD.search(head):
+                    continue
+                head += handle.read(MAX_BYTES - HEAD_BYTES)
         except OSError:
             continue  # the scan reports unreadable files
         if _AUTH_LAYER.search(head):
