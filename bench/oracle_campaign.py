@@ -232,7 +232,15 @@ def section(summary: dict) -> list[str]:
     crashes = Counter(e["now"] for e in rechecked if e["was"] == "load-crash")
     if crashes:
         now = ", ".join(f"{n} {verdict}" for verdict, n in crashes.most_common())
-        lines += ["", f"Loader crashes re-run with the current code and harness: {crashes.total()}, now {now}."]
+        lines += [
+            "",
+            f"Loader crashes re-run with the current code and harness: {crashes.total()}, now {now}. Those that "
+            "agree now were the harness dying, not the loader (a worker tripping over a killed worker's folder, "
+            "an exception message formatted with a loaded object's repr). Those still crashing kill a plain "
+            "`pickle.load` too, with SIGSEGV in library C code on crafted state (scikit-learn's tree state above "
+            "all): mloops claims that no code of the file's choosing runs, not that the libraries are "
+            "memory-safe, so they are counted apart.",
+        ]
     classes = summary.get("classes", [])
     if classes:
         lines += ["", "Disagreements by class (one reproducible case each under the output folder):", ""]

@@ -30,6 +30,7 @@ This module never runs in the oracle's own process except to start the zygote.
 from __future__ import annotations
 
 import ast
+import builtins
 import contextlib
 import functools
 import importlib
@@ -1339,9 +1340,29 @@ def _load_all(unpickler_class: type, data: bytes, case: Case, profile: bool) -> 
     return outcome
 
 
+_PLAIN_ARGUMENTS = (str, int, float, bytes, bool, type(None))
+
+
 def _outcome_of(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+    """The exception as text, without running code of what the load made: str() of an exception formats
+    its arguments (KeyError reprs its key), and a loaded object's __repr__ may raise or act (case 7825738:
+    a torch module's repr raised here, and the worker died)."""
+    kind = type(exc)
+    plain = all(type(argument) in _PLAIN_ARGUMENTS for argument in exc.args)
+    if plain and kind.__module__ == "builtins" and kind.__str__ in _BUILTIN_STRS:
+        text = f"{kind.__name__}: {exc}"
+    else:
+        text = f"{kind.__name__}: (message not formatted: arguments of types {_type_names(exc.args)})"
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _type_names(arguments: tuple[Any, ...]) -> str:
+    return ", ".join(type(argument).__name__ for argument in arguments[:4]) or "none"
+
+
+_BUILTIN_STRS = frozenset(
+    kind.__str__ for kind in vars(builtins).values() if isinstance(kind, type) and issubclass(kind, BaseException)
+)
 
 
 # Exceptions that a failed load raises without leaving anything behind (bad arguments, bad opcodes).

@@ -85,6 +85,17 @@ def test_a_killed_worker_leaves_nothing_that_stops_later_workers():
     assert not os.path.exists(minimal.folder), "closing the zygote removes every worker's folder"
 
 
+def test_the_outcome_of_a_load_is_told_without_running_what_it_made(oracle):
+    # KeyError(module) formats the module's repr, which raised here and killed the worker (campaign case
+    # 7825738: 155 generated cases were recorded as loader crashes this way).
+    layout = PickleBuilder(4).stack_global("torch", "serialization._get_layout").mark()
+    layout.global_("copyreg", "__newobj_ex__").mark().stack_global("torch.nn.modules.activation", "ReLU6")
+    layout.push(()).push({}).tuple_from_mark().reduce().tuple_from_mark().reduce().stop()
+    result = oracle.force_load(layout.build())
+    assert "worker" not in result, result
+    assert result["py"].startswith("KeyError: (message not formatted"), result["py"]
+
+
 def test_recorder_blocks_eval_reached_through_a_module_alias(oracle):
     data = PickleBuilder(4).stack_global("enum", "bltns.eval").push(("0",)).reduce().stop().build()
     result = oracle.force_load(data)
