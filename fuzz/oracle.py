@@ -122,12 +122,12 @@ class Scanner:
         self.policy = default_policy()
         self.hang_guard = hang_guard
 
-    def scan(self, data: bytes) -> Scan:
+    def scan(self, data: bytes, name: str = "case.pkl") -> Scan:
         ctx = ScanContext("<case>", self.limits, self.policy, dispatch)
         previous = signal.signal(signal.SIGALRM, _hang)
         signal.setitimer(signal.ITIMER_REAL, self.hang_guard)
         try:
-            ctx.scan(Item(io.BytesIO(data), Location("<case>"), len(data), "case.pkl", 0))
+            ctx.scan(Item(io.BytesIO(data), Location("<case>"), len(data), name, 0))
         except ScanHang:
             return Scan([], Severity.CRITICAL, "hang guard expired", hung=True)
         except RecursionError:

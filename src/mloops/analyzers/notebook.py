@@ -2,9 +2,11 @@
 
 HTML, SVG and Markdown in outputs and Markdown cells, application/javascript outputs and saved widget
 state run in the Jupyter page, with the user's session: script there can drive the kernel, so cross-site
-scripting becomes code execution on the Jupyter host. Markup is tokenized with the stdlib HTML parser,
-never rendered; the output of known plotting libraries is told apart from unknown script by full-match
-fingerprints, never by a prologue alone.
+scripting becomes code execution on the Jupyter host. Markup is tokenized as the HTML standard tokenizes it
+(parsers/html_tokens.py), never rendered; text that is inert only if the tree builder puts its element where
+the tokenizer assumes (comments, raw text, CDATA) is tokenized again, and active markup there is reported.
+The output of known plotting libraries is told apart from unknown script by full-match fingerprints, never
+by a prologue alone.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ DATA_SCRIPT_TYPES = frozenset({"application/json", "application/ld+json"})  # br
 SCRIPT_URL = re.compile(r"(?:java|vb)script:")
 URL_NOISE = re.compile(r"[\x00-\x20\x7f]+")  # browsers skip these around and inside a URL scheme
 MAX_URL_PREFIX = 4096  # how much padding before the scheme is looked through
-# Active tags in raw text the tokenizer left as data or comments: browsers may parse it differently.
-HIDDEN_TAG = re.compile(r"<[\s/]*(?:script|iframe|frame|object|embed|svg|meta|base|form)\b", re.I)
+MAX_HIDDEN_DEPTH = 4  # comments and raw text inside comments and raw text, tokenized again this deep
+MARKUP_START = re.compile(r"<[\s/]*[A-Za-z!?]")  # below that depth, anything that may open a tag is reported
 MARKDOWN_LINK = re.compile(r"\]\(\s*<?([^)>\s]{1,4096})")
 _HEAD_SCAN = re.compile(rb'"(?:cells|nbformat|worksheets)"\s*:')
 _PLACEHOLDER = re.compile(r"@@(json|jsstring|id|ver)@@")
@@ -215,9 +217,11 @@ def _snippet(text: str) -> str:
 class _Markup:
     """Collects active content from one HTML/SVG/Markdown text, by the tokens a browser reads in it."""
 
-    def __init__(self, report: Reporter, where: Where) -> None:
+    def __init__(self, report: Reporter | _Worst, where: Where, depth: int = 0) -> None:
         self.report = report
         self.where = where
+        self.depth = depth  # how many comments or raw texts this text sits in
+        self.check_time: Callable[[], None] = lambda: None
         self.script: tuple[dict[str, str], list[str], Any] | None = None  # attributes, text, running hash
         self.script_chars = 0
         self.renderers: set[str] = set()
@@ -253,6 +257,7 @@ class _Markup:
                         tag=tag, action=_snippet(values.get("action", "")))  # fmt: skip
 
     def feed(self, text: str, check_time: Callable[[], None]) -> None:
+        self.check_time = check_time
         for event in html_tokens.tokens(text, check_time):
             kind = event[0]
             if kind == "text":
@@ -263,8 +268,10 @@ class _Markup:
                     self.handle_endtag(event[1])
             elif kind == "end":
                 self.handle_endtag(event[1])
+            elif kind == "hidden":
+                self._look_for_hidden(event[2], event[1])
             else:
-                self._look_for_hidden(event[1], "a comment or declaration")
+                self._look_for_hidden(event[1], "a comment")
 
     def _attribute(self, tag: str, name: str, value: str) -> None:
         if name.startswith("on") and len(name) > 2:
@@ -295,10 +302,24 @@ class _Markup:
                 parts.append(data)
 
     def _look_for_hidden(self, data: str, where: str) -> None:
-        match = HIDDEN_TAG.search(data)
-        if match is not None:
-            self.report(rules.NOTEBOOK_SCRIPT, self.where, f"active markup inside {where} the tokenizer did not parse",
-                        snippet=_snippet(data[match.start() :]))  # fmt: skip
+        """Text a browser reads as markup if the tree builder nests its element otherwise than assumed (or, for a
+        comment, if the namespace guess made CDATA of it): tokenized again, its active markup is reported."""
+        if "<" not in data:
+            return
+        if self.depth >= MAX_HIDDEN_DEPTH:
+            match = MARKUP_START.search(data)
+            worst = Severity.HIGH if match else None
+            detail = data[match.start() :] if match else ""
+        else:
+            collected = _Worst()
+            inner = _Markup(collected, self.where, self.depth + 1)
+            inner.feed(data, self.check_time)
+            inner.finish()
+            worst, detail = collected.severity, collected.what
+        if worst is not None:
+            self.report(rules.NOTEBOOK_SCRIPT, self.where,
+                        f"active markup inside {where}, which a browser parses as markup when its element lands "
+                        f"in SVG or MathML (namespace confusion): {detail}", worst, snippet=_snippet(data))  # fmt: skip
 
     def _script_done(self, attrs: dict[str, str], parts: list[str], digest: Any) -> None:
         if attrs.get("type", "").strip().lower() in DATA_SCRIPT_TYPES:
@@ -323,6 +344,19 @@ class _Markup:
         if self.script is not None:  # never closed: the browser runs it up to the end of the output
             self._script_done(*self.script)
             self.script = None
+
+
+class _Worst:
+    """Stands in for the Reporter inside hidden text: keeps the worst finding only."""
+
+    def __init__(self) -> None:
+        self.severity: Severity | None = None
+        self.what = ""
+
+    def __call__(self, rule: Rule, where: Where, what: str, severity: Severity | None = None, **more: str) -> None:
+        level = severity if severity is not None else rule.severity
+        if self.severity is None or level > self.severity:
+            self.severity, self.what = level, what
 
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "0.0.0.0", ""})

@@ -8,9 +8,12 @@ text opened ``<!-- <script>``. This tokenizer follows the standard's states for 
 tree-construction facts that steer it: which elements switch it to raw text, and when foreign (SVG/MathML)
 content starts and ends. Scripting is taken as enabled, as in every notebook front end.
 
-Events: ``("start", name, attributes, self_closing)``, ``("end", name)``, ``("text", data)`` and
-``("comment", data)``. Attribute values have their character references decoded; text stays raw. A tag cut
-off by the end of the input is dropped, as browsers drop it.
+Events: ``("start", name, attributes, self_closing)``, ``("end", name)``, ``("text", data)``,
+``("comment", data)`` and ``("hidden", where, data)``: the content of a raw-text or RCDATA element, of
+``<plaintext>`` or of a CDATA section. Text there is text only if the element is where this tokenizer thinks
+it is: the tree builder's namespace games (``<form>``/``<mglyph>``, tables, integration points) can put a
+``<style>`` in MathML, where its content is markup. Attribute values have their character references
+decoded; text stays raw. A tag cut off by the end of the input is dropped, as browsers drop it.
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ class _Tokenizer:
             self.pos = len(text) if end < 0 else end + 1
         elif text.startswith("[CDATA[", at + 2) and self.foreign and self.foreign[-1][1] != "html":
             end = text.find("]]>", at + 9)
-            yield ("text", text[at + 9 : end if end >= 0 else len(text)])
+            yield ("hidden", "a CDATA section", text[at + 9 : end if end >= 0 else len(text)])
             self.pos = len(text) if end < 0 else end + 3
         else:
             yield from self._bogus_comment(at + 2)
@@ -220,7 +223,7 @@ class _Tokenizer:
         elif name in RCDATA or name in RAWTEXT:
             yield from self._raw_text(name)
         elif name == "plaintext":
-            yield ("text", self.text[self.pos :])
+            yield ("hidden", "<plaintext>", self.text[self.pos :])
             self.pos = len(self.text)
 
     def _in_foreign(self) -> bool:
@@ -249,7 +252,7 @@ class _Tokenizer:
         match = self._end_tag_at(name, self.pos)
         end = match.start() if match else len(self.text)
         if end > self.pos:
-            yield ("text", self.text[self.pos : end])
+            yield ("hidden", f"<{name}>", self.text[self.pos : end])
         self.pos = end  # the end tag is read as markup next
 
     def _script_data(self) -> Iterator[Event]:

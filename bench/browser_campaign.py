@@ -1,0 +1,106 @@
+"""The browser oracle's long campaign: generated notebook HTML outputs, each judged by mloops and rendered by
+Chromium's engine (fuzz/browser.py) as JupyterLab renders a trusted output.
+
+    .venv/bin/python bench/browser_campaign.py --cases 1000000 --seed 1 --out bench/work/browser-seed-1 --write
+
+A bypass is an output mloops claims runs nothing (nothing at HIGH or above) on which a marker ran. Bypasses,
+crashes and browser hangs are kept as JSON under --out; --write replaces BENCHMARKS.md's "Browser oracle"
+section. --start runs a later part of the same seed; --write then sums the parts' summaries under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import sections  # noqa: E402
+from fuzz.html_cases import html_cases  # noqa: E402
+from fuzz.html_oracle import VERDICTS, HtmlOracle  # noqa: E402
+
+KEPT = ("bypass", "crash", "browser-hang")
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--start", type=int, default=0, help="index of the first case (to run a campaign in parts)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("bench/work/browser-oracle"))
+    parser.add_argument("--progress", type=float, default=30.0, help="seconds between progress lines")
+    parser.add_argument("--write", action="store_true", help="replace BENCHMARKS.md's Browser oracle section")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse()
+    args.out.mkdir(parents=True, exist_ok=True)
+    oracle = HtmlOracle()
+    started = last = time.perf_counter()
+    try:
+        for outcome in oracle.run(html_cases(args.seed, args.start + args.cases, start=args.start)):
+            if outcome.verdict in KEPT:
+                path = args.out / f"{outcome.verdict}-{outcome.case_id}.json"
+                path.write_text(json.dumps(outcome.record(), indent=1), encoding="utf-8")
+            if time.perf_counter() - last > args.progress:
+                last = time.perf_counter()
+                print(json.dumps(oracle.tally.summary(last - started)), flush=True)
+    finally:
+        oracle.close()
+    summary = oracle.tally.summary(time.perf_counter() - started)
+    summary.update(seed=args.seed, start=args.start, end=args.start + args.cases)
+    (args.out / f"summary-{args.start}.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    print(json.dumps(summary, indent=1))
+    if args.write:
+        sections.write_section(section(combined(args.out, args.seed)))
+    return 1 if summary["verdicts"]["bypass"] or summary["verdicts"]["crash"] else 0
+
+
+def combined(out: Path, seed: int) -> dict:
+    """The parts' summaries under ``out``, summed; they must cover cases 0..N without a gap."""
+    parts = sorted(
+        (part for path in out.glob("summary-*.json") if (part := json.loads(path.read_text()))["seed"] == seed),
+        key=lambda part: part["start"],
+    )
+    total = {"cases": 0, "seconds": 0.0, "verdicts": dict.fromkeys(VERDICTS, 0), "seed": seed}
+    for part in parts:
+        if part["start"] != total["cases"]:
+            raise SystemExit(f"{out}: the parts do not cover cases 0..{part['end']} (a part is missing)")
+        total["cases"] += part["cases"]
+        total["seconds"] += part["seconds"]
+        for verdict, count in part["verdicts"].items():
+            total["verdicts"][verdict] += count
+    return total
+
+
+def section(summary: dict) -> list[str]:
+    verdicts = summary["verdicts"]
+    ran = verdicts["rejected-ran"] + verdicts["bypass"]
+    return [
+        "## Browser oracle",
+        "",
+        f"`bench/browser_campaign.py --cases {summary['cases']} --seed {summary['seed']}`, "
+        f"{time.strftime('%Y-%m-%d')}: generated notebook HTML outputs (fuzz/html_cases.py: script carriers hidden "
+        "in comments, raw text, foreign content, namespace games and odd syntax), each judged by mloops and "
+        "rendered by Chromium's engine (Qt WebEngine 6.11, Chrome 140) as JupyterLab renders a trusted output. "
+        "A bypass is an output mloops claims runs nothing (nothing at HIGH or above) on which a marker ran.",
+        "",
+        "| cases | seconds | cases/s | script ran | mloops HIGH, ran | mloops HIGH, nothing ran | claimed clean, "
+        "nothing ran | bypass | crash | browser hang |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {summary['cases']} | {summary['seconds']:.0f} | {summary['cases'] / max(summary['seconds'], 1e-9):.0f} | "
+        f"{ran} | {verdicts['rejected-ran']} | {verdicts['rejected-silent']} | {verdicts['clean-agrees']} | "
+        f"{verdicts['bypass']} | {verdicts['crash']} | {verdicts['browser-hang']} |",
+        "",
+        '"Nothing ran" under HIGH is mostly handlers that need a user (onclick) and markup mloops reports '
+        "because a browser may parse it as markup, though this engine's tree builder kept it as text here.",
+    ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
