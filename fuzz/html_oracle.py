@@ -13,9 +13,13 @@ Verdict per case:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -25,8 +29,8 @@ from mloops.core import Severity
 
 from .oracle import ROOT, Scan, Scanner
 
-BATCH = 200  # outputs rendered in one page update
-BROWSER_GUARD = 5.0  # seconds a batch may take before the browser is restarted (a batch takes well under 1 s)
+BATCH = 100  # outputs rendered in one page update
+BROWSER_GUARD = 4.0  # seconds a batch may take before the browser is restarted (a batch takes well under 1 s)
 
 
 def notebook_with(output_html: str) -> bytes:
@@ -47,21 +51,33 @@ class Browser:
     def _start(self) -> subprocess.Popen[str]:
         command = [sys.executable, "-m", "fuzz.browser"]
         return subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
+            start_new_session=True,  # its own process group: the engine's helper processes die with it
         )
 
     def render(self, cases: list[tuple[int, str]]) -> dict[int, set[str]] | None:
         """The markers that ran, by case; None when the browser died or stalled on this batch (it is restarted)."""
         if self.process is None or self.process.poll() is not None:
             self.process = self._start()
+        process = self.process
+        # A hung engine stops reading its input too: the watchdog ends a write that would block for ever.
+        watchdog = threading.Timer(BROWSER_GUARD, _kill_group, (process,))
+        watchdog.start()
         try:
-            return self._exchange(self.process, cases)
+            return self._exchange(process, cases)
         except (OSError, ValueError, TimeoutError):
-            self.process.kill()
-            self.process.wait()
+            _kill_group(process)
+            process.wait()
             self.process = None
             self.restarts += 1
             return None
+        finally:
+            watchdog.cancel()
 
     def _exchange(self, process: subprocess.Popen[str], cases: list[tuple[int, str]]) -> dict[int, set[str]]:
         assert process.stdin is not None and process.stdout is not None
@@ -80,9 +96,14 @@ class Browser:
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                _kill_group(self.process)
                 self.process.wait()
         self.process = None
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(process.pid, signal.SIGKILL)  # the browser this oracle started, and its helpers
 
 
 def _readline(process: subprocess.Popen[str], timeout: float) -> str:

@@ -35,6 +35,9 @@ RUNS = [
     # Namespace confusion (browser oracle case 5502): the <style> lands in MathML, so its text is markup.
     '<table><form><math><mtext></form><form><mglyph><style></math><svg><animate attributeName=x dur=1ms onbegin="{m}"'
     " /></svg></table>",
+    # An SVG <script> left open while a second <script> starts (browser oracle case 31799): both are scripts.
+    '<svg><style><select><template><ScRiPt type="application/ecmascript">{m}</template></select></style></svg>'
+    "<select><script type='application/ld+json'>x</script></select>",
 ]
 INERT = [
     '<noscript><img src=x onerror="{m}"></noscript>',

@@ -233,6 +233,8 @@ class _Markup:
         for name, value in values.items():
             self._attribute(tag, name, value)
         if tag == "script":
+            if self.script is not None:  # an SVG <script> left open: its text ends where the next one starts
+                self._script_done(*self.script)
             self.script = (values, [], hashlib.sha256())
             self.script_chars = 0
         elif tag in EMBEDDING_TAGS:
