@@ -333,6 +333,79 @@ def test_credentials_written_into_images_and_compose_files(tmp_path: Path):
     assert finding.severity == Severity.MEDIUM and finding.evidence["names"] == "OPENAI_API_KEY"
 
 
+POD_WITH_ENV = """apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: app}}
+spec:
+  template:
+    spec:
+      containers:
+      - name: app
+        image: {image}
+        env:
+{env}
+"""
+
+
+def test_variables_that_name_where_a_credential_is_are_not_credentials(tmp_path: Path):
+    # KServe's controller sets SECRET_NAME to the name of its webhook certificate's Secret (a reference).
+    env = (
+        "        - {name: SECRET_NAME, value: kserve-webhook-server-cert}\n"
+        "        - {name: TOKEN_FILE, value: /var/run/secrets/token}\n"
+        "        - {name: CONTROL_PLANE_CLIENT_TLS_SECRET_NAME, value: seldon-controlplane-client}\n"
+    )
+    text = POD_WITH_ENV.format(image="kserve/kserve-controller:v0.14", env=env)
+    assert found(scan_text(tmp_path, "m.yaml", text), "MLO718") == []
+    leaked = env + "        - {name: HF_TOKEN, value: hf_abc}\n"
+    (finding,) = found(scan_text(tmp_path, "n.yaml", POD_WITH_ENV.format(image="python:3.11", env=leaked)), "MLO718")
+    assert finding.evidence["names"] == "HF_TOKEN"
+
+
+def test_web_apps_that_create_notebooks_are_control_plane_not_notebooks(tmp_path: Path):
+    # Kubeflow's jupyter-web-app spawns notebooks but runs no user's code: no notebook role, so its token is
+    # not reported (a notebook's would be MEDIUM).
+    image = "public.ecr.aws/j1r0q0g6/notebooks/jupyter-web-app"
+    report = scan_text(tmp_path, "m.yaml", POD_WITH_ENV.format(image=image, env="        - {name: A, value: b}"))
+    assert found(report, "MLO710") == []
+    assert {f.evidence["role"] for f in found(report, "MLO709")} == {"workload"}
+    notebook = POD_WITH_ENV.format(image="kubeflownotebookswg/jupyter-scipy", env="        - {name: A, value: b}")
+    assert found(scan_text(tmp_path, "n.yaml", notebook), "MLO710")[0].severity == Severity.MEDIUM
+
+
+KUSTOMIZATION = """apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [deployment.yaml]
+secretGenerator:
+- name: oauth2-proxy
+  literals:
+  - client-id=kubeflow-oidc-authservice
+  - cookie-secret=7d16fee92f8d11b8940b081b3f8b8acb
+- name: from-file
+  files: [token.txt]
+configMapGenerator:
+- name: parameters
+  literals:
+  - FORCE_HTTPS=false
+  - ENABLE_M2M_TOKENS=true
+  - ADMIN_PASSWORD=changeme
+"""
+
+
+def test_kustomize_secrets_generated_from_written_values_are_high(tmp_path: Path):
+    # Kubeflow's oauth2-proxy kustomization ships its cookie secret: every install keeping it shares it.
+    findings = {
+        f.evidence["generator"]: f for f in found(scan_text(tmp_path, "kustomization.yaml", KUSTOMIZATION), "MLO718")
+    }
+    assert set(findings) == {"oauth2-proxy", "parameters"}
+    assert findings["oauth2-proxy"].severity == Severity.HIGH
+    assert findings["oauth2-proxy"].evidence["names"] == "client-id, cookie-secret"
+    assert (
+        findings["parameters"].severity == Severity.MEDIUM
+        and findings["parameters"].evidence["names"] == "ADMIN_PASSWORD"
+    )
+    assert "7d16fee9" not in findings["oauth2-proxy"].message
+
+
 RBAC = """apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:

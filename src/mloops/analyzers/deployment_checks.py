@@ -277,9 +277,13 @@ def _options(words: list[str]) -> dict[str, str]:
 
 CREDENTIAL_NAME = re.compile(r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?)($|_)")
 _REFERENCE = re.compile(r"\A\$(\{[^}]*\}|\w+)\Z")  # ${VAR}, $VAR: filled in from elsewhere at run time
+# Names that say where a credential is, not what it is: SECRET_NAME names a Kubernetes Secret, TOKEN_FILE a path.
+_NAMES_A_PLACE = re.compile(r"_(NAME|FILE|PATH|DIR|REF|NAMESPACE|URL|URI|ENDPOINT|MOUNT|LOCATION|KEY_NAME)$")
 
 
 def is_credential_literal(name: str, value: Any) -> bool:
     """A variable named like a credential whose value is written out here (not empty, not a ${reference})."""
+    upper = name.upper()
     text = "" if value is None else str(value).strip().strip("'\"")
-    return bool(CREDENTIAL_NAME.search(name.upper())) and bool(text) and not _REFERENCE.match(text)
+    credential = bool(CREDENTIAL_NAME.search(upper)) and not _NAMES_A_PLACE.search(upper)
+    return credential and bool(text) and not _REFERENCE.match(text)

@@ -131,6 +131,8 @@ def check_object(
                 checks.check_model_uri(report, key, uri)
     _check_multi_model(report, obj, kind, group)
     _check_exposure(report, obj, kind, group, surroundings)
+    if kind == "Kustomization":
+        _check_generators(report, obj)
 
 
 def _pod_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -266,6 +268,30 @@ def _check_multi_model(report: checks.Reporter, obj: dict[str, Any], kind: str, 
         report(rules.MULTI_MODEL_CONTAINER, "serving runtime sets multiModel: true", {"field": "spec.multiModel"})
     elif kind == "Server" and group == "mlops.seldon.io":
         report(rules.MULTI_MODEL_CONTAINER, "Seldon Core 2 Server loads every Model scheduled on it", {"kind": kind})
+
+
+def _check_generators(report: checks.Reporter, obj: dict[str, Any]) -> None:
+    """kustomize builds Secrets from literals written in the kustomization: every install built from this tree
+    shares those values, and a public repository's are known to all (Kubeflow's oauth2-proxy cookie secret)."""
+    for kind, key in (("secretGenerator", "secret"), ("configMapGenerator", "config map")):
+        for generator in obj.get(kind) or []:
+            if not isinstance(generator, dict):
+                continue
+            names = [
+                name
+                for literal in generator.get("literals") or []
+                for name, _, value in [str(literal).partition("=")]
+                if (kind == "secretGenerator" and value.strip()) or checks.is_credential_literal(name, value)
+            ]
+            if names:
+                target = str(generator.get("name", "?"))
+                message = (
+                    f"{key} {target!r} is generated from values written in the kustomization: {', '.join(names[:10])}; "
+                    "every install built from this tree shares them"
+                )
+                evidence = {"generator": target, "names": ", ".join(names)}
+                severity = Severity.HIGH if kind == "secretGenerator" else Severity.MEDIUM
+                report(rules.ENVIRONMENT_CREDENTIALS, message, evidence, severity=severity)
 
 
 def _graph_models(graph: Any) -> list[str]:
