@@ -370,6 +370,11 @@ def test_web_apps_that_create_notebooks_are_control_plane_not_notebooks(tmp_path
     assert {f.evidence["role"] for f in found(report, "MLO709")} == {"workload"}
     notebook = POD_WITH_ENV.format(image="kubeflownotebookswg/jupyter-scipy", env="        - {name: A, value: b}")
     assert found(scan_text(tmp_path, "n.yaml", notebook), "MLO710")[0].severity == Severity.MEDIUM
+    # ko builds Go programs of the platform's own source: KServe's localmodel node agent serves no model.
+    agent = POD_WITH_ENV.format(
+        image="ko://github.com/kserve/kserve/cmd/localmodelnode", env="        - {name: A, value: b}"
+    )
+    assert found(scan_text(tmp_path, "o.yaml", agent), "MLO710") == []
 
 
 KUSTOMIZATION = """apiVersion: kustomize.config.k8s.io/v1beta1

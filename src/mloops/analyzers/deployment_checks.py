@@ -42,6 +42,7 @@ class Table(NamedTuple):
     roles: dict[str, str]
     image_roles: dict[str, tuple[str, ...]]
     control_plane: tuple[str, ...]
+    control_plane_prefixes: tuple[str, ...]
     raised_roles: frozenset[str]
     dangerous_capabilities: frozenset[str]
     sockets: frozenset[str]
@@ -87,6 +88,7 @@ def table() -> Table:
         dict(data["roles"]),
         {role: tuple(fragments) for role, fragments in data["image_roles"].items()},
         tuple(data["control_plane"]["fragments"]),
+        tuple(data["control_plane"]["prefixes"]),
         frozenset(data["raised_roles"]),
         frozenset(data["capabilities"]["dangerous"]),
         frozenset(data["host_paths"]["sockets"]),
@@ -111,7 +113,7 @@ def image_role(images: list[str]) -> str:
     for image in images:
         lowered = image.lower()
         segment = lowered.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
-        if any(fragment in segment for fragment in table().control_plane):
+        if lowered.startswith(table().control_plane_prefixes) or any(f in segment for f in table().control_plane):
             continue
         for role, fragments in table().image_roles.items():
             if any(fragment in lowered for fragment in fragments):
