@@ -69,6 +69,7 @@ class Renderer(NamedTuple):
     mime_types: frozenset[str]
     bundles: frozenset[str]
     templates: tuple[tuple[Any, ...], ...]
+    widget_code: frozenset[str]
 
 
 class Renderers(NamedTuple):
@@ -101,6 +102,7 @@ def renderers() -> Renderers:
             frozenset(spec["mime_types"]),
             frozenset(spec["bundles"]),
             tuple(_compile_template(text) for text in spec["templates"]),
+            frozenset(spec.get("widget_code", [])),
         )
         for name, spec in table.items()
     )
@@ -569,7 +571,10 @@ def _check_widget_state(ctx: ScanContext, report: Reporter, where: Where, state:
         modules = {model.get("model_module"), fields.get("_model_module"), fields.get("_view_module")} - {None}
         foreign = sorted(str(module) for module in modules if module not in standard)
         unknown = [module for module in foreign if module not in reviewed]
-        carried = sorted(field for field in code_fields if isinstance(fields.get(field), str) and fields[field])
+        code = {field: fields[field] for field in code_fields if isinstance(fields.get(field), str) and fields[field]}
+        shipped = {field: _shipped_widget_code(text) for field, text in code.items()}
+        carried = sorted(field for field, renderer in shipped.items() if renderer is None)
+        foreign += sorted({renderer.name for renderer in shipped.values() if renderer is not None})
         if unknown or carried:
             custom += 1
             what = (
@@ -603,6 +608,12 @@ def _check_widget_state(ctx: ScanContext, report: Reporter, where: Where, state:
         report(rules.NOTEBOOK_KNOWN_RENDERER, where,
                "saved widget state with ipywidgets and reviewed widget libraries' models only",
                renderer="ipywidgets", models=str(len(models)))  # fmt: skip
+
+
+def _shipped_widget_code(text: str) -> Renderer | None:
+    """The renderer whose installed package ships exactly this widget code (anywidget _esm or _css)."""
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return next((renderer for renderer in renderers().known if digest in renderer.widget_code), None)
 
 
 def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:

@@ -1,0 +1,47 @@
+"""Real outputs of the plotting, table and widget libraries, made in a fresh Jupyter kernel, scan with nothing at
+HIGH or above; their script is matched by fingerprints built from the installed libraries themselves."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import pathlib
+
+import pytest
+
+from mloops import scan_path
+from mloops.analyzers import notebook
+from mloops.core import Severity
+
+from .fixtures import kernel_outputs
+
+# One xdist worker runs these: each kernel takes a few seconds to start and import its library.
+pytestmark = pytest.mark.xdist_group("kernels")
+
+
+@pytest.mark.parametrize("name", sorted(kernel_outputs.SNIPPETS))
+def test_real_library_output_is_not_high(tmp_path: pathlib.Path, name: str):
+    path = tmp_path / "real.ipynb"
+    path.write_bytes(kernel_outputs.run_in_kernel(kernel_outputs.SNIPPETS[name]))
+    report = scan_path(str(path))
+    loud = [f"{f.rule.id} {f.message}" for f in report.findings if f.severity >= Severity.HIGH]
+    assert not loud, loud
+    assert report.findings, "an executed notebook with rich output is looked at, not skipped"
+
+
+def _shipped(module: str, relative: str) -> str:
+    return (pathlib.Path(importlib.import_module(module).__file__).parent / relative).read_text(encoding="utf-8")
+
+
+def test_widget_code_fingerprints_are_the_libraries_own_files():
+    # anywidget models save their module's code (_esm, _css) in the notebook: mloops accepts exactly what the
+    # installed library ships, so each digest in notebook_renderers.toml must come from the library itself.
+    altair = importlib.import_module("altair")
+    shipped = {
+        "plotly": [_shipped("plotly", "package_data/widgetbundle.js")],
+        "altair": [_shipped("altair", "jupyter/js/index.js"), altair.JupyterChart._css],
+    }
+    for name, texts in shipped.items():
+        (renderer,) = [r for r in notebook.renderers().known if r.name == name]
+        digests = {hashlib.sha256(text.encode()).hexdigest() for text in texts}
+        assert digests == set(renderer.widget_code), name
