@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import pathlib
 
 import pytest
@@ -45,3 +46,39 @@ def test_widget_code_fingerprints_are_the_libraries_own_files():
         (renderer,) = [r for r in notebook.renderers().known if r.name == name]
         digests = {hashlib.sha256(text.encode()).hexdigest() for text in texts}
         assert digests == set(renderer.widget_code), name
+
+
+def test_the_itables_bundle_fingerprint_is_the_librarys_own_init_cell():
+    from itables import javascript, options
+
+    html = javascript.generate_init_offline_itables_html(options.dt_bundle)
+    body = html[html.index("<script>") + len("<script>") : html.index("</script>")]
+    (renderer,) = [r for r in notebook.renderers().known if r.name == "itables"]
+    assert hashlib.sha256(body.encode()).hexdigest() in renderer.bundles
+
+
+def test_markup_itables_writes_from_its_json_data_is_scanned(tmp_path: pathlib.Path):
+    # itables inserts table_html (and cells, with allow_html) into the page: a handler there runs.
+    script = (
+        "(async () => { async function init() { const { ITable, jQuery: $ } = await window._itables_2_9_1; "
+        'document.querySelectorAll("#t1:not(.dataTable)").forEach(table => { if (!(table instanceof '
+        "HTMLTableElement)) return; let dt_args = {json}; new ITable(table, dt_args); }); } "
+        'if (window._itables_2_9_1) { init(); } else { window.addEventListener("itables-2.9.1-ready", () => '
+        "{ init(); }); } })();"
+    )
+
+    def verdict(table_html: str) -> Severity:
+        data = {"table_html": table_html, "data_json": "[[1]]"}
+        html = '<table id="t1"></table><script type="module">' + script.replace("{json}", json.dumps(data))
+        path = tmp_path / "t.ipynb"
+        path.write_text(json.dumps(_one_output(html + "</script>")))
+        return max(f.severity for f in scan_path(str(path)).findings)
+
+    assert verdict("<table><thead><tr><th>a</th></tr></thead></table>") < Severity.HIGH
+    assert verdict("<table><thead><tr><th><img src=x onerror=alert(1)></th></tr></thead></table>") >= Severity.HIGH
+
+
+def _one_output(html: str) -> dict:
+    output = {"output_type": "display_data", "data": {"text/html": html}, "metadata": {}}
+    cell = {"cell_type": "code", "execution_count": 1, "id": "c", "metadata": {}, "outputs": [output], "source": ""}
+    return {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}

@@ -53,7 +53,7 @@ _HEAD_SCAN = re.compile(rb'"(?:cells|nbformat|worksheets)"\s*:')
 _PLACEHOLDER = re.compile(r"@@(json|jsstring|id|ver)@@")
 _PLACEHOLDER_PATTERNS = {
     "id": re.compile(r"\s*[A-Za-z0-9_-]{1,128}"),
-    "ver": re.compile(r"\s*[A-Za-z0-9.+-]{1,40}"),
+    "ver": re.compile(r"\s*[A-Za-z0-9.+]{1,40}"),  # no hyphen: templates follow it with "-ready", "-min"
     "jsstring": re.compile(r"\s*'(?:[^'\\\n\r]|\\[^\n\r])*'"),  # a literal: escapes cannot end it early
 }
 _JSON = json.JSONDecoder()
@@ -70,6 +70,7 @@ class Renderer(NamedTuple):
     bundles: frozenset[str]
     templates: tuple[tuple[Any, ...], ...]
     widget_code: frozenset[str]
+    json_markup: bool  # strings of its JSON data become HTML in the page
 
 
 class Renderers(NamedTuple):
@@ -103,6 +104,7 @@ def renderers() -> Renderers:
             frozenset(spec["bundles"]),
             tuple(_compile_template(text) for text in spec["templates"]),
             frozenset(spec.get("widget_code", [])),
+            bool(spec.get("json_markup", False)),
         )
         for name, spec in table.items()
     )
@@ -117,15 +119,18 @@ def renderers() -> Renderers:
     )
 
 
-def _matches_template(body: str, template: tuple[Any, ...]) -> bool:
+def _matches_template(body: str, template: tuple[Any, ...], values: list[Any] | None = None) -> bool:
+    """Whether ``body`` is ``template`` in full; the @@json@@ values it holds are added to ``values``."""
     position = 0
     for part in template:
         if part == "json":
             position = _skip_space(body, position)
             try:
-                _value, position = _JSON.raw_decode(body, position)
+                value, position = _JSON.raw_decode(body, position)
             except (ValueError, RecursionError):
                 return False
+            if values is not None:
+                values.append(value)
             continue
         pattern = _PLACEHOLDER_PATTERNS[part] if isinstance(part, str) else part
         match = pattern.match(body, position)
@@ -150,6 +155,24 @@ def identify_script(body: str | None, digest: str) -> Renderer | None:
         if body is not None and any(_matches_template(body, t) for t in renderer.templates):
             return renderer
     return None
+
+
+def json_strings_with_markup(body: str, renderer: Renderer) -> list[str]:
+    """The strings of a matched template's JSON data that the renderer writes into the page as HTML."""
+    if not renderer.json_markup:
+        return []
+    values: list[Any] = []
+    next((t for t in renderer.templates if _matches_template(body, t, values)), None)
+    pending, found = values, []
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str) and "<" in value:
+            found.append(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return found
 
 
 def _id_free(body: str) -> bytes:
@@ -343,6 +366,11 @@ class _Markup:
                         snippet=_snippet(detail.strip()), sha256=digest.hexdigest())  # fmt: skip
         else:
             self.renderers.add(renderer.name)
+            if self.depth < MAX_HIDDEN_DEPTH:
+                for markup in json_strings_with_markup(body, renderer) if not source else []:
+                    inner = _Markup(self.report, self.where, self.depth + 1)
+                    inner.feed(markup, self.check_time)
+                    inner.finish()
 
     def finish(self) -> None:
         if self.script is not None:  # never closed: the browser runs it up to the end of the output
