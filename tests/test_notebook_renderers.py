@@ -82,3 +82,17 @@ def _one_output(html: str) -> dict:
     output = {"output_type": "display_data", "data": {"text/html": html}, "metadata": {}}
     cell = {"cell_type": "code", "execution_count": 1, "id": "c", "metadata": {}, "outputs": [output], "source": ""}
     return {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+@pytest.mark.parametrize(("text", "loud"), [("<b>bold</b>", False), ("<img src=x onerror=alert(1)>", True)])
+def test_markup_bokeh_writes_from_its_documents_is_scanned(tmp_path: pathlib.Path, text: str, loud: bool):
+    # A Div's text is HTML to BokehJS: bokeh's own components() output, with a handler in the text, runs it.
+    from bokeh.embed import components
+    from bokeh.models import Div
+    from bokeh.resources import CDN
+
+    script, div = components(Div(text=text))
+    path = tmp_path / "b.ipynb"
+    path.write_text(json.dumps(_one_output(CDN.render_js() + script + div)))
+    worst = max(f.severity for f in scan_path(str(path)).findings)
+    assert (worst >= Severity.HIGH) == loud

@@ -136,8 +136,31 @@ def _matches_template(body: str, template: tuple[Any, ...], values: list[Any] | 
         match = pattern.match(body, position)
         if match is None:
             return False
+        if part == "jsstring" and values is not None:
+            values.append(_js_string_data(match.group(0).strip()[1:-1]))
         position = match.end()
     return _skip_space(body, position) == len(body)
+
+
+_JS_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|.)", re.S)
+_JS_SIMPLE = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
+
+
+def _js_string_data(literal: str) -> Any:
+    """What a single-quoted JS string holds once the page reads it: escapes decoded, then (as BokehJS does with
+    the documents it embeds) HTML entities, then JSON when it is JSON."""
+
+    def unescape_one(match: re.Match[str]) -> str:
+        code = match.group(1)
+        if code[0] in "ux" and len(code) > 1:
+            return chr(int(code[1:], 16))
+        return _JS_SIMPLE.get(code, code)
+
+    text = unescape(_JS_ESCAPE.sub(unescape_one, literal))
+    try:
+        return _JSON.decode(text)
+    except (ValueError, RecursionError):
+        return text
 
 
 def _skip_space(text: str, position: int) -> int:
