@@ -72,3 +72,26 @@ def test_short_campaign_finds_no_bypass_and_no_crash(oracle):
     # Not vacuous: the generator makes script run, and mloops claims a good share clean.
     assert counts["rejected-ran"] > CASES // 10, counts
     assert counts["clean-agrees"] > CASES // 20, counts
+
+
+# (model, text, runs in the browser, reported at HIGH or above)
+BOKEH_TEXTS = [
+    ("Div", '<img src=x onerror="{m}">', True, True),
+    ("Div", "<b>bold, nothing runs</b>", False, False),
+    ("Paragraph", '<img src=x onerror="{m}">', False, True),  # shown as text; mloops reports it anyway
+    ("Div", '<svg onload="{m}"></svg>', False, True),  # Chrome fires no onload for innerHTML's svg
+]
+
+
+@pytest.mark.parametrize(("model", "text", "runs", "loud"), BOKEH_TEXTS)
+def test_bokeh_documents_render_in_the_browser_and_mloops_sees_what_runs(oracle, model, text, runs, loud):
+    # Real BokehJS (bokeh's INLINE resources) renders real components() output: whatever runs is HIGH.
+    from bokeh import models
+    from bokeh.embed import components
+    from bokeh.resources import INLINE
+
+    script, div = components(getattr(models, model)(text=text.format(m=marker(7))))
+    html = INLINE.render_js() + script + div
+    ran = oracle.browser.render([(7, html)]) == {7: {"1"}}
+    loud_now = oracle.verdict_of(html).worst >= Severity.HIGH
+    assert (ran, loud_now) == (runs, loud)

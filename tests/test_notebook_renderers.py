@@ -7,6 +7,7 @@ import hashlib
 import importlib
 import json
 import pathlib
+import re
 
 import pytest
 
@@ -96,3 +97,13 @@ def test_markup_bokeh_writes_from_its_documents_is_scanned(tmp_path: pathlib.Pat
     path.write_text(json.dumps(_one_output(CDN.render_js() + script + div)))
     worst = max(f.severity for f in scan_path(str(path)).findings)
     assert (worst >= Severity.HIGH) == loud
+
+
+def test_bokeh_inline_resources_are_the_librarys_own_files():
+    # output_notebook(INLINE) and file_html(..., INLINE) put BokehJS itself in the output.
+    from bokeh.resources import INLINE
+
+    bodies = re.findall(r"<script[^>]*>(.*?)</script>", INLINE.render_js(), re.S)
+    (renderer,) = [r for r in notebook.renderers().known if r.name == "bokeh"]
+    assert len(bodies) >= 5
+    assert {hashlib.sha256(body.encode()).hexdigest() for body in bodies} <= renderer.bundles
