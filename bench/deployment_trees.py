@@ -133,7 +133,8 @@ def section(rows: list[dict[str, Any]], totals: dict[str, Counter[str]], files: 
 # What the first review of these trees found, before its fixes (commit 879e63c and the one after it).
 BEFORE = [
     "The first review (mloops at 83bbafe) found the 5 HIGH/CRITICAL findings above true and one true HIGH "
-    "missing (the oauth2-proxy secretGenerator: kustomizations were not read), and 7 false MEDIUMs: "
+    "missing (the oauth2-proxy secretGenerator: kustomizations were not read), one true MEDIUM missing (Dex's "
+    "static password user), and 7 false MEDIUMs: "
     "SECRET_NAME-style variables taken for credentials (KServe's and Seldon's controllers), Kubeflow's "
     "jupyter-web-app taken for a notebook, Seldon's scheduler and Envoy and KServe's ko-built localmodel "
     "controller and node agent taken for model servers. Each was fixed at its root, with tests in "

@@ -592,3 +592,24 @@ def test_a_secret_written_into_the_proxy_environment_is_high(tmp_path: Path):
     report = scan_text(tmp_path, "mlflow.yaml", PROXIED.format(target="proxy", cookie="c2VjcmV0LWNvb2tpZS1zZWNyZXQ="))
     (finding,) = found(report, "MLO718")
     assert finding.severity == Severity.HIGH and finding.evidence["names"] == "OAUTH2_PROXY_COOKIE_SECRET"
+
+
+DEX_CONFIG = """apiVersion: v1
+kind: ConfigMap
+metadata: {{name: dex}}
+data:
+  config.yaml: |
+    issuer: http://dex.auth.svc.cluster.local:5556/dex
+    enablePasswordDB: {enabled}
+    staticPasswords:
+    - email: user@example.com
+      hash: $2y$12$4K/VkmDd1q1Orb3xAt82zu8gk7Ad6ReFR4LCP9UeYE90NLiN9Df72
+      username: user
+"""
+
+
+def test_dex_static_password_users_in_a_manifest_are_shared_logins(tmp_path: Path):
+    # Kubeflow's Dex ships user@example.com with a published password: every install keeping it shares it.
+    (finding,) = found(scan_text(tmp_path, "dex.yaml", DEX_CONFIG.format(enabled="true")), "MLO718")
+    assert finding.severity == Severity.MEDIUM and finding.evidence["names"] == "user@example.com"
+    assert found(scan_text(tmp_path, "off.yaml", DEX_CONFIG.format(enabled="false")), "MLO718") == []

@@ -133,6 +133,8 @@ def check_object(
     _check_exposure(report, obj, kind, group, surroundings)
     if kind == "Kustomization":
         _check_generators(report, obj)
+    elif kind == "ConfigMap":
+        _check_static_logins(report, obj)
 
 
 def _pod_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -292,6 +294,29 @@ def _check_generators(report: checks.Reporter, obj: dict[str, Any]) -> None:
                 evidence = {"generator": target, "names": ", ".join(names)}
                 severity = Severity.HIGH if kind == "secretGenerator" else Severity.MEDIUM
                 report(rules.ENVIRONMENT_CREDENTIALS, message, evidence, severity=severity)
+
+
+def _check_static_logins(report: checks.Reporter, obj: dict[str, Any]) -> None:
+    """A Dex configuration with static password users: a login every install of this tree shares (Kubeflow's
+    default user@example.com keeps a published password until someone changes it)."""
+    from ..parsers.yaml_docs import Unreadable, YamlLimit, parse_documents
+
+    for key, text in (obj.get("data") or {}).items():
+        if not isinstance(text, str) or "staticPasswords" not in text:
+            continue
+        try:
+            documents = parse_documents(text.encode(), as_json=False)
+        except (Unreadable, YamlLimit):
+            continue  # not Dex's YAML: nothing to say about it here
+        for config in documents:
+            users = config.get("staticPasswords") if isinstance(config, dict) else None
+            if config and isinstance(users, list) and users and config.get("enablePasswordDB") is True:
+                emails = [str(user.get("email", "?")) for user in users if isinstance(user, dict)]
+                message = (
+                    f"Dex config {key!r} logs in static users whose password hashes are written in the manifest: "
+                    f"{', '.join(emails[:10])}; every install that keeps them shares those logins"
+                )
+                report(rules.ENVIRONMENT_CREDENTIALS, message, {"config": str(key), "names": ", ".join(emails)})
 
 
 def _graph_models(graph: Any) -> list[str]:
