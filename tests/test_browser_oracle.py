@@ -43,6 +43,9 @@ INERT = [
     '<noscript><img src=x onerror="{m}"></noscript>',
     "<textarea><script>{m}</script></textarea>",
     "<script type=application/json>{m}</script>",
+    "<script type=esms-options>{m}</script>",
+    "<script type=text/template>{m}</script>",
+    "<script type='\u00a0module'>{m}</script>",
     "<template><script>{m}</script></template>",
 ]
 

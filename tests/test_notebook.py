@@ -392,3 +392,22 @@ def test_script_text_ends_where_the_browser_ends_it():
 def test_floods_of_unfinished_markup_are_read_in_one_pass(flood: str):
     result = run(fx.output_notebook("text/html", flood))  # a hang guard: bench/unit_speed.py times it
     assert "MLO311" not in ids_at_least(result, Severity.LOW)
+
+
+@pytest.mark.parametrize(
+    ("script_type", "runs"),
+    [
+        ("", True),
+        ("module", True),
+        (" TEXT/JavaScript ", True),
+        ("text/javascript;charset=utf-8", True),
+        ("importmap", True),  # remaps what later module scripts import
+        ("application/json", False),
+        ("esms-options", False),  # es-module-shims options (panel, holoviews)
+        ("text/template", False),
+        ("\u00a0module", False),  # only ASCII whitespace is stripped: the browser leaves this unrun
+    ],
+)
+def test_a_script_counts_by_whether_its_type_runs(script_type: str, runs: bool):
+    html = f'<script type="{script_type}">fetch("/api/kernels")</script>'
+    assert ("MLO310" in ids_at_least(run(fx.output_notebook("text/html", html)), Severity.HIGH)) == runs

@@ -42,7 +42,14 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 V3_MIMES = {"html": "text/html", "svg": "image/svg+xml", "markdown": MARKDOWN_MIME, "javascript": SCRIPT_MIMES[0]}
 
 EMBEDDING_TAGS = frozenset({"iframe", "frame", "frameset", "object", "embed", "applet", "portal"})
-DATA_SCRIPT_TYPES = frozenset({"application/json", "application/ld+json"})  # browsers never run these
+# A <script> runs only when its type is empty, "module" or a JavaScript MIME type (HTML, "prepare the script
+# element"; jQuery's .html() and JupyterLab's re-created scripts keep the same rule). Import maps and speculation
+# rules run nothing themselves but change what later scripts load: active too. Any type naming a script
+# language is taken as JavaScript, parameters or not; every other type (application/json, esms-options,
+# text/template, ...) is data.
+ACTIVE_SCRIPT_TYPES = frozenset({"", "module", "importmap", "speculationrules"})
+SCRIPT_LANGUAGE = re.compile(r"(?:java|ecma|j|live|vb)script")
+_ASCII_SPACE = "\t\n\f\r "
 SCRIPT_URL = re.compile(r"(?:java|vb)script:")
 URL_NOISE = re.compile(r"[\x00-\x20\x7f]+")  # browsers skip these around and inside a URL scheme
 MAX_URL_PREFIX = 4096  # how much padding before the scheme is looked through
@@ -372,7 +379,7 @@ class _Markup:
                         f"in SVG or MathML (namespace confusion): {detail}", worst, snippet=_snippet(data))  # fmt: skip
 
     def _script_done(self, attrs: dict[str, str], parts: list[str], digest: Any) -> None:
-        if attrs.get("type", "").strip().lower() in DATA_SCRIPT_TYPES:
+        if not _is_active_script_type(attrs.get("type", "")):
             return
         body = "".join(parts)
         source = attrs.get("src") or attrs.get("href") or attrs.get("xlink:href") or ""
@@ -399,6 +406,11 @@ class _Markup:
         if self.script is not None:  # never closed: the browser runs it up to the end of the output
             self._script_done(*self.script)
             self.script = None
+
+
+def _is_active_script_type(value: str) -> bool:
+    kind = value.strip(_ASCII_SPACE).lower()
+    return kind in ACTIVE_SCRIPT_TYPES or SCRIPT_LANGUAGE.search(kind) is not None
 
 
 class _Worst:
