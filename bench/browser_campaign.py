@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import sections  # noqa: E402
 from fuzz.html_cases import html_cases  # noqa: E402
-from fuzz.html_oracle import VERDICTS, HtmlOracle  # noqa: E402
+from fuzz.html_oracle import VERDICTS, HtmlOracle, summary_of  # noqa: E402
 
 KEPT = ("bypass", "crash", "browser-hang")
 
@@ -31,6 +34,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--start", type=int, default=0, help="index of the first case (to run a campaign in parts)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=1, help="shards run side by side, each with its own browser")
     parser.add_argument("--out", type=Path, default=Path("bench/work/browser-oracle"))
     parser.add_argument("--progress", type=float, default=30.0, help="seconds between progress lines")
     parser.add_argument("--write", action="store_true", help="replace BENCHMARKS.md's Browser oracle section")
@@ -40,25 +44,53 @@ def parse() -> argparse.Namespace:
 def main() -> int:
     args = parse()
     args.out.mkdir(parents=True, exist_ok=True)
-    oracle = HtmlOracle()
-    started = last = time.perf_counter()
-    try:
-        for outcome in oracle.run(html_cases(args.seed, args.start + args.cases, start=args.start)):
-            if outcome.verdict in KEPT:
-                path = args.out / f"{outcome.verdict}-{outcome.case_id}.json"
-                path.write_text(json.dumps(outcome.record(), indent=1), encoding="utf-8")
-            if time.perf_counter() - last > args.progress:
-                last = time.perf_counter()
-                print(json.dumps(oracle.tally.summary(last - started)), flush=True)
-    finally:
-        oracle.close()
-    summary = oracle.tally.summary(time.perf_counter() - started)
-    summary.update(seed=args.seed, start=args.start, end=args.start + args.cases)
+    started = time.perf_counter()
+    context = multiprocessing.get_context("spawn")  # each shard starts clean: its own Qt and browser
+    queue = context.Queue()
+    shards = [context.Process(target=run_shard, args=(args, shard, queue)) for shard in range(args.jobs)]
+    for process in shards:
+        process.start()
+    counts: Counter[str] = Counter()
+    running, last = len(shards), started
+    while running:
+        kind, payload = queue.get()
+        if kind == "case":
+            path = args.out / f"{payload['verdict']}-{payload['id']}.json"
+            path.write_text(json.dumps(payload, indent=1), encoding="utf-8")
+        elif kind == "tally":
+            counts.update(payload)
+        elif kind == "done":
+            counts.update(payload)
+            running -= 1
+        if time.perf_counter() - last > args.progress:
+            last = time.perf_counter()
+            print(json.dumps(summary_of(counts, last - started)), flush=True)
+    for process in shards:
+        process.join()
+    summary = summary_of(counts, time.perf_counter() - started)
+    summary.update(seed=args.seed, start=args.start, end=args.start + args.cases, jobs=args.jobs)
     (args.out / f"summary-{args.start}.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     print(json.dumps(summary, indent=1))
     if args.write:
         sections.write_section(section(combined(args.out, args.seed)))
     return 1 if summary["verdicts"]["bypass"] or summary["verdicts"]["crash"] else 0
+
+
+def run_shard(args: argparse.Namespace, shard: int, queue: Any) -> None:
+    """Every ``jobs``-th case from ``start + shard``; tallies go back every 10,000 cases."""
+    oracle = HtmlOracle()
+    sent: Counter[str] = Counter()
+    try:
+        cases = html_cases(args.seed, args.start + args.cases, start=args.start, shard=shard, shards=args.jobs)
+        for number, outcome in enumerate(oracle.run(cases), 1):
+            if outcome.verdict in KEPT:
+                queue.put(("case", outcome.record()))
+            if not number % 10_000:
+                queue.put(("tally", oracle.tally.counts - sent))
+                sent = Counter(oracle.tally.counts)
+    finally:
+        oracle.close()
+        queue.put(("done", oracle.tally.counts - sent))
 
 
 def combined(out: Path, seed: int) -> dict:

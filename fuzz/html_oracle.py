@@ -144,13 +144,17 @@ class Tally:
     counts: Counter = field(default_factory=Counter)
 
     def summary(self, seconds: float) -> dict[str, Any]:
-        cases = sum(self.counts.values())
-        return {
-            "cases": cases,
-            "seconds": round(seconds, 1),
-            "cases_per_second": round(cases / max(seconds, 1e-9), 1),
-            "verdicts": {verdict: self.counts[verdict] for verdict in VERDICTS},
-        }
+        return summary_of(self.counts, seconds)
+
+
+def summary_of(counts: Counter[str], seconds: float) -> dict[str, Any]:
+    cases = sum(counts.values())
+    return {
+        "cases": cases,
+        "seconds": round(seconds, 1),
+        "cases_per_second": round(cases / max(seconds, 1e-9), 1),
+        "verdicts": {verdict: counts[verdict] for verdict in VERDICTS},
+    }
 
 
 VERDICTS = ("rejected-ran", "rejected-silent", "clean-agrees", "bypass", "crash", "browser-hang")
