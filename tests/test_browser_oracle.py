@@ -38,6 +38,9 @@ RUNS = [
     # An SVG <script> left open while a second <script> starts (browser oracle case 31799): both are scripts.
     '<svg><style><select><template><ScRiPt type="application/ecmascript">{m}</template></select></style></svg>'
     "<select><script type='application/ld+json'>x</script></select>",
+    # </p> in SVG pops back to HTML, so the <style> is HTML raw text and the JSON <script> inside it is no
+    # script: the handler after it runs (browser oracle case 175183).
+    '<p><svg></p><style><title><script type="application/json">x</title></style></svg><img src=x onerror="{m}">',
 ]
 INERT = [
     '<noscript><img src=x onerror="{m}"></noscript>',

@@ -380,6 +380,9 @@ class _Markup:
 
     def _script_done(self, attrs: dict[str, str], parts: list[str], digest: Any) -> None:
         if not _is_active_script_type(attrs.get("type", "")):
+            # Data to the browser, if the script is where the tokenizer thinks: when tree construction ends it
+            # elsewhere, what follows is markup (campaign case 175183 hid a handler after a JSON script).
+            self._look_for_hidden("".join(parts), f"<script type={attrs.get('type', '')!r}>")
             return
         body = "".join(parts)
         source = attrs.get("src") or attrs.get("href") or attrs.get("xlink:href") or ""

@@ -143,7 +143,10 @@ class _Tokenizer:
                 return
             name, _, _, end = tag
             self.pos = end
-            self._close_foreign(name)
+            if name in ("p", "br") and self._in_foreign():
+                self._leave_foreign()  # "in foreign content": </p> and </br> pop back to HTML (case 175183)
+            else:
+                self._close_foreign(name)
             yield ("end", name)
 
     # ------------------------------------------------------------------ tags
@@ -236,6 +239,11 @@ class _Tokenizer:
         if namespace == "svg" and name in SVG_HTML_POINTS:
             return False
         return not (namespace == "math" and name in MATHML_TEXT_POINTS | {"annotation-xml"})
+
+    def _leave_foreign(self) -> None:
+        """Pop foreign elements until an HTML element or an integration point is current."""
+        while self._in_foreign():
+            self.foreign.pop()
 
     def _close_foreign(self, name: str) -> None:
         for index in range(len(self.foreign) - 1, -1, -1):
