@@ -38,11 +38,15 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("bench/work/browser-oracle"))
     parser.add_argument("--progress", type=float, default=30.0, help="seconds between progress lines")
     parser.add_argument("--write", action="store_true", help="replace BENCHMARKS.md's Browser oracle section")
+    parser.add_argument("--rewrite", action="store_true", help="only rewrite that section from the parts under --out")
     return parser.parse_args()
 
 
 def main() -> int:
     args = parse()
+    if args.rewrite:
+        sections.write_section(section(combined(args.out, args.seed), rechecked(args.out)))
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")  # each shard starts clean: its own Qt and browser
@@ -72,7 +76,7 @@ def main() -> int:
     (args.out / f"summary-{args.start}.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     print(json.dumps(summary, indent=1))
     if args.write:
-        sections.write_section(section(combined(args.out, args.seed)))
+        sections.write_section(section(combined(args.out, args.seed), rechecked(args.out)))
     return 1 if summary["verdicts"]["bypass"] or summary["verdicts"]["crash"] else 0
 
 
@@ -110,9 +114,22 @@ def combined(out: Path, seed: int) -> dict:
     return total
 
 
-def section(summary: dict) -> list[str]:
+def rechecked(out: Path) -> list[str]:
+    """Each recorded bypass judged again by the current mloops (the browser already showed that it runs)."""
+    oracle = HtmlOracle()
+    lines = []
+    for path in sorted(out.glob("bypass-*.json")):
+        case = json.loads(path.read_text())
+        worst = oracle.verdict_of(case["html"]).worst.name
+        lines.append(f"- case {case['id']}: markers {', '.join(case['ran'])} ran; mloops now says {worst}")
+    oracle.close()
+    return lines
+
+
+def section(summary: dict, rechecks: list[str]) -> list[str]:
     verdicts = summary["verdicts"]
     ran = verdicts["rejected-ran"] + verdicts["bypass"]
+    notes = ["", "Each recorded bypass, re-checked with the current code:", "", *rechecks] if rechecks else []
     return [
         "## Browser oracle",
         "",
@@ -131,6 +148,7 @@ def section(summary: dict) -> list[str]:
         "",
         '"Nothing ran" under HIGH is mostly handlers that need a user (onclick) and markup mloops reports '
         "because a browser may parse it as markup, though this engine's tree builder kept it as text here.",
+        *notes,
     ]
 
 

@@ -41,6 +41,9 @@ RUNS = [
     # </p> in SVG pops back to HTML, so the <style> is HTML raw text and the JSON <script> inside it is no
     # script: the handler after it runs (browser oracle case 175183).
     '<p><svg></p><style><title><script type="application/json">x</title></style></svg><img src=x onerror="{m}">',
+    # At an SVG <title> (an integration point) Chrome reads <![CDATA[ as a bogus comment ending at the first
+    # ">", so the rest is markup (browser oracle case 640798).
+    '<svg><title><![CDATA[<a title="<svg><script>{m}</script></svg>">x</a>]]></title></svg>',
 ]
 INERT = [
     '<noscript><img src=x onerror="{m}"></noscript>',

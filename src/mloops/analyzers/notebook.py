@@ -327,6 +327,8 @@ class _Markup:
                 self.handle_endtag(event[1])
             elif kind == "hidden":
                 self._look_for_hidden(event[2], event[1])
+                if event[1] == html_tokens.CDATA:  # read as a bogus comment instead, it ends at the first ">"
+                    self._look_for_hidden(event[2].partition(">")[2], event[1])
             else:
                 self._look_for_hidden(event[1], "a comment")
 
