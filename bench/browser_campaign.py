@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import sections  # noqa: E402
+from bench.parts import campaign_parts  # noqa: E402
 from fuzz.html_cases import html_cases  # noqa: E402
 from fuzz.html_oracle import VERDICTS, HtmlOracle, summary_of  # noqa: E402
 
@@ -99,14 +100,8 @@ def run_shard(args: argparse.Namespace, shard: int, queue: Any) -> None:
 
 def combined(out: Path, seed: int) -> dict:
     """The parts' summaries under ``out``, summed; they must cover cases 0..N without a gap."""
-    parts = sorted(
-        (part for path in out.glob("summary-*.json") if (part := json.loads(path.read_text()))["seed"] == seed),
-        key=lambda part: part["start"],
-    )
     total = {"cases": 0, "seconds": 0.0, "verdicts": dict.fromkeys(VERDICTS, 0), "seed": seed}
-    for part in parts:
-        if part["start"] != total["cases"]:
-            raise SystemExit(f"{out}: the parts do not cover cases 0..{part['end']} (a part is missing)")
+    for part in campaign_parts(out, seed):
         total["cases"] += part["cases"]
         total["seconds"] += part["seconds"]
         for verdict, count in part["verdicts"].items():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -107,8 +108,6 @@ def _kill_group(process: subprocess.Popen[str]) -> None:
 
 
 def _readline(process: subprocess.Popen[str], timeout: float) -> str:
-    import selectors
-
     assert process.stdout is not None
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ)

@@ -49,7 +49,6 @@ EMBEDDING_TAGS = frozenset({"iframe", "frame", "frameset", "object", "embed", "a
 # text/template, ...) is data.
 ACTIVE_SCRIPT_TYPES = frozenset({"", "module", "importmap", "speculationrules"})
 SCRIPT_LANGUAGE = re.compile(r"(?:java|ecma|j|live|vb)script")
-_ASCII_SPACE = "\t\n\f\r "
 SCRIPT_URL = re.compile(r"(?:java|vb)script:")
 URL_NOISE = re.compile(r"[\x00-\x20\x7f]+")  # browsers skip these around and inside a URL scheme
 MAX_URL_PREFIX = 4096  # how much padding before the scheme is looked through
@@ -176,24 +175,26 @@ def _skip_space(text: str, position: int) -> int:
     return position
 
 
-def identify_script(body: str | None, digest: str) -> Renderer | None:
-    """The renderer that wrote this inline script in full (None for a body too long to match), or None."""
+def identify_script(body: str | None, digest: str, data: list[Any] | None = None) -> Renderer | None:
+    """The renderer that wrote this inline script in full (None for a body too long to match), or None. For a
+    renderer that writes its data into the page as HTML (json_markup), the matched template's data values are
+    added to ``data``."""
     normalized = None if body is None else hashlib.sha256(_id_free(body)).hexdigest()
     for renderer in renderers().known:
         if digest in renderer.bundles or normalized in renderer.bundles:
             return renderer
-        if body is not None and any(_matches_template(body, t) for t in renderer.templates):
-            return renderer
+        for template in renderer.templates if body is not None else ():
+            found: list[Any] | None = [] if renderer.json_markup and data is not None else None
+            if _matches_template(body, template, found):
+                if data is not None and found:
+                    data.extend(found)
+                return renderer
     return None
 
 
-def json_strings_with_markup(body: str, renderer: Renderer) -> list[str]:
-    """The strings of a matched template's JSON data that the renderer writes into the page as HTML."""
-    if not renderer.json_markup:
-        return []
-    values: list[Any] = []
-    next((t for t in renderer.templates if _matches_template(body, t, values)), None)
-    pending, found = values, []
+def markup_strings(values: list[Any]) -> list[str]:
+    """The strings with markup anywhere inside template data values (dicts and lists walked, no recursion)."""
+    pending, found = list(values), []
     while pending:
         value = pending.pop()
         if isinstance(value, str) and "<" in value:
@@ -371,9 +372,7 @@ class _Markup:
             detail = data[match.start() :] if match else ""
         else:
             collected = _Worst()
-            inner = _Markup(collected, self.where, self.depth + 1)
-            inner.feed(data, self.check_time)
-            inner.finish()
+            self._nested(collected, data)
             worst, detail = collected.severity, collected.what
         if worst is not None:
             self.report(rules.NOTEBOOK_SCRIPT, self.where,
@@ -381,19 +380,20 @@ class _Markup:
                         f"in SVG or MathML (namespace confusion): {detail}", worst, snippet=_snippet(data))  # fmt: skip
 
     def _script_done(self, attrs: dict[str, str], parts: list[str], digest: Any) -> None:
+        body = "".join(parts)
         if not _is_active_script_type(attrs.get("type", "")):
             # Data to the browser, if the script is where the tokenizer thinks: when tree construction ends it
             # elsewhere, what follows is markup (campaign case 175183 hid a handler after a JSON script).
-            self._look_for_hidden("".join(parts), f"<script type={attrs.get('type', '')!r}>")
+            self._look_for_hidden(body, f"<script type={attrs.get('type', '')!r}>")
             return
-        body = "".join(parts)
         source = attrs.get("src") or attrs.get("href") or attrs.get("xlink:href") or ""
+        data: list[Any] = []  # what the renderer's template held, when it writes that data as HTML
         if source:
             renderer = identify_source(source.strip()) if not body.strip() else None
             what, detail = f"<script src={_snippet(source)}>", source
         else:
             complete = self.script_chars <= MAX_TEMPLATE_CHARS
-            renderer = identify_script(body if complete else None, digest.hexdigest())
+            renderer = identify_script(body if complete else None, digest.hexdigest(), data)
             what, detail = "inline <script>", body
         if renderer is None:
             self.unknown_scripts += 1
@@ -402,10 +402,14 @@ class _Markup:
         else:
             self.renderers.add(renderer.name)
             if self.depth < MAX_HIDDEN_DEPTH:
-                for markup in json_strings_with_markup(body, renderer) if not source else []:
-                    inner = _Markup(self.report, self.where, self.depth + 1)
-                    inner.feed(markup, self.check_time)
-                    inner.finish()
+                for markup in markup_strings(data):
+                    self._nested(self.report, markup)
+
+    def _nested(self, report: Reporter | _Worst, text: str) -> None:
+        """Scan ``text`` as markup one level deeper, reporting to ``report``."""
+        inner = _Markup(report, self.where, self.depth + 1)
+        inner.feed(text, self.check_time)
+        inner.finish()
 
     def finish(self) -> None:
         if self.script is not None:  # never closed: the browser runs it up to the end of the output
@@ -414,7 +418,7 @@ class _Markup:
 
 
 def _is_active_script_type(value: str) -> bool:
-    kind = value.strip(_ASCII_SPACE).lower()
+    kind = value.strip(html_tokens.ASCII_WHITESPACE).lower()
     return kind in ACTIVE_SCRIPT_TYPES or SCRIPT_LANGUAGE.search(kind) is not None
 
 

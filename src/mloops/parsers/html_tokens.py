@@ -38,7 +38,7 @@ SVG_HTML_POINTS = frozenset({"foreignobject", "desc", "title"})
 MATHML_TEXT_POINTS = frozenset({"mi", "mo", "mn", "ms", "mtext"})
 CHECK_EVERY = 4096  # events between time checks
 
-_SPACE = "\t\n\f\r "
+ASCII_WHITESPACE = "\t\n\f\r "  # what HTML strips and splits on (not Unicode spaces)
 _TAG_NAME_END = re.compile(r"[\t\n\f\r />]")
 _ATTRIBUTE_NAME_END = re.compile(r"[\t\n\f\r />=]")
 _UNQUOTED_END = re.compile(r"[\t\n\f\r >]")
@@ -166,7 +166,7 @@ class _Tokenizer:
         seen: set[str] = set()
         pos, self_closing = match.start(), False
         while True:
-            while pos < size and text[pos] in _SPACE:
+            while pos < size and text[pos] in ASCII_WHITESPACE:
                 pos += 1
             if pos >= size:
                 return None
@@ -183,12 +183,12 @@ class _Tokenizer:
                 return None
             attribute = _lower(text[pos : end.start()])
             pos = end.start()
-            while pos < size and text[pos] in _SPACE:
+            while pos < size and text[pos] in ASCII_WHITESPACE:
                 pos += 1
             value = ""
             if text.startswith("=", pos):
                 pos += 1
-                while pos < size and text[pos] in _SPACE:
+                while pos < size and text[pos] in ASCII_WHITESPACE:
                     pos += 1
                 if pos >= size:
                     return None
