@@ -227,6 +227,27 @@ def test_script_from_a_lookalike_cdn_is_high():
     assert "MLO310" in ids_at_least(run(fx.output_notebook("text/html", html)), Severity.HIGH)
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "https://cdn.jsdelivr.net/npm/vega@5/../evil@1.0.0/x.js",  # the URL parser drops dot segments
+        "https://cdn.jsdelivr.net/npm/vega@5/%2e%2e/evil@1.0.0/x.js",  # encoded dot segments too
+        "https://cdn.jsdelivr.net/npm/vega@5/.%2E/evil@1.0.0/x.js",
+        "https://cdn.jsdelivr.net/npm/vega@5\\..\\evil@1.0.0/x.js",  # backslash is a slash in https URLs
+        "https://cdn.jsdelivr.net/npm/vega@5/.\t./evil@1.0.0/x.js",  # tabs and newlines are removed
+        "&#xa0;https://cdn.jsdelivr.net/npm/vega@5/vega.js",  # U+00A0 is not trimmed: a relative URL
+    ],
+)
+def test_script_url_the_browser_rewrites_off_a_known_cdn_is_high(source: str):
+    html = f'<script src="{source}"></script>'
+    assert "MLO310" in ids_at_least(run(fx.output_notebook("text/html", html)), Severity.HIGH)
+
+
+def test_script_url_on_a_known_cdn_as_written_is_known():
+    html = '<script src=" https://cdn.jsdelivr.net/npm/vega@5/build/vega.min.js?x=1 "></script>'
+    assert not ids_at_least(run(fx.output_notebook("text/html", html)), Severity.MEDIUM)
+
+
 def test_script_hidden_in_a_comment_the_tokenizer_reads_differently_is_high():
     result = run(fx.output_notebook("text/html", "<!--><script>alert(1)</script>-->"))
     assert "MLO310" in ids_at_least(result, Severity.HIGH)

@@ -211,7 +211,17 @@ def _id_free(body: str) -> bytes:
     return _UUID.sub("@@id@@", body).encode("utf-8", "surrogatepass")
 
 
+# A script URL is matched against a renderer's CDN prefixes only when the browser would fetch it as written:
+# no percent-escapes, backslashes, controls or dot segments, which the URL parser rewrites ("vega@5/../evil@1/"
+# on a shared CDN is another package).
+_PLAIN_URL = re.compile(r"https://[A-Za-z0-9.-]+(?:/[A-Za-z0-9@_~+*=:,.-]*)*(?:[?#][A-Za-z0-9@_~+*=:,./&?#-]*)?")
+_DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")
+_C0_OR_SPACE = "".join(map(chr, range(0x21)))  # what the URL parser trims from both ends (not U+00A0)
+
+
 def identify_source(url: str) -> Renderer | None:
+    if _PLAIN_URL.fullmatch(url) is None or _DOT_SEGMENT.search(url.split("?", 1)[0].split("#", 1)[0]):
+        return None
     for renderer in renderers().known:
         if any(url.startswith(prefix) for prefix in renderer.script_src):
             return renderer
@@ -389,7 +399,7 @@ class _Markup:
         source = attrs.get("src") or attrs.get("href") or attrs.get("xlink:href") or ""
         data: list[Any] = []  # what the renderer's template held, when it writes that data as HTML
         if source:
-            renderer = identify_source(source.strip()) if not body.strip() else None
+            renderer = identify_source(source.strip(_C0_OR_SPACE)) if not body.strip() else None
             what, detail = f"<script src={_snippet(source)}>", source
         else:
             complete = self.script_chars <= MAX_TEMPLATE_CHARS
