@@ -358,6 +358,9 @@ def test_code_cells_lists_index_and_source():
         ('<iframe src="https:\\\\127.0.0.1/x"></iframe>', Severity.HIGH),
         ('<iframe src="https://127.0.0.1@evil.example/x"></iframe>', Severity.MEDIUM),
         ('<embed src="https://cdn.example.org/plot.svg">', Severity.MEDIUM),
+        ("<iframe></iframe>", Severity.LOW),  # about:blank: only a script fills it
+        ('<iframe src=""></iframe>', Severity.LOW),
+        ('<iframe src=" "></iframe>', Severity.HIGH),  # " " resolves to the notebook page itself
     ],
 )
 def test_embedded_documents_are_judged_by_how_far_they_reach(markup: str, severity: Severity):
@@ -432,3 +435,38 @@ def test_floods_of_unfinished_markup_are_read_in_one_pass(flood: str):
 def test_a_script_counts_by_whether_its_type_runs(script_type: str, runs: bool):
     html = f'<script type="{script_type}">fetch("/api/kernels")</script>'
     assert ("MLO310" in ids_at_least(run(fx.output_notebook("text/html", html)), Severity.HIGH)) == runs
+
+
+# ------------------------------------------------------------------ frames a known renderer fills
+
+TENSORBOARD = """<iframe id="tensorboard-frame-1" width="100%" height="800" frameborder="0"></iframe>
+<script>
+  (function() {
+    const frame = document.getElementById("tensorboard-frame-1");
+    const url = new URL(PATH, window.location);
+    const port = PORT;
+    if (port) {
+      url.port = port;
+    }
+    frame.src = url;
+  })();
+</script>"""
+
+
+@pytest.mark.parametrize(
+    ("path", "port", "known"),
+    [
+        ('"/"', "6006", True),
+        ('"/tensorboard/"', "6006", True),
+        ('"/files/evil.html"', "8888", False),  # a file the notebook's folder may hold, on Jupyter's own port
+        ('"javascript:alert(1)//"', "6006", False),
+        ('"/proxy/6006/"', "0", False),  # TENSORBOARD_PROXY_URL: the notebook's own origin
+        ('"/"', "6006 + fetch('/api/kernels')", False),
+        ("'/' + location.hash", "6006", False),
+    ],
+)
+def test_tensorboard_frames_are_known_only_on_another_port_without_a_file(path: str, port: str, known: bool):
+    html = TENSORBOARD.replace("PATH", path).replace("PORT", port)
+    result = run(fx.output_notebook("text/html", html))
+    assert ("MLO310" not in ids_at_least(result, Severity.HIGH)) is known, described(result)
+    assert not ids_at_least(result, Severity.MEDIUM) - {"MLO310"}, described(result)  # the empty frame is LOW

@@ -56,9 +56,13 @@ MAX_HIDDEN_DEPTH = 4  # comments and raw text inside comments and raw text, toke
 MARKUP_START = re.compile(r"<[\s/]*[A-Za-z!?]")  # below that depth, anything that may open a tag is reported
 MARKDOWN_LINK = re.compile(r"\]\(\s*<?([^)>\s]{1,4096})")
 _HEAD_SCAN = re.compile(rb'"(?:cells|nbformat|worksheets)"\s*:')
-_PLACEHOLDER = re.compile(r"@@(json|jsstring|id|ver)@@")
+_PLACEHOLDER = re.compile(r"@@(json|jsstring|id|ver|port|path)@@")
 _PLACEHOLDER_PATTERNS = {
     "id": re.compile(r"\s*[A-Za-z0-9_-]{1,128}"),
+    "port": re.compile(r"\s*[1-9][0-9]{0,4}(?![0-9])"),
+    # a JSON string holding an absolute path without dots, so a frame pointed there on the notebook's own
+    # server reaches no file the user could have put there (Jupyter serves files only by their names)
+    "path": re.compile(r'\s*"/[A-Za-z0-9_/-]{0,256}"'),
     "ver": re.compile(r"\s*[A-Za-z0-9.+]{1,40}"),  # no hyphen: templates follow it with "-ready", "-min"
     "jsstring": re.compile(r"\s*'(?:[^'\\\n\r]|\\[^\n\r])*'"),  # a literal: escapes cannot end it early
 }
@@ -455,6 +459,8 @@ def _embedding_reach(values: dict[str, str], source: str) -> tuple[Severity, str
     next to, the notebook: HIGH."""
     if "srcdoc" in values:
         return Severity.HIGH, "srcdoc: runs in the notebook's origin"
+    if not source:  # about:blank: only a script can fill it, and scripts are judged on their own
+        return Severity.LOW, "an empty frame"
     url = re.sub(r"[\x00-\x20]", "", unescape(source)).lower().replace("\\", "/")  # browsers read \ as /
     scheme, _, rest = url.partition(":") if re.match(r"[a-z][a-z0-9+.-]*:", url) else ("", "", url)
     host = rest[2:].split("/", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0] if rest.startswith("//") else ""
