@@ -23,7 +23,7 @@ from .. import rules
 from ..context import Item, ScanContext
 from ..core import Rule, Severity
 from ..data import load_toml
-from ..parsers import html_tokens
+from ..parsers import html_tokens, js_calls
 from . import python_code, secrets
 
 MAX_NOTEBOOK_BYTES = 128 << 20  # notebooks with inlined plotting bundles reach tens of MiB
@@ -81,6 +81,7 @@ class Renderer(NamedTuple):
     templates: tuple[tuple[Any, ...], ...]
     widget_code: frozenset[str]
     json_markup: bool  # strings of its JSON data become HTML in the page
+    calls: js_calls.Grammar | None  # scripts made of calls to its reviewed functions
 
 
 class Renderers(NamedTuple):
@@ -115,6 +116,7 @@ def renderers() -> Renderers:
             tuple(_compile_template(text) for text in spec["templates"]),
             frozenset(spec.get("widget_code", [])),
             bool(spec.get("json_markup", False)),
+            _call_grammar(spec["calls"]) if "calls" in spec else None,
         )
         for name, spec in table.items()
     )
@@ -126,6 +128,17 @@ def renderers() -> Renderers:
         frozenset(widgets["reviewed_modules"]),
         frozenset(widgets["code_fields"]),
         script_mimes,
+    )
+
+
+def _call_grammar(spec: dict[str, Any]) -> js_calls.Grammar:
+    return js_calls.Grammar(
+        frozenset(spec["functions"]),
+        frozenset(spec["string_only"]),
+        frozenset(spec["methods"]),
+        frozenset(spec["constants"]),
+        frozenset(spec["globals"]),
+        re.compile(spec["declared"]),
     )
 
 
@@ -179,20 +192,29 @@ def _skip_space(text: str, position: int) -> int:
     return position
 
 
-def identify_script(body: str | None, digest: str, data: list[Any] | None = None) -> Renderer | None:
+def identify_script(
+    body: str | None, digest: str, data: list[Any] | None = None, check_time: Callable[[], None] = lambda: None
+) -> Renderer | None:
     """The renderer that wrote this inline script in full (None for a body too long to match), or None. For a
-    renderer that writes its data into the page as HTML (json_markup), the matched template's data values are
-    added to ``data``."""
+    renderer that writes its data into the page as HTML (json_markup), the matched template's data values, or
+    the strings of its calls, are added to ``data``."""
     normalized = None if body is None else hashlib.sha256(_id_free(body)).hexdigest()
     for renderer in renderers().known:
         if digest in renderer.bundles or normalized in renderer.bundles:
             return renderer
-        for template in renderer.templates if body is not None else ():
+        if body is None:
+            continue
+        for template in renderer.templates:
             found: list[Any] | None = [] if renderer.json_markup and data is not None else None
             if _matches_template(body, template, found):
                 if data is not None and found:
                     data.extend(found)
                 return renderer
+        strings = None if renderer.calls is None else js_calls.recognize(body, renderer.calls, check_time)
+        if strings is not None:
+            if data is not None and renderer.json_markup:
+                data.extend(strings)
+            return renderer
     return None
 
 
@@ -269,6 +291,10 @@ class Reporter:
             message = f"{what} at {where.path}"
             self.ctx.report(rule.finding(self.item.location, message, where.evidence(**more), severity=severity))
 
+    def unlisted(self, rule: Rule, count: int) -> None:
+        """Counts findings a nested document kept back beyond the cap, for the summary."""
+        self.counts[rule.id] = max(self.counts.get(rule.id, 0), MAX_FINDINGS_PER_RULE) + count
+
     def summarize(self) -> None:
         for rule in rules.ALL_RULES:
             extra = self.counts.get(rule.id, 0) - MAX_FINDINGS_PER_RULE
@@ -287,16 +313,16 @@ def _snippet(text: str) -> str:
 class _Markup:
     """Collects active content from one HTML/SVG/Markdown text, by the tokens a browser reads in it."""
 
-    def __init__(self, report: Reporter | _Worst, where: Where, depth: int = 0) -> None:
+    def __init__(self, report: Reporter | _Worst | _Held, where: Where, depth: int = 0, frames: int = 0) -> None:
         self.report = report
         self.where = where
         self.depth = depth  # how many comments or raw texts this text sits in
+        self.frames = frames  # how many srcdoc documents this text sits in
         self.check_time: Callable[[], None] = lambda: None
         self.script: tuple[dict[str, str], list[str], Any] | None = None  # attributes, text, running hash
         self.script_chars = 0
         self.renderers: set[str] = set()
         self.unknown_scripts = 0
-        self.nested: list[str] = []  # srcdoc documents, scanned after this one
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {name: value or "" for name, value in attrs}
@@ -307,6 +333,8 @@ class _Markup:
                 self._script_done(*self.script)
             self.script = (values, [], hashlib.sha256())
             self.script_chars = 0
+        elif tag in EMBEDDING_TAGS and "srcdoc" in values:
+            self._frame_document(tag, values["srcdoc"])
         elif tag in EMBEDDING_TAGS:
             source = values.get("src") or values.get("data") or ""
             sandbox = values.get("sandbox", "(none)")
@@ -315,8 +343,6 @@ class _Markup:
                 rules.NOTEBOOK_EMBEDDED_DOCUMENT, self.where, f"<{tag}> embeds a document ({reach})", severity,
                 tag=tag, source=_snippet(source), sandbox=sandbox,
             )  # fmt: skip
-            if "srcdoc" in values:
-                self.nested.append(values["srcdoc"])
         elif tag == "meta" and values.get("http-equiv", "").strip().lower() == "refresh":
             content = values.get("content", "")
             self.report(rules.NOTEBOOK_NAVIGATION, self.where, "<meta http-equiv=refresh> redirects the page",
@@ -407,7 +433,7 @@ class _Markup:
             what, detail = f"<script src={_snippet(source)}>", source
         else:
             complete = self.script_chars <= MAX_TEMPLATE_CHARS
-            renderer = identify_script(body if complete else None, digest.hexdigest(), data)
+            renderer = identify_script(body if complete else None, digest.hexdigest(), data, self.check_time)
             what, detail = "inline <script>", body
         if renderer is None:
             self.unknown_scripts += 1
@@ -419,11 +445,32 @@ class _Markup:
                 for markup in markup_strings(data):
                     self._nested(self.report, markup)
 
-    def _nested(self, report: Reporter | _Worst, text: str) -> None:
+    def _nested(self, report: Reporter | _Worst | _Held, text: str) -> None:
         """Scan ``text`` as markup one level deeper, reporting to ``report``."""
-        inner = _Markup(report, self.where, self.depth + 1)
+        inner = _Markup(report, self.where, self.depth + 1, self.frames)
         inner.feed(text, self.check_time)
         inner.finish()
+
+    def _frame_document(self, tag: str, document: str) -> None:
+        """A srcdoc document runs in the notebook's origin: HIGH, unless a known renderer drew all of it and it
+        holds nothing at HIGH (folium and pydeck draw their maps so). Its own findings are reported after."""
+        if self.frames >= MAX_NESTING:
+            self.report(rules.NOTEBOOK_EMBEDDED_DOCUMENT, self.where, f"srcdoc documents nested deeper than "
+                        f"{MAX_NESTING}", Severity.HIGH, tag=tag)  # fmt: skip
+            return
+        held = _Held()
+        inner = _Markup(held, self.where, self.depth, self.frames + 1)
+        inner.feed(document, self.check_time)
+        inner.finish()
+        if inner.renderers and not inner.unknown_scripts and (held.severity is None or held.severity < Severity.HIGH):
+            names = ", ".join(sorted(inner.renderers))
+            what = f"<{tag} srcdoc> document drawn by a known renderer ({names})"
+            self.report(rules.NOTEBOOK_KNOWN_RENDERER, self.where, what, renderer=names, tag=tag)
+        else:
+            self.report(rules.NOTEBOOK_EMBEDDED_DOCUMENT, self.where,
+                        f"<{tag}> embeds a document (srcdoc: runs in the notebook's origin)", Severity.HIGH,
+                        tag=tag, source="srcdoc", sandbox="(none)")  # fmt: skip
+        held.replay(self.report)
 
     def finish(self) -> None:
         if self.script is not None:  # never closed: the browser runs it up to the end of the output
@@ -447,6 +494,36 @@ class _Worst:
         level = severity if severity is not None else rule.severity
         if self.severity is None or level > self.severity:
             self.severity, self.what = level, what
+
+    def unlisted(self, rule: Rule, count: int) -> None:
+        """Findings beyond the cap are no worse than the ones listed."""
+
+
+class _Held:
+    """Findings of a srcdoc document, kept back until its frame is judged (at most the cap per rule)."""
+
+    def __init__(self) -> None:
+        self.severity: Severity | None = None
+        self.kept: list[tuple[Rule, Where, str, Severity | None, dict[str, str]]] = []
+        self.counts: dict[Rule, int] = {}
+
+    def __call__(self, rule: Rule, where: Where, what: str, severity: Severity | None = None, **more: str) -> None:
+        level = severity if severity is not None else rule.severity
+        if self.severity is None or level > self.severity:
+            self.severity = level
+        self.counts[rule] = self.counts.get(rule, 0) + 1
+        if self.counts[rule] <= MAX_FINDINGS_PER_RULE:
+            self.kept.append((rule, where, what, severity, more))
+
+    def unlisted(self, rule: Rule, count: int) -> None:
+        self.counts[rule] = max(self.counts.get(rule, 0), MAX_FINDINGS_PER_RULE) + count
+
+    def replay(self, report: Reporter | _Worst | _Held) -> None:
+        for rule, where, what, severity, more in self.kept:
+            report(rule, where, what, severity, **more)
+        for rule, count in self.counts.items():
+            if count > MAX_FINDINGS_PER_RULE:
+                report.unlisted(rule, count - MAX_FINDINGS_PER_RULE)
 
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "0.0.0.0", ""})
@@ -489,19 +566,7 @@ def is_script_url(value: str) -> bool:
 
 
 def scan_markup(ctx: ScanContext, report: Reporter, where: Where, text: str, markdown: bool = False) -> None:
-    documents = [text]
-    for depth in range(MAX_NESTING):
-        if not documents:
-            return
-        nested: list[str] = []
-        for document in documents:
-            nested.extend(_scan_document(ctx, report, where, document, markdown and depth == 0))
-        documents = nested
-    if documents:
-        report(rules.NOTEBOOK_EMBEDDED_DOCUMENT, where, f"srcdoc documents nested deeper than {MAX_NESTING}")
-
-
-def _scan_document(ctx: ScanContext, report: Reporter, where: Where, text: str, markdown: bool) -> list[str]:
+    """One output's markup, and the srcdoc documents inside it."""
     parser = _Markup(report, where)
     parser.feed(text, ctx.budget.check_time)
     parser.finish()
@@ -515,7 +580,6 @@ def _scan_document(ctx: ScanContext, report: Reporter, where: Where, text: str, 
         whys = "; ".join(renderer.why for renderer in renderers().known if renderer.name in parser.renderers)
         report(rules.NOTEBOOK_KNOWN_RENDERER, where, f"script from a known renderer ({names}): {whys}",
                renderer=names)  # fmt: skip
-    return parser.nested
 
 
 # ------------------------------------------------------------------ notebook structure
@@ -629,7 +693,8 @@ def _check_content(ctx: ScanContext, report: Reporter, where: Where, mime: str, 
         scan_markup(ctx, report, where, _text(value, where.path), markdown=mime == MARKDOWN_MIME)
     elif mime in SCRIPT_MIMES or mime in renderers().script_mime_types:
         body = _text(value, where.path)
-        renderer = identify_script(body, hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest())
+        digest = hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()
+        renderer = identify_script(body, digest, check_time=ctx.budget.check_time)
         if renderer is None:
             report(rules.NOTEBOOK_JAVASCRIPT_OUTPUT, where, f"{mime} output runs when the notebook is trusted",
                    snippet=_snippet(body.strip()))  # fmt: skip
