@@ -107,3 +107,150 @@ def test_bokeh_inline_resources_are_the_librarys_own_files():
     (renderer,) = [r for r in notebook.renderers().known if r.name == "bokeh"]
     assert len(bodies) >= 5
     assert {hashlib.sha256(body.encode()).hexdigest() for body in bodies} <= renderer.bundles
+
+
+def _worst(tmp_path: pathlib.Path, notebook_json: dict) -> Severity:
+    path = tmp_path / "n.ipynb"
+    path.write_text(json.dumps(notebook_json))
+    return max(f.severity for f in scan_path(str(path)).findings)
+
+
+def _bokeh_plot(with_code: str | None):
+    from bokeh.models import CustomJS, Div, HTMLTemplateFormatter, OpenURL, TapTool
+    from bokeh.plotting import figure
+
+    plot = figure()
+    plot.line([1, 2], [3, 4])
+    if with_code == "CustomJS":
+        plot.js_on_event("document_ready", CustomJS(code="fetch('/api/kernels')"))
+    elif with_code == "OpenURL":
+        plot.add_tools(TapTool(callback=OpenURL(url="javascript:alert(1)")))
+    elif with_code == "HTMLTemplateFormatter":
+        from bokeh.models import ColumnDataSource, DataTable, TableColumn
+
+        source = ColumnDataSource({"a": [1]})
+        formatter = HTMLTemplateFormatter(template="<%= alert(1) %>")
+        return DataTable(source=source, columns=[TableColumn(field="a", formatter=formatter)])
+    elif with_code == "Div":
+        return Div(text="<b>plain</b>")
+    return plot
+
+
+@pytest.mark.parametrize(
+    ("model", "loud"),
+    [(None, False), ("Div", False), ("CustomJS", True), ("OpenURL", True), ("HTMLTemplateFormatter", True)],
+)
+def test_bokeh_documents_with_code_models_are_high(tmp_path: pathlib.Path, model: str | None, loud: bool):
+    # BokehJS runs CustomJS code, underscore templates and javascript: URLs from the document JSON itself.
+    from bokeh.embed import components
+    from bokeh.resources import CDN
+
+    script, div = components(_bokeh_plot(model))
+    assert (_worst(tmp_path, _one_output(CDN.render_js() + script + div)) >= Severity.HIGH) == loud
+
+
+def test_bokeh_code_names_cover_every_model_that_runs_code():
+    # Every model of the installed bokeh whose properties hold code, a function, a template or a module is
+    # named by bokeh's code_strings, so no such model passes as data.
+    from bokeh.model import Model
+
+    (renderer,) = [r for r in notebook.renderers().known if r.name == "bokeh"]
+    assert renderer.code_strings is not None
+    code_like = {"code", "func", "template", "module"}
+    models = Model.model_class_reverse_map
+    runs_code = {name for name, cls in models.items() if code_like & set(cls.properties())}
+    assert len(runs_code) >= 10
+    missed = sorted(name for name in runs_code if not renderer.code_strings.fullmatch(name.rsplit(".", 1)[-1]))
+    assert not missed, missed
+    assert not renderer.code_strings.fullmatch("Div") and not renderer.code_strings.fullmatch("Plot")
+
+
+@pytest.fixture
+def closes_new_widgets():
+    """pydeck.Deck makes live ipywidgets, which would join every widget state saved later in this process."""
+    from ipywidgets.widgets.widget import _instances
+
+    before = set(_instances)
+    yield
+    for key in set(_instances) - before:
+        _instances[key].close()
+
+
+@pytest.mark.parametrize(
+    ("accessor", "loud"),
+    [
+        ("p", False),  # pydeck writes "@@=p": an accessor
+        ("p[0] * 2 + p[1]", False),
+        ("[p[0] * 2, p[1]]", False),
+        ("(p[0] + 1) * (2 - p[1])", False),  # grouping
+        ("p[0] > 0 ? 'a' : 'b'", False),
+        ("p.map (x)", True),  # a call, with or without space
+        ("p?.(1)", True),
+        ("constructor.constructor('alert(1)')()", True),
+        ("new Function", True),
+    ],
+)
+@pytest.mark.usefixtures("closes_new_widgets")
+def test_pydeck_expressions_that_call_are_high(tmp_path: pathlib.Path, accessor: str, loud: bool):
+    import pydeck
+
+    layer = pydeck.Layer("ScatterplotLayer", data=[{"p": [10, 52]}], get_position=accessor, get_radius=1000)
+    deck = pydeck.Deck(layers=[layer])
+    html = deck.to_html(as_string=True, notebook_display=True)
+    assert (_worst(tmp_path, _one_output(str(html))) >= Severity.HIGH) == loud
+
+
+def test_pydeck_code_strings_refuse_what_an_expression_evaluator_would_call():
+    (renderer,) = [r for r in notebook.renderers().known if r.name == "pydeck"]
+    assert renderer.code_strings is not None
+    for code in ["@@=`${alert(1)}`", "@@function f", "@@=a\n(1)", "@@=a\\u0028", "@@=new\tX"]:
+        assert renderer.code_strings.fullmatch(code), code
+    for data in ["@@=p", "@@#COORDINATE_SYSTEM.LNGLAT", "@@type", "@@=a ? 'x(' : b", "plain"]:
+        assert (renderer.code_strings.fullmatch(data) is not None) == ("(" in data), data
+
+
+@pytest.mark.usefixtures("closes_new_widgets")
+def test_pydeck_custom_libraries_are_high(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch):
+    import pydeck
+
+    quiet_deck = pydeck.Deck(layers=[])
+    quiet = quiet_deck.to_html(as_string=True, notebook_display=True)
+    libraries = [{"libraryName": "x", "resourceUri": "https://evil.example/x.js"}]
+    monkeypatch.setattr(pydeck.settings, "custom_libraries", libraries)  # pydeck loads these scripts
+    loud_deck = pydeck.Deck(layers=[])
+    loud = loud_deck.to_html(as_string=True, notebook_display=True)
+    assert _worst(tmp_path, _one_output(str(quiet))) < Severity.HIGH
+    assert _worst(tmp_path, _one_output(str(loud))) >= Severity.HIGH
+
+
+def _widget_notebook(module: str, fields: dict) -> dict:
+    state = {"_model_module": module, "_view_module": module, **fields}
+    model = {"model_module": module, "model_name": "M", "model_module_version": "1", "state": state}
+    widgets = {"application/vnd.jupyter.widget-state+json": {"version_major": 2, "version_minor": 0,
+                                                              "state": {"m1": model}}}  # fmt: skip
+    return {"cells": [], "metadata": {"widgets": widgets}, "nbformat": 4, "nbformat_minor": 5}
+
+
+@pytest.mark.parametrize(
+    ("module", "fields", "loud"),
+    [
+        ("@deck.gl/jupyter-widget", {"json_input": '{"layers": []}', "custom_libraries": None}, False),
+        (
+            "@deck.gl/jupyter-widget",
+            {"custom_libraries": [{"libraryName": "x", "resourceUri": "https://e/x.js"}]},
+            True,
+        ),
+        ("@deck.gl/jupyter-widget", {"configuration": "alert(1)"}, True),
+        ("@deck.gl/jupyter-widget", {"json_input": '{"layers": [{"getRadius": "@@=alert(1)"}]}'}, True),
+        ("@bokeh/jupyter_bokeh", {"_model": {"type": "object", "name": "Div", "attributes": {"text": "x"}}}, False),
+        (
+            "@bokeh/jupyter_bokeh",
+            {"_model": {"type": "object", "name": "CustomJS", "attributes": {"code": "x"}}},
+            True,
+        ),
+    ],
+)
+def test_reviewed_widget_state_that_names_code_is_high(tmp_path: pathlib.Path, module: str, fields: dict, loud: bool):
+    # The library's own JavaScript draws the widget, but runs what its state names: custom script URLs,
+    # CustomJS code, expressions that call.
+    assert (_worst(tmp_path, _widget_notebook(module, fields)) >= Severity.HIGH) == loud

@@ -82,6 +82,9 @@ class Renderer(NamedTuple):
     widget_code: frozenset[str]
     json_markup: bool  # strings of its JSON data become HTML in the page
     calls: js_calls.Grammar | None  # scripts made of calls to its reviewed functions
+    code_strings: re.Pattern[str] | None  # data strings (values or keys) that make the library run code
+    widget_modules: frozenset[str]  # its saved widget models, whose state is checked for code_strings
+    widget_empty_fields: tuple[str, ...]  # fields of those models that must be null or empty
 
 
 class Renderers(NamedTuple):
@@ -117,6 +120,9 @@ def renderers() -> Renderers:
             frozenset(spec.get("widget_code", [])),
             bool(spec.get("json_markup", False)),
             _call_grammar(spec["calls"]) if "calls" in spec else None,
+            re.compile("|".join(f"(?:{item})" for item in spec["code_strings"])) if "code_strings" in spec else None,
+            frozenset(spec.get("widget_modules", [])),
+            tuple(spec.get("widget_empty_fields", [])),
         )
         for name, spec in table.items()
     )
@@ -205,9 +211,10 @@ def identify_script(
         if body is None:
             continue
         for template in renderer.templates:
-            found: list[Any] | None = [] if renderer.json_markup and data is not None else None
-            if _matches_template(body, template, found):
-                if data is not None and found:
+            wanted = renderer.code_strings is not None or (renderer.json_markup and data is not None)
+            found: list[Any] | None = [] if wanted else None
+            if _matches_template(body, template, found) and not _holds_code(found or [], renderer.code_strings):
+                if data is not None and found and renderer.json_markup:
                     data.extend(found)
                 return renderer
         strings = None if renderer.calls is None else js_calls.recognize(body, renderer.calls, check_time)
@@ -215,6 +222,30 @@ def identify_script(
             if data is not None and renderer.json_markup:
                 data.extend(strings)
             return renderer
+    return None
+
+
+def _holds_code(values: list[Any], code: re.Pattern[str] | None) -> str | None:
+    """The first string or key under ``values`` that makes the renderer run code (a bokeh CustomJS model, a
+    pydeck expression outside the safe subset), or None. JSON text inside strings is looked into too."""
+    if code is None:
+        return None
+    pending = list(values)
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if code.fullmatch(value):
+                return value
+            if value[:1] in ("{", "[") and value[-1:] in ("}", "]"):  # widget fields and bokeh hold JSON text
+                try:
+                    pending.append(_JSON.decode(value))
+                except (ValueError, RecursionError):
+                    pass
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
     return None
 
 
@@ -728,14 +759,18 @@ def _check_widget_state(ctx: ScanContext, report: Reporter, where: Where, state:
         shipped = {field: _shipped_widget_code(text) for field, text in code.items()}
         carried = sorted(field for field, renderer in shipped.items() if renderer is None)
         foreign += sorted({renderer.name for renderer in shipped.values() if renderer is not None})
-        if unknown or carried:
+        named = _named_widget_code(modules, fields)
+        if unknown or carried or named:
             custom += 1
-            what = (
-                f"saved widget carries its own JavaScript ({', '.join(carried)}), which runs on open"
-                if carried
-                else "saved widget uses a module outside ipywidgets and the reviewed widget libraries, whose "
-                "JavaScript loads on open"
-            )
+            if carried:
+                what = f"saved widget carries its own JavaScript ({', '.join(carried)}), which runs on open"
+            elif named:
+                what = f"saved widget state names code its library runs on open: {_snippet(named)}"
+            else:
+                what = (
+                    "saved widget uses a module outside ipywidgets and the reviewed widget libraries, whose "
+                    "JavaScript loads on open"
+                )
             report(rules.NOTEBOOK_WIDGET_CODE, where._replace(path=path), what,
                    module=", ".join(foreign), model=str(model.get("model_name", "")))  # fmt: skip
         elif foreign:
@@ -761,6 +796,18 @@ def _check_widget_state(ctx: ScanContext, report: Reporter, where: Where, state:
         report(rules.NOTEBOOK_KNOWN_RENDERER, where,
                "saved widget state with ipywidgets and reviewed widget libraries' models only",
                renderer="ipywidgets", models=str(len(models)))  # fmt: skip
+
+
+def _named_widget_code(modules: set[Any], fields: dict[str, Any]) -> str | None:
+    """A string in a reviewed library's widget state that makes its JavaScript run code (bokeh CustomJS in a
+    jupyter_bokeh document, a pydeck expression), or None."""
+    for renderer in renderers().known:
+        if renderer.widget_modules & modules:
+            filled = [f"{field}: {fields[field]!r}" for field in renderer.widget_empty_fields if fields.get(field)]
+            found = filled[0] if filled else _holds_code(list(fields.values()), renderer.code_strings)
+            if found is not None:
+                return found
+    return None
 
 
 def _shipped_widget_code(text: str) -> Renderer | None:
