@@ -244,6 +244,11 @@ def _widget_notebook(module: str, fields: dict) -> dict:
         ("@deck.gl/jupyter-widget", {"json_input": '{"layers": [{"getRadius": "@@=alert(1)"}]}'}, True),
         ("@bokeh/jupyter_bokeh", {"_model": {"type": "object", "name": "Div", "attributes": {"text": "x"}}}, False),
         (
+            "jupyter-vuetify",
+            {"template": "<template><div>{{ constructor.constructor('alert(1)')() }}</div></template>"},
+            True,
+        ),  # a Vue template is code
+        (
             "@bokeh/jupyter_bokeh",
             {"_model": {"type": "object", "name": "CustomJS", "attributes": {"code": "x"}}},
             True,
