@@ -24,7 +24,7 @@ pytestmark = pytest.mark.xdist_group("kernels")
 @pytest.mark.parametrize("name", sorted(kernel_outputs.SNIPPETS))
 def test_real_library_output_is_not_high(tmp_path: pathlib.Path, name: str):
     path = tmp_path / "real.ipynb"
-    path.write_bytes(kernel_outputs.run_in_kernel(kernel_outputs.SNIPPETS[name]))
+    path.write_bytes(kernel_outputs.run_in_kernel(kernel_outputs.SNIPPETS[name], folder=str(tmp_path)))
     report = scan_path(str(path))
     loud = [f"{f.rule.id} {f.message}" for f in report.findings if f.severity >= Severity.HIGH]
     assert not loud, loud
@@ -259,3 +259,45 @@ def test_reviewed_widget_state_that_names_code_is_high(tmp_path: pathlib.Path, m
     # The library's own JavaScript draws the widget, but runs what its state names: custom script URLs,
     # CustomJS code, expressions that call.
     assert (_worst(tmp_path, _widget_notebook(module, fields)) >= Severity.HIGH) == loud
+
+
+PLOTLY_FRAME = '<iframe scrolling="no" width="100%" height="545px" src="SRC" frameborder="0" allowfullscreen></iframe>'
+
+
+@pytest.mark.parametrize(
+    ("source", "written", "loud"),
+    [
+        ("iframe_figures/figure_0.html", "plotly", False),
+        ("iframe_figures/figure_0.html", "evil", True),  # a file beside the notebook runs in its origin
+        ("iframe_figures/figure_1.html", "plotly", True),  # no such file: whatever the server holds later
+        ("iframe_figures/../iframe_figures/figure_0.html", "plotly", True),
+        ("iframe_figures/%66igure_0.html", "plotly", True),
+        ("/files/iframe_figures/figure_0.html", "plotly", True),
+    ],
+)
+def test_frames_to_files_beside_the_notebook_are_judged_by_the_file(
+    tmp_path: pathlib.Path, source: str, written: str, loud: bool
+):
+    import plotly.graph_objects as go
+
+    figures = tmp_path / "iframe_figures"
+    figures.mkdir()
+    plotly_page = go.Figure(go.Bar(y=[1, 2])).to_html(include_plotlyjs=True, full_html=True)
+    page = plotly_page if written == "plotly" else plotly_page.replace("<body>", "<body><script>x()</script>", 1)
+    (figures / "figure_0.html").write_text(page)
+    assert (_worst(tmp_path, _one_output(PLOTLY_FRAME.replace("SRC", source))) >= Severity.HIGH) == loud
+
+
+def test_frame_files_are_read_only_from_inside_the_notebooks_folder(tmp_path: pathlib.Path):
+    import plotly.graph_objects as go
+
+    outside = tmp_path / "outside.html"
+    outside.write_text(go.Figure().to_html(include_plotlyjs=True, full_html=True))
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    (folder / "link.html").symlink_to(outside)
+    (folder / ".hidden.html").write_text(outside.read_text())
+    for source in ("link.html", ".hidden.html", "../outside.html"):
+        path = folder / "n.ipynb"
+        path.write_text(json.dumps(_one_output(PLOTLY_FRAME.replace("SRC", source))))
+        assert max(f.severity for f in scan_path(str(path)).findings) >= Severity.HIGH, source

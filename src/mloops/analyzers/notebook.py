@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from html import unescape
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from .. import rules
@@ -307,12 +308,38 @@ class Where(NamedTuple):
         return found | more
 
 
+FrameReader = Callable[[str], "str | None"]
+_FRAME_PATH = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*")
+
+
+def _frame_reader(ctx: ScanContext, item: Item) -> FrameReader:
+    """Reads the document a frame's relative src names, when the notebook is a file on disk: JupyterLab resolves
+    such URLs against the notebook's folder. Only plain paths below that folder (no dot segments, hidden names,
+    escapes, queries or links out of it); anything else gives None, and the frame stays HIGH."""
+    notebook_file = Path(ctx.result.path)
+    if item.depth != 0 or not notebook_file.is_file():
+        return lambda source: None
+    folder = notebook_file.resolve().parent
+
+    def read(source: str) -> str | None:
+        relative = source.strip(_C0_OR_SPACE)
+        if _FRAME_PATH.fullmatch(relative) is None or "/." in relative:
+            return None
+        target = (folder / relative).resolve()
+        if folder not in target.parents or not target.is_file() or target.stat().st_size > MAX_NOTEBOOK_BYTES:
+            return None
+        return target.read_bytes().decode("utf-8", "replace")
+
+    return read
+
+
 class Reporter:
     """Caps findings per rule, so hostile notebooks cannot flood the report."""
 
-    def __init__(self, ctx: ScanContext, item: Item) -> None:
+    def __init__(self, ctx: ScanContext, item: Item, frame_file: FrameReader = lambda source: None) -> None:
         self.ctx = ctx
         self.item = item
+        self.frame_file = frame_file
         self.counts: dict[str, int] = {}
 
     def __call__(self, rule: Rule, where: Where, what: str, severity: Severity | None = None, **more: str) -> None:
@@ -344,9 +371,17 @@ def _snippet(text: str) -> str:
 class _Markup:
     """Collects active content from one HTML/SVG/Markdown text, by the tokens a browser reads in it."""
 
-    def __init__(self, report: Reporter | _Worst | _Held, where: Where, depth: int = 0, frames: int = 0) -> None:
+    def __init__(
+        self,
+        report: Reporter | _Worst | _Held,
+        where: Where,
+        depth: int = 0,
+        frames: int = 0,
+        frame_file: FrameReader = lambda source: None,
+    ) -> None:
         self.report = report
         self.where = where
+        self.frame_file = frame_file  # the document a relative frame src names, read from beside the notebook
         self.depth = depth  # how many comments or raw texts this text sits in
         self.frames = frames  # how many srcdoc documents this text sits in
         self.check_time: Callable[[], None] = lambda: None
@@ -370,6 +405,10 @@ class _Markup:
             source = values.get("src") or values.get("data") or ""
             sandbox = values.get("sandbox", "(none)")
             severity, reach = _embedding_reach(values, source)
+            document = self.frame_file(source) if severity >= Severity.HIGH and tag in ("iframe", "frame") else None
+            if document is not None:  # a figure file beside the notebook (plotly's iframe renderer)
+                self._frame_document(tag, document, source)
+                return
             self.report(
                 rules.NOTEBOOK_EMBEDDED_DOCUMENT, self.where, f"<{tag}> embeds a document ({reach})", severity,
                 tag=tag, source=_snippet(source), sandbox=sandbox,
@@ -478,29 +517,31 @@ class _Markup:
 
     def _nested(self, report: Reporter | _Worst | _Held, text: str) -> None:
         """Scan ``text`` as markup one level deeper, reporting to ``report``."""
-        inner = _Markup(report, self.where, self.depth + 1, self.frames)
+        inner = _Markup(report, self.where, self.depth + 1, self.frames, self.frame_file)
         inner.feed(text, self.check_time)
         inner.finish()
 
-    def _frame_document(self, tag: str, document: str) -> None:
-        """A srcdoc document runs in the notebook's origin: HIGH, unless a known renderer drew all of it and it
-        holds nothing at HIGH (folium and pydeck draw their maps so). Its own findings are reported after."""
+    def _frame_document(self, tag: str, document: str, source: str = "") -> None:
+        """A srcdoc document, or a file beside the notebook that a frame shows (``source``), runs in the
+        notebook's origin: HIGH, unless a known renderer drew all of it and it holds nothing at HIGH (folium and
+        pydeck draw their maps so, plotly's iframe renderer writes figure files). Its findings follow."""
         if self.frames >= MAX_NESTING:
             self.report(rules.NOTEBOOK_EMBEDDED_DOCUMENT, self.where, f"srcdoc documents nested deeper than "
                         f"{MAX_NESTING}", Severity.HIGH, tag=tag)  # fmt: skip
             return
         held = _Held()
-        inner = _Markup(held, self.where, self.depth, self.frames + 1)
+        inner = _Markup(held, self.where, self.depth, self.frames + 1, self.frame_file)
         inner.feed(document, self.check_time)
         inner.finish()
+        label = f"src={_snippet(source)}" if source else "srcdoc"
         if inner.renderers and not inner.unknown_scripts and (held.severity is None or held.severity < Severity.HIGH):
             names = ", ".join(sorted(inner.renderers))
-            what = f"<{tag} srcdoc> document drawn by a known renderer ({names})"
+            what = f"<{tag} {label}> document drawn by a known renderer ({names})"
             self.report(rules.NOTEBOOK_KNOWN_RENDERER, self.where, what, renderer=names, tag=tag)
         else:
             self.report(rules.NOTEBOOK_EMBEDDED_DOCUMENT, self.where,
-                        f"<{tag}> embeds a document (srcdoc: runs in the notebook's origin)", Severity.HIGH,
-                        tag=tag, source="srcdoc", sandbox="(none)")  # fmt: skip
+                        f"<{tag}> embeds a document ({label}: runs in the notebook's origin)", Severity.HIGH,
+                        tag=tag, source=label, sandbox="(none)")  # fmt: skip
         held.replay(self.report)
 
     def finish(self) -> None:
@@ -598,7 +639,7 @@ def is_script_url(value: str) -> bool:
 
 def scan_markup(ctx: ScanContext, report: Reporter, where: Where, text: str, markdown: bool = False) -> None:
     """One output's markup, and the srcdoc documents inside it."""
-    parser = _Markup(report, where)
+    parser = _Markup(report, where, frame_file=report.frame_file)
     parser.feed(text, ctx.budget.check_time)
     parser.finish()
     if markdown:
@@ -635,7 +676,7 @@ def analyze(ctx: ScanContext, item: Item) -> None:
     data = ctx.read_all(item, MAX_NOTEBOOK_BYTES, "notebook")
     if data is None:
         return
-    report = Reporter(ctx, item)
+    report = Reporter(ctx, item, _frame_reader(ctx, item))
     try:
         notebook = json.loads(data)
         _check_notebook(ctx, report, notebook)
