@@ -427,7 +427,10 @@ def test_floods_of_unfinished_markup_are_read_in_one_pass(flood: str):
         ("text/javascript;charset=utf-8", True),
         ("importmap", True),  # remaps what later module scripts import
         ("application/json", False),
-        ("esms-options", False),  # es-module-shims options (panel, holoviews)
+        # es-module-shims (which panel's loader brings in) runs these and takes hooks from its options
+        ("esms-options", True),
+        ("module-shim", True),
+        ("importmap-shim", True),
         ("text/template", False),
         ("\u00a0module", False),  # only ASCII whitespace is stripped: the browser leaves this unrun
     ],

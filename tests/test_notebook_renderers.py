@@ -301,3 +301,71 @@ def test_frame_files_are_read_only_from_inside_the_notebooks_folder(tmp_path: pa
         path = folder / "n.ipynb"
         path.write_text(json.dumps(_one_output(PLOTLY_FRAME.replace("SRC", source))))
         assert max(f.severity for f in scan_path(str(path)).findings) >= Severity.HIGH, source
+
+
+def test_panel_code_names_cover_every_panel_model_that_runs_code():
+    # panel's bundle runs ReactiveHTML scripts, ReactiveESM modules and deck.gl configurations: every panel
+    # model with such a property is named, or carries an attribute key that is.
+    import importlib
+    import pkgutil
+
+    import panel.models
+    from bokeh.model import Model
+
+    for module in pkgutil.iter_modules(panel.models.__path__):
+        try:
+            importlib.import_module(f"panel.models.{module.name}")
+        except ImportError:  # optional front ends (e.g. ipywidgets bridges) need their own packages
+            continue
+    (renderer,) = [r for r in notebook.renderers().known if r.name == "panel"]
+    assert renderer.code_strings is not None
+    code_like = {"esm", "scripts", "importmap", "configuration"}
+    found = 0
+    for name, cls in Model.model_class_reverse_map.items():
+        props = code_like & set(cls.properties())
+        if name.startswith("panel.") and props:
+            found += 1
+            named = renderer.code_strings.fullmatch(name)
+            keyed = all(renderer.code_strings.fullmatch(prop) for prop in props)
+            tabulator = name == "panel.models.tabulator.DataTabulator"  # its configuration is Tabulator options
+            assert named or keyed or tabulator, name
+    assert found >= 4
+
+
+@pytest.fixture(scope="module")
+def holoviews_notebook() -> str:
+    return kernel_outputs.run_in_kernel(kernel_outputs.SNIPPETS["holoviews"]).decode()
+
+
+@pytest.mark.parametrize(
+    ("tampered", "loud"),
+    [
+        ("this.style.opacity='1'", False),
+        ("this.style.opacity='1';fetch('/api/kernels')", True),
+        ("this.style.opacity='1' ", True),  # exact values only
+    ],
+)
+def test_holoviews_logo_handlers_are_known_only_as_written(
+    tmp_path: pathlib.Path, holoviews_notebook: str, tampered: str, loud: bool
+):
+    written = "onmouseover=\\\"this.style.opacity='1'\\\""  # as the notebook's JSON holds it
+    assert written in holoviews_notebook
+    changed = holoviews_notebook.replace(written, written.replace("this.style.opacity='1'", tampered))
+    path = tmp_path / "hv.ipynb"
+    path.write_text(changed)
+    assert (max(f.severity for f in scan_path(str(path)).findings) >= Severity.HIGH) == loud
+
+
+def test_a_reactive_html_component_in_a_panel_document_is_high(tmp_path: pathlib.Path):
+    # A ReactiveHTML subclass gets its own name from the notebook's defs; its scripts key gives it away.
+    source = (
+        "import panel as pn\npn.extension()\n"
+        "class Clicker(pn.reactive.ReactiveHTML):\n"
+        "    _template = \"<div id='x'>x</div>\"\n"
+        "    _scripts = {'render': \"fetch('/api/kernels')\"}\n"
+        "pn.Row(Clicker())"
+    )
+    path = tmp_path / "p.ipynb"
+    path.write_bytes(kernel_outputs.run_in_kernel(source))
+    loud = [f.message for f in scan_path(str(path)).findings if f.severity >= Severity.HIGH]
+    assert any("no known renderer" in message for message in loud), loud

@@ -45,10 +45,14 @@ V3_MIMES = {"html": "text/html", "svg": "image/svg+xml", "markdown": MARKDOWN_MI
 EMBEDDING_TAGS = frozenset({"iframe", "frame", "frameset", "object", "embed", "applet", "portal"})
 # A <script> runs only when its type is empty, "module" or a JavaScript MIME type (HTML, "prepare the script
 # element"; jQuery's .html() and JupyterLab's re-created scripts keep the same rule). Import maps and speculation
-# rules run nothing themselves but change what later scripts load: active too. Any type naming a script
-# language is taken as JavaScript, parameters or not; every other type (application/json, esms-options,
-# text/template, ...) is data.
-ACTIVE_SCRIPT_TYPES = frozenset({"", "module", "importmap", "speculationrules"})
+# rules run nothing themselves but change what later scripts load: active too. es-module-shims, which the
+# panel loader brings into the page, runs "module-shim" and "importmap-shim" scripts and takes its options
+# (hooks named by global function names) from "esms-options": active as well. Any type naming a script
+# language is taken as JavaScript, parameters or not; every other type (application/json, text/template,
+# ...) is data.
+ACTIVE_SCRIPT_TYPES = frozenset(
+    {"", "module", "importmap", "speculationrules", "module-shim", "importmap-shim", "esms-options"}
+)
 SCRIPT_LANGUAGE = re.compile(r"(?:java|ecma|j|live|vb)script")
 SCRIPT_URL = re.compile(r"(?:java|vb)script:")
 URL_NOISE = re.compile(r"[\x00-\x20\x7f]+")  # browsers skip these around and inside a URL scheme
@@ -86,6 +90,7 @@ class Renderer(NamedTuple):
     code_strings: re.Pattern[str] | None  # data strings (values or keys) that make the library run code
     widget_modules: frozenset[str]  # its saved widget models, whose state is checked for code_strings
     widget_empty_fields: tuple[str, ...]  # fields of those models that must be null or empty
+    handlers: frozenset[str]  # exact inline handler values it writes, which only restyle their element
 
 
 class Renderers(NamedTuple):
@@ -94,6 +99,7 @@ class Renderers(NamedTuple):
     reviewed_widget_modules: frozenset[str]
     widget_code_fields: frozenset[str]
     script_mime_types: frozenset[str]  # extension mime types whose content the extension runs as script
+    handlers: dict[str, str]  # known inline handler value -> the renderer that writes it
 
 
 def _compile_template(text: str) -> tuple[Any, ...]:
@@ -124,6 +130,7 @@ def renderers() -> Renderers:
             re.compile("|".join(f"(?:{item})" for item in spec["code_strings"])) if "code_strings" in spec else None,
             frozenset(spec.get("widget_modules", [])),
             tuple(spec.get("widget_empty_fields", [])),
+            frozenset(spec.get("handlers", [])),
         )
         for name, spec in table.items()
     )
@@ -135,6 +142,7 @@ def renderers() -> Renderers:
         frozenset(widgets["reviewed_modules"]),
         frozenset(widgets["code_fields"]),
         script_mimes,
+        {handler: renderer.name for renderer in known for handler in renderer.handlers},
     )
 
 
@@ -444,7 +452,9 @@ class _Markup:
                 self._look_for_hidden(event[1], "a comment")
 
     def _attribute(self, tag: str, name: str, value: str) -> None:
-        if name.startswith("on") and len(name) > 2:
+        if name.startswith("on") and len(name) > 2 and value in renderers().handlers:
+            self.renderers.add(renderers().handlers[value])
+        elif name.startswith("on") and len(name) > 2:
             self.report(rules.NOTEBOOK_EVENT_HANDLER, self.where, f"<{tag} {name}=...> runs script on an event",
                         tag=tag, attribute=name, value=_snippet(value))  # fmt: skip
         elif name.startswith("data-commandlinker-"):
@@ -765,6 +775,8 @@ def _check_content(ctx: ScanContext, report: Reporter, where: Where, mime: str, 
         scan_markup(ctx, report, where, _text(value, where.path), markdown=mime == MARKDOWN_MIME)
     elif mime in SCRIPT_MIMES or mime in renderers().script_mime_types:
         body = _text(value, where.path)
+        if not body.strip():
+            return  # nothing to run
         digest = hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()
         renderer = identify_script(body, digest, check_time=ctx.budget.check_time)
         if renderer is None:
