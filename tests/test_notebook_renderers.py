@@ -369,3 +369,20 @@ def test_a_reactive_html_component_in_a_panel_document_is_high(tmp_path: pathlib
     path.write_bytes(kernel_outputs.run_in_kernel(source))
     loud = [f.message for f in scan_path(str(path)).findings if f.severity >= Severity.HIGH]
     assert any("no known renderer" in message for message in loud), loud
+
+
+@pytest.mark.parametrize("layout", ["widescreen", "vertical"])
+def test_sweetviz_scripts_are_the_librarys_own(tmp_path: pathlib.Path, layout: str):
+    # show_notebook() puts the same page as show_html() in a srcdoc frame: every script of it is known.
+    import pandas as pd
+    import sweetviz
+
+    page = tmp_path / "report.html"
+    report = sweetviz.analyze(pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "x"]}))
+    report.show_html(str(page), open_browser=False, layout=layout)
+    frame = '<iframe srcdoc="' + page.read_text(encoding="utf-8").replace("&", "&amp;").replace('"', "&quot;")
+    path = tmp_path / "n.ipynb"
+    path.write_text(json.dumps(_one_output(frame + '"></iframe>')))
+    findings = scan_path(str(path)).findings
+    assert not [f.message for f in findings if f.severity >= Severity.HIGH]
+    assert any(f.evidence.get("renderer") == "sweetviz" for f in findings)
