@@ -7,7 +7,9 @@ run script) wrapped in zero to three contexts (a way to hide it), then spelled w
   carriers    inline and module <script>s (type spellings, unclosed at the end), event handlers that fire
               without a user (onerror, onload, ontoggle, onfocus+autofocus, onbegin, onanimationstart),
               javascript: URLs (entities, controls, case) in frames and objects, srcdoc and data: documents
-              nesting carriers, SVG <script> with href
+              nesting carriers, SVG <script> with href; renderer-seeded: statements spliced into a folium
+              page's reviewed calls, generated carriers inside that page, %tensorboard frame scripts with
+              other URLs and ports
   contexts    comments and their odd endings (<!-->, --!>, bogus <! and <?), raw-text and escapable
               raw-text elements (style, textarea, title, xmp, noscript, noembed, noframes, iframe,
               plaintext), <template>, data script types, foreign content (svg, math, CDATA, foreignObject,
@@ -143,6 +145,56 @@ def _data_document(rng: random.Random, case: Case, depth: int) -> str:
     return f'<{tag} {attribute}="{html.escape(url, quote=True)}"></{tag}>'
 
 
+# ------------------------------------------------------------------ renderer-seeded cases
+
+# What mloops accepts as a known renderer's, with the marker spliced in: a folium page in a srcdoc frame whose
+# script is reviewed Leaflet calls (parsers/js_calls.py), and %tensorboard's frame script. The offline browser
+# loads no Leaflet, so spliced statements come before the first Leaflet call, where the browser runs them.
+FOLIUM_NAME = "map_0123456789abcdef0123456789abcdef"
+FOLIUM_HEAD = (
+    '<!DOCTYPE html><html><head><script src="https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js">'
+    "</script><script>L_NO_TOUCH = false; L_DISABLE_3D = false;</script></head><body>"
+    f'<div class="folium-map" id="{FOLIUM_NAME}"></div></body><script>'
+)
+FOLIUM_TAIL = (
+    f'var {FOLIUM_NAME} = L.map("{FOLIUM_NAME}", {{center: [52.0, 10.0], crs: L.CRS.EPSG3857, ...{{"zoom": 4,}}}});'
+    "</script></html>"
+)
+FOLIUM_STATEMENTS = (
+    "{m};", "L_NO_TOUCH = {m};", "{v} = {m};",
+    "{v} = [1, {m}];", "{v} = {{a: {m}}};",
+    "{v} = {{...{{a: {m}}}}};", "{v} = `${{{m}}}`;",
+    "{v} = 'a' + {m};", "{v} = -{m};",
+    "{v} = {{'__proto__': {m}}};", "{v} = 1\n{m}",
+    "{v} = {{get a() {{ return 1 }}, b: {m}}};", "<!--\n{m};", "/* */ {m};",
+    "{v} = (0, {m});", "L_NO_TOUCH = false\n;{m}",
+    'var location = "javascript:{m}";', "{v} = {{a: 1}}[{m}];", "{e};", "{v} = `x`; {m}",
+)  # fmt: skip
+TENSORBOARD = (
+    '<iframe id="tensorboard-frame-1" width="100%" height="80" frameborder="0"></iframe><script>(function() {{'
+    ' const frame = document.getElementById("tensorboard-frame-1"); const url = new URL({path}, window.location);'
+    " const port = {port}; if (port) {{ url.port = port; }} frame.src = url; }})();</script>"
+)
+
+
+def _folium_frame(rng: random.Random, case: Case, depth: int) -> str:
+    if rng.random() < 0.7:
+        marker = case.marker()
+        escaped = marker.replace("top", "\\u0074op", 1)  # an identifier spelled with an escape
+        statement = rng.choice(FOLIUM_STATEMENTS).format(m=marker, e=escaped, v=f"var map_{'0' * 32}")
+        document = FOLIUM_HEAD + statement + "\n" + FOLIUM_TAIL
+    else:  # the known page with a generated carrier inside it
+        document = FOLIUM_HEAD.replace("</body>", _piece(rng, case, depth + 1) + "</body>") + FOLIUM_TAIL
+    return f"<iframe srcdoc={_quoted(rng, document)}></iframe>"
+
+
+def _tensorboard_frame(rng: random.Random, case: Case) -> str:
+    marker = case.marker().replace("'", "\\'")
+    path = rng.choice(("'/'", f'"javascript:{marker}"', f"'javascript:{marker}//'", '"/"'))
+    port = rng.choice(("6006", "0", f"6006 + ({case.marker()}, 0)"))
+    return TENSORBOARD.format(path=path, port=port)
+
+
 # ------------------------------------------------------------------ contexts
 
 WRAPPERS: tuple[tuple[str, str], ...] = (
@@ -195,6 +247,8 @@ def _piece(rng: random.Random, case: Case, depth: int = 0) -> str:
         carrier = _srcdoc(rng, case, depth)
     elif depth < 2 and draw < 0.14:
         carrier = _data_document(rng, case, depth)
+    elif depth < 2 and draw < 0.20:
+        carrier = _folium_frame(rng, case, depth) if draw < 0.18 else _tensorboard_frame(rng, case)
     else:
         carrier = rng.choice((_script, _script, _handler, _handler, _svg_script, _svg_animation, _script_url))(
             rng, case

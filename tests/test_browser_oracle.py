@@ -4,8 +4,10 @@ nothing while a marker ran in the browser. The long campaign is bench/browser_ca
 
 from __future__ import annotations
 
+import html
+
 import pytest
-from fuzz.html_cases import HtmlGenerator, html_cases
+from fuzz.html_cases import FOLIUM_HEAD, FOLIUM_TAIL, TENSORBOARD, HtmlGenerator, html_cases
 from fuzz.html_oracle import HtmlOracle
 
 from mloops.core import Severity
@@ -25,8 +27,18 @@ def oracle():
     instance.close()
 
 
+def _template(text: str) -> str:
+    """A RUNS/INERT template from literal text whose MARK stands for the marker (other braces kept)."""
+    return text.replace("{", "{{").replace("}", "}}").replace("MARK", "{m}")
+
+
 RUNS = [
     "<script>{m}</script>",
+    # Renderer-seeded: a statement before the first Leaflet call of a folium page runs in the frame, and a
+    # javascript: URL in %tensorboard's frame script runs in the frame.
+    _template('<iframe srcdoc="' + html.escape(FOLIUM_HEAD + "MARK;\n" + FOLIUM_TAIL) + '"></iframe>'),
+    _template('<iframe srcdoc="' + html.escape(FOLIUM_HEAD + 'var location = "javascript:MARK";' + FOLIUM_TAIL) + '">'),
+    _template(TENSORBOARD.format(path='"javascript:MARK"', port="0")),
     '<img src=x onerror="{m}">',
     '<iframe srcdoc="<script>{m}</script>"></iframe>',
     '<iframe src="javascript:{m}"></iframe>',
