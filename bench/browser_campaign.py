@@ -1,11 +1,14 @@
 """The browser oracle's long campaign: generated notebook HTML outputs, each judged by mloops and rendered by
 Chromium's engine (fuzz/browser.py) as JupyterLab renders a trusted output.
 
-    .venv/bin/python bench/browser_campaign.py --cases 1000000 --seed 1 --out bench/work/browser-seed-1 --write
+    .venv/bin/python bench/browser_campaign.py --cases 1000000 --seed 3 --jobs 3 \\
+        --out bench/browser-parts/seed-3 --write
 
 A bypass is an output mloops claims runs nothing (nothing at HIGH or above) on which a marker ran. Bypasses,
-crashes and browser hangs are kept as JSON under --out; --write replaces BENCHMARKS.md's "Browser oracle"
-section. --start runs a later part of the same seed; --write then sums the parts' summaries under --out.
+crashes and browser hangs are kept as JSON under --out, with each part's summary (and the commit it ran).
+--write (or --rewrite alone) replaces BENCHMARKS.md's "Browser oracle" section with one row per campaign kept
+under bench/browser-parts, each recorded bypass judged again by the current code. --start runs a later part
+of the same seed.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -28,6 +32,7 @@ from fuzz.html_cases import html_cases  # noqa: E402
 from fuzz.html_oracle import VERDICTS, HtmlOracle, summary_of  # noqa: E402
 
 KEPT = ("bypass", "crash", "browser-hang")
+PARTS = ROOT / "bench" / "browser-parts"  # one folder per campaign kept in the repository: seed-N
 
 
 def parse() -> argparse.Namespace:
@@ -39,14 +44,14 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("bench/work/browser-oracle"))
     parser.add_argument("--progress", type=float, default=30.0, help="seconds between progress lines")
     parser.add_argument("--write", action="store_true", help="replace BENCHMARKS.md's Browser oracle section")
-    parser.add_argument("--rewrite", action="store_true", help="only rewrite that section from the parts under --out")
+    parser.add_argument("--rewrite", action="store_true", help="only rewrite that section from bench/browser-parts")
     return parser.parse_args()
 
 
 def main() -> int:
     args = parse()
     if args.rewrite:
-        sections.write_section(section(combined(args.out, args.seed), rechecked(args.out)))
+        write()
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -73,11 +78,11 @@ def main() -> int:
     for process in shards:
         process.join()
     summary = summary_of(counts, time.perf_counter() - started)
-    summary.update(seed=args.seed, start=args.start, end=args.start + args.cases, jobs=args.jobs)
+    summary.update(seed=args.seed, start=args.start, end=args.start + args.cases, jobs=args.jobs, commit=commit())
     (args.out / f"summary-{args.start}.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     print(json.dumps(summary, indent=1))
     if args.write:
-        sections.write_section(section(combined(args.out, args.seed), rechecked(args.out)))
+        write()
     return 1 if summary["verdicts"]["bypass"] or summary["verdicts"]["crash"] else 0
 
 
@@ -98,10 +103,24 @@ def run_shard(args: argparse.Namespace, shard: int, queue: Any) -> None:
         queue.put(("done", oracle.tally.counts - sent))
 
 
+def commit() -> str:
+    """The commit whose code the campaign judged (the generator and mloops both)."""
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return found.stdout.strip() or "unknown"
+
+
+def write() -> None:
+    """BENCHMARKS.md's Browser oracle section: one row per campaign kept under bench/browser-parts (seed-N)."""
+    campaigns = sorted(PARTS.glob("seed-*"), key=lambda folder: int(folder.name.split("-")[1]))
+    summaries = [combined(folder, int(folder.name.split("-")[1])) for folder in campaigns]
+    sections.write_section(section(summaries, [line for folder in campaigns for line in rechecked(folder)]))
+
+
 def combined(out: Path, seed: int) -> dict:
     """The parts' summaries under ``out``, summed; they must cover cases 0..N without a gap."""
-    total = {"cases": 0, "seconds": 0.0, "verdicts": dict.fromkeys(VERDICTS, 0), "seed": seed}
+    total = {"cases": 0, "seconds": 0.0, "verdicts": dict.fromkeys(VERDICTS, 0), "seed": seed, "commit": set()}
     for part in campaign_parts(out, seed):
+        total["commit"].add(part.get("commit", "unknown"))
         total["cases"] += part["cases"]
         total["seconds"] += part["seconds"]
         for verdict, count in part["verdicts"].items():
@@ -121,25 +140,34 @@ def rechecked(out: Path) -> list[str]:
     return lines
 
 
-def section(summary: dict, rechecks: list[str]) -> list[str]:
-    verdicts = summary["verdicts"]
-    ran = verdicts["rejected-ran"] + verdicts["bypass"]
+def section(summaries: list[dict], rechecks: list[str]) -> list[str]:
     notes = ["", "Each recorded bypass, re-checked with the current code:", "", *rechecks] if rechecks else []
+    rows = []
+    for summary in summaries:
+        verdicts = summary["verdicts"]
+        ran = verdicts["rejected-ran"] + verdicts["bypass"]
+        rows.append(
+            f"| {summary['seed']} | {', '.join(sorted(summary['commit']))} | {summary['cases']} | "
+            f"{summary['seconds']:.0f} | {summary['cases'] / max(summary['seconds'], 1e-9):.0f} | {ran} | "
+            f"{verdicts['rejected-ran']} | {verdicts['rejected-silent']} | {verdicts['clean-agrees']} | "
+            f"{verdicts['bypass']} | {verdicts['crash']} | {verdicts['browser-hang']} |"
+        )
     return [
         "## Browser oracle",
         "",
-        f"`bench/browser_campaign.py --cases {summary['cases']} --seed {summary['seed']}`, "
+        f"`bench/browser_campaign.py --cases N --seed S --jobs 3 --out bench/browser-parts/seed-S`, rewritten "
         f"{time.strftime('%Y-%m-%d')}: generated notebook HTML outputs (fuzz/html_cases.py: script carriers hidden "
-        "in comments, raw text, foreign content, namespace games and odd syntax), each judged by mloops and "
-        "rendered by Chromium's engine (Qt WebEngine 6.11, Chrome 140) as JupyterLab renders a trusted output. "
-        "A bypass is an output mloops claims runs nothing (nothing at HIGH or above) on which a marker ran.",
+        "in comments, raw text, foreign content, namespace games and odd syntax, and from the commit that "
+        "added them, renderer-seeded cases: statements spliced into a folium page's reviewed calls, carriers "
+        "inside that page, %tensorboard frame scripts), each judged by mloops and rendered by Chromium's engine "
+        "(Qt WebEngine 6.11, Chrome 140) as JupyterLab renders a trusted output. A bypass is an output mloops "
+        "claims runs nothing (nothing at HIGH or above) on which a marker ran. One row per campaign, with the "
+        "commit whose generator and mloops it ran.",
         "",
-        "| cases | seconds | cases/s | script ran | mloops HIGH, ran | mloops HIGH, nothing ran | claimed clean, "
-        "nothing ran | bypass | crash | browser hang |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {summary['cases']} | {summary['seconds']:.0f} | {summary['cases'] / max(summary['seconds'], 1e-9):.0f} | "
-        f"{ran} | {verdicts['rejected-ran']} | {verdicts['rejected-silent']} | {verdicts['clean-agrees']} | "
-        f"{verdicts['bypass']} | {verdicts['crash']} | {verdicts['browser-hang']} |",
+        "| seed | commit | cases | seconds | cases/s | script ran | mloops HIGH, ran | mloops HIGH, nothing ran | "
+        "claimed clean, nothing ran | bypass | crash | browser hang |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *rows,
         "",
         '"Nothing ran" under HIGH is mostly handlers that need a user (onclick) and markup mloops reports '
         "because a browser may parse it as markup, though this engine's tree builder kept it as text here.",

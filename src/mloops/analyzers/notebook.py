@@ -824,8 +824,11 @@ def _check_widget_state(ctx: ScanContext, report: Reporter, where: Where, state:
                     "saved widget uses a module outside ipywidgets and the reviewed widget libraries, whose "
                     "JavaScript loads on open"
                 )
-            report(rules.NOTEBOOK_WIDGET_CODE, where._replace(path=path), what,
-                   module=", ".join(foreign), model=str(model.get("model_name", "")))  # fmt: skip
+            digests = ", ".join(
+                hashlib.sha256(code[field].encode("utf-8", "surrogatepass")).hexdigest() for field in carried
+            )
+            report(rules.NOTEBOOK_WIDGET_CODE, where._replace(path=path), what, module=", ".join(foreign),
+                   model=str(model.get("model_name", "")), **({"sha256": digests} if digests else {}))  # fmt: skip
         elif foreign:
             report(rules.NOTEBOOK_KNOWN_RENDERER, where._replace(path=path),
                    "saved widget of a reviewed widget library (its published JavaScript draws it)",
