@@ -46,15 +46,6 @@ LIBRARIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "folium": (("0.20.0", "0.19.7", "0.18.0", "0.17.0", "0.16.0", "0.15.1"), ("folium",)),
     "pydeck": (("0.9.3", "0.9.1", "0.8.0"), ("pydeck",)),
 }
-EXTRA = {
-    "bokeh inline": (
-        "from bokeh.io import output_notebook, show\nfrom bokeh.plotting import figure\n"
-        "from bokeh.resources import INLINE\noutput_notebook(INLINE)\np = figure()\np.line([1, 2], [3, 4])\nshow(p)"
-    ),
-    "altair chart": (
-        "import altair as alt\nimport pandas as pd\nalt.Chart(pd.DataFrame({'a': [1, 2]})).mark_bar().encode(y='a')"
-    ),
-}
 
 
 def install(library: str, release: str) -> Path:
@@ -76,7 +67,7 @@ def judge(library: str, release: str, snippet: str) -> dict:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), previous]))
     try:
         with tempfile.TemporaryDirectory() as scratch:
-            source = f"import {library}\nprint({library}.__version__)\n" + SNIPPETS.get(snippet, EXTRA.get(snippet, ""))
+            source = f"import {library}\nprint({library}.__version__)\n" + SNIPPETS[snippet]
             try:
                 saved = kernel_outputs.run_in_kernel(source, folder=scratch)
             except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:  # API or dependency drift
