@@ -61,7 +61,7 @@ MAX_HIDDEN_DEPTH = 4  # comments and raw text inside comments and raw text, toke
 MARKUP_START = re.compile(r"<[\s/]*[A-Za-z!?]")  # below that depth, anything that may open a tag is reported
 MARKDOWN_LINK = re.compile(r"\]\(\s*<?([^)>\s]{1,4096})")
 _HEAD_SCAN = re.compile(rb'"(?:cells|nbformat|worksheets)"\s*:')
-_PLACEHOLDER = re.compile(r"@@(json|jsstring|id|ver|port|path)@@")
+_PLACEHOLDER = re.compile(r"@@(json|jsstring|id|ver|port|path|urls)@@")
 _PLACEHOLDER_PATTERNS = {
     "id": re.compile(r"\s*[A-Za-z0-9_-]{1,128}"),
     "port": re.compile(r"\s*[1-9][0-9]{0,4}(?![0-9])"),
@@ -161,11 +161,13 @@ def _matches_template(body: str, template: tuple[Any, ...], values: list[Any] | 
     """Whether ``body`` is ``template`` in full; the @@json@@ values it holds are added to ``values``."""
     position = 0
     for part in template:
-        if part == "json":
+        if part in ("json", "urls"):
             position = _skip_space(body, position)
             try:
                 value, position = _JSON.raw_decode(body, position)
             except (ValueError, RecursionError):
+                return False
+            if part == "urls" and not _known_script_urls(value):
                 return False
             if values is not None:
                 values.append(value)
@@ -178,6 +180,11 @@ def _matches_template(body: str, template: tuple[Any, ...], values: list[Any] | 
             values.append(_js_string_data(match.group(0).strip()[1:-1]))
         position = match.end()
     return _skip_space(body, position) == len(body)
+
+
+def _known_script_urls(value: Any) -> bool:
+    """A JSON list of script URLs a loader fetches, each on a known renderer's CDN as the browser reads it."""
+    return isinstance(value, list) and all(isinstance(url, str) and identify_source(url) for url in value)
 
 
 _JS_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|.)", re.S)
