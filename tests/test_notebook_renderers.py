@@ -46,7 +46,7 @@ def test_widget_code_fingerprints_are_the_libraries_own_files():
     for name, texts in shipped.items():
         (renderer,) = [r for r in notebook.renderers().known if r.name == name]
         digests = {hashlib.sha256(text.encode()).hexdigest() for text in texts}
-        assert digests == set(renderer.widget_code), name
+        assert digests <= set(renderer.widget_code), name  # earlier releases' files are listed too
 
 
 def test_the_itables_bundle_fingerprint_is_the_librarys_own_init_cell():
