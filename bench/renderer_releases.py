@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ from mloops import scan_path  # noqa: E402
 from mloops.core import Severity  # noqa: E402
 
 WORK = ROOT / "bench" / "work" / "releases"
+_SHA256 = re.compile(r"\b[0-9a-f]{64}\b")  # digests of carried widget code, named in the finding's message
 SNIPPETS = kernel_outputs.SNIPPETS
 # library -> (releases, the snippets that draw with it); releases newest first, the installed one included
 LIBRARIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -84,7 +86,9 @@ def judge(library: str, release: str, snippet: str) -> dict:
             os.environ["PYTHONPATH"] = previous
     if ran != release:
         return {"snippet": snippet, "status": "did not run", "why": f"kernel imported {library} {ran}"}
-    unknown = sorted({digest for f in loud for digest in f.evidence.get("sha256", "").split(", ")} - {""})
+    unknown = sorted(
+        {f.evidence.get("sha256", "") for f in loud} | set(_SHA256.findall(" ".join(f.message for f in loud))) - {""}
+    )
     files = _file_digests(folder) if unknown else {}
     return {
         "snippet": snippet,

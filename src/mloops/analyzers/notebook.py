@@ -388,7 +388,7 @@ class _Markup:
 
     def __init__(
         self,
-        report: Reporter | _Worst | _Held,
+        report: Reporter | _Worst,
         where: Where,
         depth: int = 0,
         frames: int = 0,
@@ -532,7 +532,7 @@ class _Markup:
                 for markup in markup_strings(data):
                     self._nested(self.report, markup)
 
-    def _nested(self, report: Reporter | _Worst | _Held, text: str) -> None:
+    def _nested(self, report: Reporter | _Worst, text: str) -> None:
         """Scan ``text`` as markup one level deeper, reporting to ``report``."""
         inner = _Markup(report, self.where, self.depth + 1, self.frames, self.frame_file)
         inner.feed(text, self.check_time)
@@ -588,18 +588,16 @@ class _Worst:
         """Findings beyond the cap are no worse than the ones listed."""
 
 
-class _Held:
+class _Held(_Worst):
     """Findings of a srcdoc document, kept back until its frame is judged (at most the cap per rule)."""
 
     def __init__(self) -> None:
-        self.severity: Severity | None = None
+        super().__init__()
         self.kept: list[tuple[Rule, Where, str, Severity | None, dict[str, str]]] = []
         self.counts: dict[Rule, int] = {}
 
     def __call__(self, rule: Rule, where: Where, what: str, severity: Severity | None = None, **more: str) -> None:
-        level = severity if severity is not None else rule.severity
-        if self.severity is None or level > self.severity:
-            self.severity = level
+        super().__call__(rule, where, what, severity)
         self.counts[rule] = self.counts.get(rule, 0) + 1
         if self.counts[rule] <= MAX_FINDINGS_PER_RULE:
             self.kept.append((rule, where, what, severity, more))
@@ -607,7 +605,7 @@ class _Held:
     def unlisted(self, rule: Rule, count: int) -> None:
         self.counts[rule] = max(self.counts.get(rule, 0), MAX_FINDINGS_PER_RULE) + count
 
-    def replay(self, report: Reporter | _Worst | _Held) -> None:
+    def replay(self, report: Reporter | _Worst) -> None:
         for rule, where, what, severity, more in self.kept:
             report(rule, where, what, severity, **more)
         for rule, count in self.counts.items():
@@ -823,7 +821,13 @@ def _check_widget_state(ctx: ScanContext, report: Reporter, where: Where, state:
         if unknown or carried or named:
             custom += 1
             if carried:
-                what = f"saved widget carries its own JavaScript ({', '.join(carried)}), which runs on open"
+                digests = (
+                    hashlib.sha256(code[field].encode("utf-8", "surrogatepass")).hexdigest() for field in carried
+                )
+                what = (
+                    f"saved widget carries its own JavaScript ({', '.join(carried)}), which runs on open "
+                    f"(sha256 {', '.join(digests)})"
+                )
             elif named:
                 what = f"saved widget state names code its library runs on open: {_snippet(named)}"
             else:
@@ -831,11 +835,8 @@ def _check_widget_state(ctx: ScanContext, report: Reporter, where: Where, state:
                     "saved widget uses a module outside ipywidgets and the reviewed widget libraries, whose "
                     "JavaScript loads on open"
                 )
-            digests = ", ".join(
-                hashlib.sha256(code[field].encode("utf-8", "surrogatepass")).hexdigest() for field in carried
-            )
-            report(rules.NOTEBOOK_WIDGET_CODE, where._replace(path=path), what, module=", ".join(foreign),
-                   model=str(model.get("model_name", "")), **({"sha256": digests} if digests else {}))  # fmt: skip
+            report(rules.NOTEBOOK_WIDGET_CODE, where._replace(path=path), what,
+                   module=", ".join(foreign), model=str(model.get("model_name", "")))  # fmt: skip
         elif foreign:
             report(rules.NOTEBOOK_KNOWN_RENDERER, where._replace(path=path),
                    "saved widget of a reviewed widget library (its published JavaScript draws it)",
