@@ -473,3 +473,11 @@ def test_tensorboard_frames_are_known_only_on_another_port_without_a_file(path: 
     result = run(fx.output_notebook("text/html", html))
     assert ("MLO310" not in ids_at_least(result, Severity.HIGH)) is known, described(result)
     assert not ids_at_least(result, Severity.MEDIUM) - {"MLO310"}, described(result)  # the empty frame is LOW
+
+
+def test_markup_hidden_past_megabytes_of_a_data_script_is_found():
+    # A JSON <script> is tokenized again whole: a handler after 9 MiB of data is still found.
+    padding = '{"a": "' + "x" * (9 << 20) + '"}'
+    html = f'<script type="application/json">{padding}<img src=x onerror="alert(1)"></script>'
+    result = run(fx.output_notebook("text/html", html))
+    assert any("onerror" in f.message and f.severity >= Severity.HIGH for f in result.findings), described(result)

@@ -31,7 +31,7 @@ MAX_NOTEBOOK_BYTES = 128 << 20  # notebooks with inlined plotting bundles reach 
 MAX_FINDINGS_PER_RULE = 50  # a hostile notebook with a million handlers gets a summary, not a million lines
 MAX_WIDGET_STRINGS = 200_000  # string values looked at in saved widget state
 MAX_NESTING = 8  # output widgets hold outputs that may hold output widgets
-MAX_TEMPLATE_CHARS = 8 << 20  # inline scripts longer than this are only compared by hash
+MAX_TEMPLATE_CHARS = 8 << 20  # running scripts longer than this are only compared by hash
 SNIPPET = 120
 
 WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
@@ -482,10 +482,12 @@ class _Markup:
     def handle_data(self, data: str) -> None:
         # Text outside scripts is text for the browser too (raw-text elements included): nothing runs.
         if self.script is not None:
-            _attrs, parts, digest = self.script
+            attrs, parts, digest = self.script
             digest.update(data.encode("utf-8", "surrogatepass"))
             self.script_chars += len(data)
-            if self.script_chars <= MAX_TEMPLATE_CHARS:
+            # A data script's text is kept whole: all of it is tokenized again, however long (within the
+            # notebook's size limit), since markup hidden past any cut would otherwise pass.
+            if self.script_chars <= MAX_TEMPLATE_CHARS or not _is_active_script_type(attrs.get("type", "")):
                 parts.append(data)
 
     def _look_for_hidden(self, data: str, where: str) -> None:
