@@ -287,7 +287,7 @@ def _id_free(body: str) -> bytes:
 # A script URL is matched against a renderer's CDN prefixes only when the browser would fetch it as written:
 # no percent-escapes, backslashes, controls or dot segments, which the URL parser rewrites ("vega@5/../evil@1/"
 # on a shared CDN is another package).
-_PLAIN_URL = re.compile(r"https://[A-Za-z0-9.-]+(?:/[A-Za-z0-9@_~+*=:,.-]*)*(?:[?#][A-Za-z0-9@_~+*=:,./&?#-]*)?")
+_PLAIN_URL = re.compile(r"https://[A-Za-z0-9.-]+(?:/[A-Za-z0-9@_~+*^=:,.-]*)*(?:[?#][A-Za-z0-9@_~+*^=:,./&?#-]*)?")
 _DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")
 _C0_OR_SPACE = "".join(map(chr, range(0x21)))  # what the URL parser trims from both ends (not U+00A0)
 
