@@ -87,9 +87,8 @@ def judge(library: str, release: str, snippet: str) -> dict:
             os.environ["PYTHONPATH"] = previous
     if ran != release:
         return {"snippet": snippet, "status": "did not run", "why": f"kernel imported {library} {ran}"}
-    unknown = sorted(
-        {f.evidence.get("sha256", "") for f in loud} | set(_SHA256.findall(" ".join(f.message for f in loud))) - {""}
-    )
+    named = {f.evidence.get("sha256", "") for f in loud} | set(_SHA256.findall(" ".join(f.message for f in loud)))
+    unknown = sorted(named - {""})
     files = _file_digests(folder) if unknown else {}
     return {
         "snippet": snippet,

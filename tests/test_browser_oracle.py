@@ -111,8 +111,14 @@ def test_bokeh_documents_render_in_the_browser_and_mloops_sees_what_runs(oracle,
     from bokeh.embed import components
     from bokeh.resources import INLINE
 
-    script, div = components(getattr(models, model)(text=text.format(m=marker(7))))
-    html = INLINE.render_js() + script + div
-    ran = oracle.browser.render([(7, html)]) == {7: {"1"}}
+    # Each attempt has its own case id, so a marker that arrives late is never taken for another render's;
+    # what runs is given three tries, since 5 MB of BokehJS may outlast the settle time on a loaded machine.
+    first = 700 + 10 * BOKEH_TEXTS.index((model, text, runs, loud))
+    for case in range(first, first + (3 if runs else 1)):
+        script, div = components(getattr(models, model)(text=text.format(m=marker(case))))
+        html = INLINE.render_js() + script + div
+        ran = oracle.browser.render([(case, html)]) == {case: {"1"}}
+        if ran:
+            break
     loud_now = oracle.verdict_of(html).worst >= Severity.HIGH
     assert (ran, loud_now) == (runs, loud)
