@@ -28,7 +28,12 @@ def test_real_library_output_is_not_high(tmp_path: pathlib.Path, name: str):
     report = scan_path(str(path))
     loud = [f"{f.rule.id} {f.message}" for f in report.findings if f.severity >= Severity.HIGH]
     assert not loud, loud
-    assert report.findings, "an executed notebook with rich output is looked at, not skipped"
+    # Not vacuous: every library that puts script or widgets in the page was recognized as a known renderer.
+    known = [f for f in report.findings if f.rule.id == "MLO317"]
+    assert known or name in MARKUP_ONLY, [f"{f.rule.id} {f.message}" for f in report.findings]
+
+
+MARKUP_ONLY = {"pandas Styler", "great_tables"}  # HTML and CSS, no script: nothing to recognize
 
 
 def _shipped(module: str, relative: str) -> str:
