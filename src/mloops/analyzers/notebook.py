@@ -788,7 +788,7 @@ def _check_content(ctx: ScanContext, report: Reporter, where: Where, mime: str, 
         renderer = identify_script(body, digest, check_time=ctx.budget.check_time)
         if renderer is None:
             report(rules.NOTEBOOK_JAVASCRIPT_OUTPUT, where, f"{mime} output runs when the notebook is trusted",
-                   snippet=_snippet(body.strip()))  # fmt: skip
+                   snippet=_snippet(body.strip()), sha256=hashlib.sha256(_id_free(body)).hexdigest())  # fmt: skip
         else:
             report(rules.NOTEBOOK_KNOWN_RENDERER, where, f"script from a known renderer: {renderer.why}",
                    renderer=renderer.name)  # fmt: skip
