@@ -113,7 +113,7 @@ def load_osv(path: str) -> tuple[Advisory, ...]:
         documents = _zip_documents(path)
     else:
         raise AdvisoryError(f"{path}: not a folder of OSV JSON files or an OSV all.zip")
-    found = []
+    found: list[Advisory] = []
     for name, raw in documents:
         try:
             found.extend(_osv_advisories(json.loads(raw), name))
@@ -151,7 +151,7 @@ def _osv_advisories(record: dict[str, Any], name: str) -> Iterator[Advisory]:
         package = affected.get("package", {})
         if package.get("ecosystem") != "PyPI":
             continue
-        ranges = []
+        ranges: list[Range] = []
         for span in affected.get("ranges", []):
             if span.get("type") == "ECOSYSTEM":
                 ranges.extend(_osv_ranges(span.get("events", [])))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import time
@@ -94,10 +95,7 @@ HANDLERS: dict[str, Handler] = {
     "flax-msgpack": flax_msgpack.analyze,
     "onnx": onnx.analyze,
     "tensorflow": tensorflow.analyze,
-    **{
-        kind: (lambda ctx, item, kind=kind: compressed.scan(ctx, item, kind))
-        for kind in ("gzip", "bz2", "xz", "lzma", "zlib")
-    },
+    **{kind: functools.partial(compressed.scan, kind=kind) for kind in ("gzip", "bz2", "xz", "lzma", "zlib")},
 }
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import functools
 import re
 import string
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import product
-from typing import ClassVar, NamedTuple
+from typing import NamedTuple
 
 from jinja2 import TemplateError, nodes
 from jinja2.ext import Extension
@@ -83,7 +83,7 @@ def _policy() -> _Policy:
 class GenerationTag(Extension):
     """``{% generation %}…{% endgeneration %}``: transformers' marker around assistant turns."""
 
-    tags: ClassVar[set[str]] = {"generation"}
+    tags = {"generation"}  # noqa: RUF012 - Jinja2's Extension declares tags as a plain set
 
     def parse(self, parser: Parser) -> nodes.Node:
         lineno = next(parser.stream).lineno
@@ -257,35 +257,35 @@ class _Analysis:
     # ------------------------------------------------------------------ per node
 
     def _check(self, node: nodes.Node) -> None:
-        kind = type(node)  # Jinja2's node classes are leaves: comparing types is exact and fast
+        # Jinja2's node classes are leaves (no subclasses): isinstance is exact
         line = node.lineno
-        if kind is nodes.Getattr:
+        if isinstance(node, nodes.Getattr):
             self._attribute(node.attr, node, "attribute access", item=False)
             return  # its value is looked up, not built: nothing to fold
-        if kind is nodes.Name:
+        if isinstance(node, nodes.Name):
             return
-        if kind is nodes.NSRef:
+        if isinstance(node, nodes.NSRef):
             self._attribute(node.attr, node, "a namespace assignment", item=False)
-        elif kind is nodes.Getitem:
+        elif isinstance(node, nodes.Getitem):
             keys = self.folder.fold(node.arg)
             if keys is None:
                 self._computed_item(node)
             for key in keys or ():
                 if isinstance(key, str):
                     self._attribute(key, node, "item access", item=True)
-        elif kind is nodes.Filter and node.name in self.policy.attribute_filters:
+        elif isinstance(node, nodes.Filter) and node.name in self.policy.attribute_filters:
             self._filter(node, node.name, node.args)
-        elif kind is nodes.Call:
+        elif isinstance(node, nodes.Call):
             self._call(node)
-        elif kind in _LOADS:
-            statement = _LOADS[kind]
+        elif isinstance(node, nodes.Include | nodes.Import | nodes.FromImport | nodes.Extends):
+            statement = _LOADS[type(node)]
             targets = ", ".join(repr(value) for value in self._strings(node.template)) or "a computed name"
             self._hit(line, "load", Severity.HIGH, f"{statement} {targets}", "a template statement", statement)
-        elif kind is nodes.Const or kind is nodes.TemplateData:
-            text = node.value if kind is nodes.Const else node.data
+        elif isinstance(node, nodes.Const | nodes.TemplateData):
+            text = node.value if isinstance(node, nodes.Const) else node.data
             if isinstance(text, str):
                 self._format_walks(text, line)
-        if kind is nodes.AssignBlock or isinstance(node, nodes.Expr):
+        if isinstance(node, nodes.AssignBlock | nodes.Expr):
             for text in self._strings(node):
                 self._constant(text, node)
 
@@ -500,7 +500,7 @@ class _Folder:
             raise _Unknown
         return values
 
-    def _operands(self, parts: list[nodes.Node], depth: int) -> Iterator[tuple[Value, ...]]:
+    def _operands(self, parts: Sequence[nodes.Node], depth: int) -> Iterator[tuple[Value, ...]]:
         """Every combination of the parts' values, each small enough to compute with."""
         choices = [self._need(part, depth) for part in parts]
         total = 1
@@ -569,7 +569,7 @@ class _Folder:
     def _block(self, node: nodes.AssignBlock, depth: int) -> frozenset[Value]:
         if node.filter is not None or not all(isinstance(part, nodes.Output) for part in node.body):
             raise _Unknown
-        pieces = [piece for part in node.body for piece in part.nodes]
+        pieces = [piece for part in node.body if isinstance(part, nodes.Output) for piece in part.nodes]
         texts = {_concat(values) for values in self._operands(pieces, depth)}
         return frozenset(texts | {text.strip() for text in texts})  # trim_blocks may strip the edges
 
@@ -590,7 +590,7 @@ class _Folder:
     ) -> frozenset[Value]:
         if function is None or call.dyn_args is not None or call.dyn_kwargs is not None:
             raise _Unknown
-        keys = [keyword.key for keyword in call.kwargs]
+        keys = [keyword.key for keyword in call.kwargs if isinstance(keyword, nodes.Keyword)]
         results = set()
         arguments = [subject, *call.args, *(keyword.value for keyword in call.kwargs)]
         for values in self._operands(arguments, depth):
@@ -676,7 +676,7 @@ def _format(template: Value, *args: Value, **kwargs: Value) -> Value:
         raise _Unknown
     fields = 0
     for _, field, spec, _ in string.Formatter().parse(template):
-        if field is None:
+        if field is None or spec is None:
             continue
         fields += 1
         if "." in field or "[" in field or "{" in spec:

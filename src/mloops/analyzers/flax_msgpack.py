@@ -146,7 +146,7 @@ class _Walker:
                 self.path.append(self.key or "[]")
                 self.key = ""
             elif header.kind in (Kind.STR, Kind.BIN):
-                self.reader.skip(int(header.value))
+                self.reader.skip(header.number)
             elif header.kind is Kind.EXT:
                 if header.ext_code not in FLAX_EXT_CODES:
                     raise DecodeError(f"extension type {header.ext_code} is not one Flax writes", header.offset)
@@ -156,7 +156,7 @@ class _Walker:
         return False
 
     def _items(self, header: Header) -> int:
-        items = int(header.value) * (2 if header.kind is Kind.MAP else 1)
+        items = header.number * (2 if header.kind is Kind.MAP else 1)
         remaining = self.reader.remaining()
         if remaining is not None and items > remaining:
             raise DecodeError(
@@ -167,7 +167,7 @@ class _Walker:
     def _read_key(self, header: Header) -> None:
         if header.kind is not Kind.STR:
             raise DecodeError(f"a map key is a {header.kind.value}, Flax writes strings", header.offset)
-        length = int(header.value)
+        length = header.number
         if length > MAX_KEY_SHOWN:
             self.reader.skip(length)
             self.key = f"<{length}-byte key>"
@@ -181,7 +181,7 @@ class _Walker:
 
     def _check_extension(self, header: Header) -> None:
         start = self.reader.pos
-        length = int(header.value)
+        length = header.number
         if header.ext_code == EXT_COMPLEX:
             self._check_complex(header)
         else:
@@ -210,7 +210,7 @@ class _Walker:
         data = read_header(self.reader)
         if data.kind not in (Kind.BIN, Kind.STR):
             raise DecodeError("array data is not a byte string", data.offset)
-        stored = int(data.value)
+        stored = data.number
         if self.reader.pos - start + stored != length:
             raise DecodeError(
                 f"array data of {stored} bytes does not end where its {length}-byte extension ends", data.offset
@@ -228,21 +228,21 @@ class _Walker:
 
     def _read_shape(self, header: Header) -> list[int]:
         dims = read_header(self.reader)
-        if dims.kind is not Kind.ARRAY or int(dims.value) > MAX_DIMS:
+        if dims.kind is not Kind.ARRAY or dims.number > MAX_DIMS:
             raise DecodeError("array shape is not a list of at most 64 dimensions", dims.offset)
         shape = []
-        for _ in range(int(dims.value)):
+        for _ in range(dims.number):
             dim = read_header(self.reader)
-            if dim.kind is not Kind.INT or int(dim.value) < 0:
+            if dim.kind is not Kind.INT or dim.number < 0:
                 raise DecodeError("array dimension is not a non-negative integer", dim.offset)
-            shape.append(int(dim.value))
+            shape.append(dim.number)
         return shape
 
     def _read_dtype(self, header: Header) -> str:
         name = read_header(self.reader)
-        if name.kind not in (Kind.STR, Kind.BIN) or int(name.value) > MAX_DTYPE_NAME:
+        if name.kind not in (Kind.STR, Kind.BIN) or name.number > MAX_DTYPE_NAME:
             raise DecodeError("array dtype is not a short name", name.offset)
-        return self.reader.read(int(name.value)).decode("ascii", "replace")
+        return self.reader.read(name.number).decode("ascii", "replace")
 
 
 def _itemsize(dtype: str) -> int | None:

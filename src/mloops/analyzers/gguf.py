@@ -169,7 +169,7 @@ def _check_special_tokens(ctx: ScanContext, item: Item, parsed: parser.Parsed) -
         for kv in parsed.kvs
         if kv.key.startswith("tokenizer.ggml.") and kv.key.endswith("_token_id") and isinstance(kv.value, int)
     }
-    wanted = {value for value in special.values() if 0 <= value < tokens.count}
+    wanted = {value for value in special.values() if 0 <= value < tokens.length}
     texts = parser.read_strings(item.stream, item.size, parsed, tokens, wanted, MAX_TOKEN_BYTES, ctx.budget.check_time)
     for key, token_id in special.items():
         text = texts.get(token_id, "")

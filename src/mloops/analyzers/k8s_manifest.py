@@ -27,6 +27,11 @@ _EXPOSED_TYPES = ("LoadBalancer", "NodePort")
 _ENTRY_KINDS = ("Service", "Ingress", "Gateway", "VirtualService")
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """A manifest field that should hold a mapping: the mapping, or {} for anything else."""
+    return value if isinstance(value, dict) else {}
+
+
 def detect(head: bytes, name: str) -> bool:
     """YAML or JSON text with apiVersion and kind at the top of a document."""
     if b"\x00" in head:
@@ -184,7 +189,7 @@ def _check_pod(report: checks.Reporter, obj: dict[str, Any], spec: dict[str, Any
         account = spec.get("serviceAccountName") or "default"
         message = f"mounts the {account!r} service-account token (automountServiceAccountToken is not false)"
         report(rules.SERVICE_ACCOUNT_TOKEN, message, {"service_account": str(account)})
-    context = spec.get("securityContext") if isinstance(spec.get("securityContext"), dict) else {}
+    context = _mapping(spec.get("securityContext"))
     if _unconfined(context):
         report(rules.UNCONFINED_PROFILE, "pod securityContext sets an Unconfined profile", {"level": "pod"})
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
@@ -202,11 +207,11 @@ def _unconfined(context: dict[str, Any]) -> bool:
 
 
 def _check_container(report: checks.Reporter, name: str, container: dict[str, Any]) -> None:
-    context = container.get("securityContext") if isinstance(container.get("securityContext"), dict) else {}
+    context = _mapping(container.get("securityContext"))
     evidence = {"container": name}
     if context.get("privileged") is True:
         report(rules.PRIVILEGED_CONTAINER, f"container {name!r} runs privileged", evidence, raise_for_role=True)
-    capabilities = context.get("capabilities") if isinstance(context.get("capabilities"), dict) else {}
+    capabilities = _mapping(context.get("capabilities"))
     checks.check_capabilities(report, capabilities.get("add"), name)
     escalation = context.get("allowPrivilegeEscalation")
     if escalation is True:
@@ -245,9 +250,9 @@ def _check_container(report: checks.Reporter, name: str, container: dict[str, An
 
 def _check_pod_defaults(report: checks.Reporter, spec: dict[str, Any], containers: list[tuple[str, dict]]) -> None:
     """Settings left to defaults that a hardened workload sets: non-root user, read-only root filesystem."""
-    pod = spec.get("securityContext") if isinstance(spec.get("securityContext"), dict) else {}
+    pod = _mapping(spec.get("securityContext"))
     for name, container in containers:
-        context = container.get("securityContext") if isinstance(container.get("securityContext"), dict) else {}
+        context = _mapping(container.get("securityContext"))
         non_root = context.get("runAsNonRoot", pod.get("runAsNonRoot")) is True
         user = context.get("runAsUser", pod.get("runAsUser"))
         if not non_root and not (isinstance(user, int) and user > 0):
@@ -258,7 +263,7 @@ def _check_pod_defaults(report: checks.Reporter, spec: dict[str, Any], container
 
 
 def _check_multi_model(report: checks.Reporter, obj: dict[str, Any], kind: str, group: str) -> None:
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    spec = _mapping(obj.get("spec"))
     if kind == "SeldonDeployment" and group == "machinelearning.seldon.io":
         for predictor in spec.get("predictors") or []:
             models = _graph_models(predictor.get("graph") if isinstance(predictor, dict) else None)
@@ -364,7 +369,7 @@ def _check_exposure(
     report: checks.Reporter, obj: dict[str, Any], kind: str, group: str, surroundings: Surroundings
 ) -> None:
     auth_layer = surroundings.auth_layer
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    spec = _mapping(obj.get("spec"))
     ml_named = _ml_name(_name(obj))
     if kind == "Service" and spec.get("type") in _EXPOSED_TYPES and not _behind_proxy(spec, surroundings):
         _check_service(report, spec, ml_named, auth_layer)
@@ -393,7 +398,7 @@ def _check_exposure(
 
 def _behind_proxy(spec: dict[str, Any], surroundings: Surroundings) -> bool:
     """Every target port of the Service lands on an authenticating proxy container of the pods it selects."""
-    selector = spec.get("selector") if isinstance(spec.get("selector"), dict) else {}
+    selector = _mapping(spec.get("selector"))
     targets = {str(p.get("targetPort", p.get("port"))) for p in spec.get("ports") or [] if isinstance(p, dict)}
     if not selector or not targets:
         return False
@@ -403,7 +408,7 @@ def _behind_proxy(spec: dict[str, Any], surroundings: Surroundings) -> bool:
 
 def _in_cluster(spec: dict[str, Any]) -> bool:
     """A Gateway served by an in-cluster gateway deployment (its selector names one)."""
-    selector = spec.get("selector") if isinstance(spec.get("selector"), dict) else {}
+    selector = _mapping(spec.get("selector"))
     return any(str(value) in checks.table().in_cluster_gateways for value in selector.values())
 
 
@@ -467,7 +472,7 @@ def _check_ingress(report: checks.Reporter, obj: dict[str, Any], spec: dict[str,
 def _check_binding(
     ctx: ScanContext, item: Item, obj: dict[str, Any], objects: list[dict[str, Any]], ml_accounts: dict[str, str]
 ) -> None:
-    role_ref = obj.get("roleRef") if isinstance(obj.get("roleRef"), dict) else {}
+    role_ref = _mapping(obj.get("roleRef"))
     role_name = str(role_ref.get("name", ""))
     groups = {"*"} if role_name == "cluster-admin" else _wildcard_groups(role_name, objects)
     if not groups or obj.get("kind") != "ClusterRoleBinding":

@@ -127,9 +127,13 @@ class _Judge:
             if isinstance(node, dict):
                 if isinstance(node.get("class_name"), str):
                     owner = self.keras_object(node, path, owner)
-                children = [(value, f"{path}.{key}" if path else str(key), owner) for key, value in node.items()]
-            else:
-                children = [(value, f"{path}[{i}]", owner) for i, value in enumerate(node)]  # type: ignore[arg-type]
+                children: list[tuple[object, str, str]] = [
+                    (value, f"{path}.{key}" if path else str(key), owner) for key, value in node.items()
+                ]
+            elif isinstance(node, list):
+                children = [(value, f"{path}[{i}]", owner) for i, value in enumerate(node)]
+            else:  # a bare value at the top: nothing below it
+                continue
             pending.extend(child for child in reversed(children) if isinstance(child[0], (dict, list)))
 
     # ------------------------------------------------------------------ one object

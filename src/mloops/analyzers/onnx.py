@@ -353,9 +353,9 @@ class _Walker:
             elif number in _PACKED_WIDTH:
                 self.count_values(msg, field, tensor)
             elif number == 13 and field.wire == LEN:
-                key, value = _entry(msg.child(field))
-                if key in _EXTERNAL_KEYS:
-                    tensor.external[key] = value
+                entry_key, entry_value = _entry(msg.child(field))
+                if entry_key in _EXTERNAL_KEYS:
+                    tensor.external[entry_key] = entry_value
             elif number == 14 and field.wire == VARINT:
                 tensor.location = field.value
         elements = self.check_count(tensor, msg.start, where)

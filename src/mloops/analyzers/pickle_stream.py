@@ -17,12 +17,12 @@ from ..picklevm.joblib_arrays import WRAPPER_CLASSES, check_object_array_state, 
 from ..picklevm.judge import Judge
 from ..picklevm.policy import Policy
 from ..picklevm.reader import Reader
-from ..picklevm.vm import Machine, Malformed
+from ..picklevm.vm import BuildHook, Machine, Malformed
 
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 TORCH_LEGACY_PICKLES = 5  # magic, protocol version, sys info, the object, storage keys
 
-BUILD_HOOKS = {
+BUILD_HOOKS: dict[str, BuildHook] = {
     **{name: step_over_array for name in WRAPPER_CLASSES},
     **{name: check_object_array_state for name in ("numpy.ndarray", "numpy.matrix", "numpy.char.chararray")},
 }

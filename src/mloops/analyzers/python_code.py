@@ -131,6 +131,8 @@ def _bind_names(nodes: list[ast.AST]) -> dict[str, str]:
     assignments = [n for n in nodes if isinstance(n, ast.Assign | ast.AnnAssign) and n.value is not None]
     for _ in range(2):  # a second round follows one alias of an alias defined later in the file
         for node in assignments:
+            if node.value is None:  # kept out above; the check tells the type checker
+                continue
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             value = _qualified(node.value, names)
             for target in targets:

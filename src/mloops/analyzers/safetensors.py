@@ -157,7 +157,10 @@ def _parse(raw: bytes, problem: _Reporter) -> dict[str, Any] | None:
         obj = dict(pairs)
         if len(obj) != len(pairs):
             seen: set[str] = set()
-            duplicates.extend(key for key, _ in pairs if key in seen or seen.add(key))
+            for key, _ in pairs:
+                if key in seen:
+                    duplicates.append(key)
+                seen.add(key)
         return obj
 
     try:

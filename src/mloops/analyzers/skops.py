@@ -194,7 +194,7 @@ class _Walk:
             raise _Broken(f"node id {_preview(node_id)} cannot be looked up") from None
         loader = state.get("__loader__")
         key = self._section(loader)
-        if key is None:
+        if key is None or not isinstance(loader, str):  # _section knows only string loaders
             raise _Broken(f"unknown loader {_preview(loader)}: skops cannot build this node")
         module, cls = state.get("__module__"), state.get("__class__")
         if not isinstance(module, str) or not isinstance(cls, str):

@@ -31,7 +31,7 @@ GRAPH_DEF = "tensorflow-graphdef"
 KERAS_METADATA = "keras-metadata"
 COMPANION = "tensorflow-metadata"  # fingerprint.pb and tfhub_module.pb: hashes and a format number, no graph
 # Their fields and wire types: FingerprintDef (hashes 1-5, version 6, uuid 7) and hub's ModuleDef (format 1).
-COMPANION_FIELDS = {
+COMPANION_FIELDS: dict[str, dict[int, tuple[int, ...]]] = {
     "fingerprint.pb": {
         1: (VARINT,),
         2: (VARINT,),

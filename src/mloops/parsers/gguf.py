@@ -43,7 +43,7 @@ MAX_ENTRIES = 1_000_000  # KVs or tensors kept in memory; real models have a few
 
 class Array(NamedTuple):
     element_type: int
-    count: int
+    length: int
     first: int  # offset of the first element
 
 
@@ -249,7 +249,7 @@ def read_strings(
     found: dict[int, str] = {}
     last = max(wanted, default=-1)
     try:
-        for index in range(min(array.count, last + 1)):
+        for index in range(min(array.length, last + 1)):
             if index in wanted:
                 text, _ = decoder.string("token", limit)
                 if text is not None:

@@ -662,7 +662,8 @@ class File:
         records: list[bytes] = []
         if root is None or total == 0:
             return records
-        pending, seen = [(root, root_records, depth)], set()
+        pending: list[tuple[int | None, int, int]] = [(root, root_records, depth)]  # None is checked when popped
+        seen: set[int] = set()
         while pending:
             node, count, level = pending.pop()
             if node is None or node in seen:
@@ -803,10 +804,10 @@ class FractalHeap:
                     raise HDF5Error(f"heap offset {offset} lies in an unallocated block")
                 return child, block_size, child_base
             child = indirect[entry - len(direct)]
+            if child is None:
+                raise HDF5Error(f"heap offset {offset} lies in an unallocated block")
             rows = block_size.bit_length() - self.start_block.bit_length() - (self.width.bit_length() - 1) + 1
             address, base = child, child_base
-            if address is None:
-                raise HDF5Error(f"heap offset {offset} lies in an unallocated block")
         raise HDF5Error("fractal heap indirect blocks nest too deeply")
 
     def _indirect_block(self, address: int, rows: int, base: int) -> tuple[list[int | None], list[int | None]]:

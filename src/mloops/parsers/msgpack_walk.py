@@ -31,6 +31,13 @@ class Header(NamedTuple):
     offset: int  # where the header starts
     ext_code: int = 0
 
+    @property
+    def number(self) -> int:
+        """The integer the header carries: a payload length, an item count, or an INT scalar."""
+        if isinstance(self.value, int):
+            return int(self.value)
+        raise DecodeError(f"a {self.kind.value} header carries no integer", self.offset)
+
 
 # marker -> (kind, layout of what follows the marker)
 _FIXED: dict[int, tuple[Kind, struct.Struct]] = {

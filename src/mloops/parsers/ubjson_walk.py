@@ -96,7 +96,7 @@ def _value(reader: ForwardReader, marker: int) -> _Container | None:
     return None
 
 
-def _open(reader: ForwardReader, is_object: bool) -> _Container | None:
+def _open(reader: ForwardReader, is_object: bool) -> _Container:
     """Read the optional type and count after an opening marker; fixed-size typed arrays are skipped whole."""
     element = None
     offset = reader.pos

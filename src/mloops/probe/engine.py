@@ -207,10 +207,10 @@ def _open(fingerprint: fp.Fingerprint, location: Location, feature: fp.Feature, 
 
 
 def _revealed(feature: fp.Feature, answer: Answer) -> str:
-    if feature.count is None or isinstance(answer, Failure):
+    if feature.count_path is None or isinstance(answer, Failure):
         return ""
     value = answer.json()
-    items = fp.json_path(value, feature.count) if feature.count else value
+    items = fp.json_path(value, feature.count_path) if feature.count_path else value
     if items is None and isinstance(value, dict):
         items = []  # protobuf-style JSON leaves empty lists out
     if not isinstance(items, list | dict):

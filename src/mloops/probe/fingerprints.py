@@ -92,7 +92,7 @@ class Feature(NamedTuple):
     attack: str
     check: Check  # matches only when the feature answers without credentials
     enforced: Matcher | None  # a platform-specific "login required" answer, beyond 401/403/login redirects
-    count: str | None  # dotted JSON path of the list whose length the finding reveals
+    count_path: str | None  # dotted JSON path of the list whose length the finding reveals
     reveals: str  # what is counted ("registered models")
 
 

@@ -39,7 +39,7 @@ def _scan_archive(ctx: ScanContext, item: Item, stream: Stream) -> None:
     members = []
     stream.seek(0)  # TarFile starts reading where the stream stands
     try:
-        with tarfile.TarFile(fileobj=stream, mode="r") as archive:  # type: ignore[call-overload]
+        with tarfile.TarFile(fileobj=stream, mode="r") as archive:  # type: ignore[arg-type]
             for member in archive:
                 members.append(member)
                 if len(members) > ctx.limits.max_members:
