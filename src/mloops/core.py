@@ -12,6 +12,11 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 
+class ParseError(Exception):
+    """An input breaks the rules of its format: the base of every parser's and analyzer's decode error, so
+    that a caller can tell a malformed file (a finding) from a fault of the scanner (a crash)."""
+
+
 class UsageError(Exception):
     """A problem with what the user asked for (a missing path, a bad target, an unreadable advisory dump):
     reported in one line, exit 2."""

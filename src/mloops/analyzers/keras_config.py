@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
-from ..core import Capability, Severity
+from ..core import Capability, ParseError, Severity
 from ..data import load_toml
 from ..limits import LimitExceeded
 from ..parsers import pymarshal
@@ -42,7 +42,7 @@ DATA_OBJECTS = frozenset(
 )
 
 
-class ConfigError(Exception):
+class ConfigError(ParseError):
     """The config is not JSON Keras could read."""
 
 

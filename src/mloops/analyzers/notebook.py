@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
-from ..core import Rule, Severity
+from ..core import ParseError, Rule, Severity
 from ..data import load_toml
 from ..parsers import html_tokens, js_calls
 from . import python_code, secrets
@@ -674,7 +674,7 @@ def scan_markup(ctx: ScanContext, report: Reporter, where: Where, text: str, mar
 # ------------------------------------------------------------------ notebook structure
 
 
-class Malformed(Exception):
+class Malformed(ParseError):
     """The JSON parses but is not a notebook a front end would render as such."""
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from ..core import ParseError
 from ..streams import Stream
 
 CHUNK = 1 << 20
 
 
-class DecodeError(Exception):
+class DecodeError(ParseError):
     """The bytes break the format at ``offset``; ``truncated`` when the data simply ran out."""
 
     def __init__(self, message: str, offset: int, truncated: bool = False) -> None:

@@ -13,6 +13,7 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+from ..core import ParseError
 from ..limits import LimitExceeded
 from ..streams import Stream
 
@@ -46,7 +47,7 @@ BTREE_ATTRIBUTE_NAMES = 8
 BTREE_HUGE_OBJECTS = 1
 
 
-class HDF5Error(Exception):
+class HDF5Error(ParseError):
     """The bytes break the HDF5 format. (A reader bound raises ``LimitExceeded`` instead.)"""
 
 

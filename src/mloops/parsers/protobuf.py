@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+from ..core import ParseError
 from ..streams import Stream
 
 VARINT, I64, LEN, START_GROUP, END_GROUP, I32 = 0, 1, 2, 3, 4, 5
@@ -21,7 +22,7 @@ IN_MEMORY = 64 << 20  # also spares compressed streams the restarts that backwar
 _HEADER_BYTES = 20  # a tag and a length or value, both varints of at most 10 bytes
 
 
-class DecodeError(ValueError):
+class DecodeError(ParseError, ValueError):
     """The bytes break the wire format at ``offset`` (absolute, from the start of the source)."""
 
     def __init__(self, reason: str, offset: int) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ..core import ParseError
+
 MAX_BYTES = 4 << 20
 MAX_VALUES = 1 << 18
 MAX_DEPTH = 100
@@ -30,7 +32,7 @@ LAYOUTS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
 )
 
 
-class MarshalError(Exception):
+class MarshalError(ParseError):
     """The bytes are not a code object in the layout being tried."""
 
 

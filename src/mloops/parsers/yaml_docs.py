@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from ..core import ParseError
+
 MAX_NODES = 200_000  # nodes written in the text
 MAX_ALIASES = 1_000
 MAX_EXPANDED = 1_000_000  # nodes once every alias is expanded (what a consumer walking the data would visit)
@@ -21,7 +23,7 @@ class YamlLimit(ValueError):
     """The text is too big or expands too much to be analyzed."""
 
 
-class Unreadable(ValueError):
+class Unreadable(ParseError, ValueError):
     """The text is neither valid JSON nor valid YAML; the message is the parser's first line."""
 
 

@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from ..core import ParseError
+
 _ESCAPES = {
     "0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n", "v": "\v", "f": "\f", "r": "\r",
     "e": "\x1b", " ": " ", '"': '"', "/": "/", "\\": "\\", "N": "\x85", "_": "\xa0", "L": "\u2028",
@@ -37,7 +39,7 @@ class KeyValue(NamedTuple):
     problem: str | None = None  # why the value is unknown, or what else was odd
 
 
-class YamlError(ValueError):
+class YamlError(ParseError, ValueError):
     """Text no YAML loader accepts (an unterminated quoted scalar)."""
 
 

@@ -12,6 +12,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from ..core import ParseError
 from ..limits import Budget, LimitExceeded, Limits
 from . import calls
 from .calls import MAX_NAME_DEPTH
@@ -27,7 +28,7 @@ BUDGET_SPENT = object()  # returned by Machine.run when its opcode budget ran ou
 Name = tuple[str, str]  # (module, qualname), canonical
 
 
-class Malformed(Exception):
+class Malformed(ParseError):
     """The real unpickler stops here; everything before this offset has already run."""
 
     def __init__(self, message: str, offset: int, truncated: bool = False) -> None:
