@@ -106,11 +106,11 @@ def measure(mloops: str, measure_run, repeat: int) -> list[str]:
 
 
 def main() -> None:
-    from bench import run, sections
+    from bench import peers, sections
 
-    run.install_tools()
-    mloops = str(run.PEERS / "bin" / "mloops")
-    lines = measure(mloops, lambda command, output: run.measure(command, stdout=output), repeat=3)
+    peers.install_tools()
+    mloops = str(peers.PEERS / "bin" / "mloops")
+    lines = measure(mloops, lambda command, output: peers.measure(command, stdout=output), repeat=3)
     sections.write_section(lines)
     print("\n".join(lines))
 

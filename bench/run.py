@@ -27,8 +27,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
-import subprocess
 import sys
 import time
 import zipfile
@@ -40,36 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import code_tree, formats_corpus, probe_sweep, sections  # noqa: E402
+from bench.peers import PEERS, WORK, Run, install_tools, measure, median_run, version_of  # noqa: E402
 from tests.fixtures import benign, malicious  # noqa: E402
-
-WORK = ROOT / "bench" / "work"
-PEERS = ROOT / "bench" / ".venv-peers"
-# h5py and onnx: the peers' Keras H5 and ONNX scanners need them, and a user of those formats has them.
-PEER_PACKAGES = ["picklescan", "modelscan", "fickling", "modelaudit", "h5py", "onnx", "bandit", "detect-secrets"]
-QUIET_ENV = {"PROMPTFOO_DISABLE_TELEMETRY": "1", "NO_ANALYTICS": "1", "DO_NOT_TRACK": "1"}
-TIMEOUT = 900
-
-# Forks the tool from a small process and reports [exit code, seconds, peak RSS in MiB].
-LAUNCHER = """
-import json, os, sys, time
-started = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    out = os.environ.get("BENCH_STDOUT")  # kept when the report itself is needed
-    os.dup2(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) if out else devnull, 1)
-    os.dup2(devnull, 2)
-    os.execv(sys.argv[1], sys.argv[1:])
-_, status, usage = os.wait4(pid, 0)
-print(json.dumps([os.waitstatus_to_exitcode(status), time.perf_counter() - started, usage.ru_maxrss / 1024]))
-"""
-
-
-@dataclass
-class Run:
-    exit: int
-    seconds: float
-    rss_mb: float
 
 
 @dataclass
@@ -79,29 +49,6 @@ class Tool:
     version: str
     folders: bool = True  # can scan a folder in one invocation
     verdicts: dict[str, int] = field(default_factory=dict)
-
-
-def measure(command: list[str], stdout: Path | None = None) -> Run:
-    env = {**os.environ, **QUIET_ENV, **({"BENCH_STDOUT": str(stdout)} if stdout else {})}
-    try:
-        out = subprocess.run(
-            [sys.executable, "-S", "-c", LAUNCHER, *command],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=WORK,
-            timeout=TIMEOUT,
-            check=True,
-        ).stdout
-    except subprocess.TimeoutExpired:
-        return Run(-9, TIMEOUT, 0.0)
-    code, seconds, rss = json.loads(out)
-    return Run(code, seconds, rss)
-
-
-def median_run(command: list[str], repeat: int) -> Run:
-    runs = [measure(command) for _ in range(repeat)]
-    return Run(runs[0].exit, statistics.median(r.seconds for r in runs), max(r.rss_mb for r in runs))
 
 
 # ---------------------------------------------------------------- corpus
@@ -205,20 +152,6 @@ def build_array_pickle(path: Path, array_bytes: int) -> Path:
 
 
 # ---------------------------------------------------------------- tools
-
-
-def install_tools() -> None:
-    pip = PEERS / "bin" / "pip"
-    if not pip.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(PEERS)], check=True)
-    subprocess.run([str(pip), "install", "-q", *PEER_PACKAGES], check=True)
-    subprocess.run([str(pip), "install", "-q", "--force-reinstall", "--no-deps", str(ROOT)], check=True)
-    subprocess.run([str(pip), "install", "-q", str(ROOT)], check=True)  # mloops' own dependencies
-
-
-def version_of(package: str) -> str:
-    code = f"import importlib.metadata as m; print(m.version({package!r}))"
-    return subprocess.run([str(PEERS / "bin" / "python"), "-c", code], capture_output=True, text=True).stdout.strip()
 
 
 def tools() -> list[Tool]:

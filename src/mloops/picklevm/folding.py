@@ -9,18 +9,17 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from ..limits import LimitExceeded
 from .values import Seq
 
-if TYPE_CHECKING:
-    from .vm import Machine
-
 _LATIN1 = {"latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1", "cp819"}
 
 
-def fold(kind: str, machine: Machine, args: Any, limit: int) -> bytes | None:
+def fold(kind: str, materialize: Callable[[Any], bytes | None], args: Any, limit: int) -> bytes | None:
+    """The bytes decoder ``kind`` makes of ``args``; ``materialize`` gives the bytes a value holds (the machine's)."""
     items = args.items if isinstance(args, Seq) else []
     if not items:
         return None
@@ -32,7 +31,7 @@ def fold(kind: str, machine: Machine, args: Any, limit: int) -> bytes | None:
         if first.dropped or not all(isinstance(i, int) and 0 <= i < 256 for i in first.items):
             return None
         return bytes(first.items)
-    data = machine.materialize(first)
+    data = materialize(first)
     if data is None:
         return None
     try:

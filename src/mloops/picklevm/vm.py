@@ -16,6 +16,7 @@ from ..core import ParseError
 from ..limits import Budget, LimitExceeded, Limits
 from . import calls
 from .calls import MAX_NAME_DEPTH
+from .folding import fold
 from .liveness import MAX_OBJECT_EXPANSION, Walker
 from .policy import BUILD_ONLY, DANGEROUS, INTROSPECTION, SAFE, Policy, Signature, dotted
 from .reader import Reader, Truncated
@@ -252,8 +253,6 @@ class Machine:
 
     def materialize(self, value: Any) -> bytes | None:
         """The bytes a value holds, re-reading skipped payloads and folding pure decoders."""
-        from .folding import fold  # imported late: folding needs materialize in turn
-
         if isinstance(value, (bytes, bytearray)):
             return bytes(value)
         if isinstance(value, str):
@@ -267,7 +266,7 @@ class Machine:
                 signature = self._signature(value.func)
                 if signature is None or signature.folds is None:
                     return None
-                value.folded = fold(signature.folds, self, value.args, self.limits.max_nested_bytes)
+                value.folded = fold(signature.folds, self.materialize, value.args, self.limits.max_nested_bytes)
             return value.folded
         return None
 
