@@ -324,6 +324,13 @@ class Where(NamedTuple):
 
 
 FrameReader = Callable[[str], "str | None"]
+
+
+def _no_frame_files(source: str) -> str | None:
+    """The frame reader where no folder is at hand (archive members, nested outputs)."""
+    return None
+
+
 _FRAME_PATH = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*")
 
 
@@ -333,7 +340,7 @@ def _frame_reader(ctx: ScanContext, item: Item) -> FrameReader:
     escapes, queries or links out of it); anything else gives None, and the frame stays HIGH."""
     notebook_file = Path(ctx.result.path)
     if item.depth != 0 or not notebook_file.is_file():
-        return lambda source: None
+        return _no_frame_files
     folder = notebook_file.resolve().parent
 
     def read(source: str) -> str | None:
@@ -351,7 +358,7 @@ def _frame_reader(ctx: ScanContext, item: Item) -> FrameReader:
 class Reporter:
     """Caps findings per rule, so hostile notebooks cannot flood the report."""
 
-    def __init__(self, ctx: ScanContext, item: Item, frame_file: FrameReader = lambda source: None) -> None:
+    def __init__(self, ctx: ScanContext, item: Item, frame_file: FrameReader = _no_frame_files) -> None:
         self.ctx = ctx
         self.item = item
         self.frame_file = frame_file
@@ -392,7 +399,7 @@ class _Markup:
         where: Where,
         depth: int = 0,
         frames: int = 0,
-        frame_file: FrameReader = lambda source: None,
+        frame_file: FrameReader = _no_frame_files,
     ) -> None:
         self.report = report
         self.where = where
