@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from . import rules
+from . import formats, rules
 from .core import Asset, FileResult, Finding, Location, Severity
 from .limits import Budget, LimitExceeded, Limits
 from .picklevm.policy import Policy
@@ -95,6 +95,8 @@ class ScanContext:
         return data
 
     def record(self, item: Item, fmt: str) -> None:
+        if fmt not in formats.catalog():  # a forgotten catalog entry fails here, loudly, never becomes "other"
+            raise LookupError(f"format label {fmt!r} has no entry in data/formats.toml")
         self.result.assets.append(Asset(item.location, fmt, item.size))
 
     def scan(self, item: Item) -> None:
