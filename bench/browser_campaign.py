@@ -111,9 +111,9 @@ def commit() -> str:
 
 def write() -> None:
     """BENCHMARKS.md's Browser oracle section: one row per campaign kept under bench/browser-parts (seed-N)."""
-    campaigns = sorted(PARTS.glob("seed-*"), key=lambda folder: int(folder.name.split("-")[1]))
-    summaries = [combined(folder, int(folder.name.split("-")[1])) for folder in campaigns]
-    sections.write_section(section(summaries, [line for folder in campaigns for line in rechecked(folder)]))
+    campaigns = sorted((int(folder.name.split("-")[1]), folder) for folder in PARTS.glob("seed-*"))
+    summaries = [combined(folder, seed) for seed, folder in campaigns]
+    sections.write_section(section(summaries, [line for _, folder in campaigns for line in rechecked(folder)]))
 
 
 def combined(out: Path, seed: int) -> dict:

@@ -137,7 +137,7 @@ class _Reader:
     def literal(self) -> bool:
         kind, text = self.tokens.take()
         if kind == "string" or kind == "template":
-            self.strings.append(_decode(text[1:-1]))
+            self.strings.append(unescape_string(text[1:-1]))
             return True
         return kind == "number" or text in _LITERAL_NAMES
 
@@ -236,7 +236,7 @@ class _Reader:
             return ""
         kind, text = tokens.take()
         if kind == "string":
-            key = _decode(text[1:-1])
+            key = unescape_string(text[1:-1])
             self.strings.append(key)  # Leaflet writes some keys into the page too (layer names)
         elif kind in ("name", "number"):
             key = text
@@ -249,7 +249,9 @@ class _Reader:
         return key
 
 
-def _decode(body: str) -> str:
+def unescape_string(body: str) -> str:
+    """The text a JavaScript string or template literal body holds once its escapes are read."""
+
     def one(match: re.Match[str]) -> str:
         code = match.group(1)
         if code in _CONTINUATION:
