@@ -149,7 +149,7 @@ def _gguf_vocab(folder: Path) -> list[tuple[str, Timed]]:
 def _template_folding(folder: Path) -> list[tuple[str, Timed]]:
     from tests import test_gguf as tg
 
-    from mloops.analyzers import chat_template
+    from mloops.mlcode import chat_template
 
     return [
         (name, lambda source=source: chat_template.template_findings(source))
@@ -289,8 +289,8 @@ def _frozen_graph(folder: Path) -> list[tuple[str, Timed]]:
 def _python_deep(folder: Path) -> list[tuple[str, Timed]]:
     from tests import test_python_code as tp
 
-    from mloops.analyzers.python_code import check_source
     from mloops.core import Location
+    from mloops.mlcode.python_code import check_source
 
     return [
         (source[:16].replace("\n", " "), lambda source=source: check_source(source, Location("deep.py")))
@@ -310,7 +310,7 @@ def _secrets_image(folder: Path) -> list[tuple[str, Timed]]:
 def _secrets_runs(folder: Path) -> list[tuple[str, Timed]]:
     from tests import test_secrets as ts
 
-    from mloops.analyzers.secrets import find_secrets
+    from mloops.mlcode.secrets import find_secrets
 
     return [(text[:8], lambda text=text: find_secrets(text)) for text in ts.hostile_runs()]
 
@@ -381,7 +381,7 @@ def _safetensors_shapes(folder: Path) -> list[tuple[str, Timed]]:
 def _skops_deep(folder: Path) -> list[tuple[str, Timed]]:
     from tests import test_skops as tsk
 
-    from mloops.analyzers import skops
+    from mloops.models import skops
 
     depths = (skops.MAX_NODE_DEPTH + 40, 3000)
     return [(str(depth), _scan_bytes(folder, "deep.skops", tsk.deeply_nested_skops(depth))) for depth in depths]

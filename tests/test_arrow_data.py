@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mloops.analyzers import arrow_data
 from mloops.context import Item, ScanContext
 from mloops.core import FileResult, Location, Severity
+from mloops.datasets import arrow_data
 from mloops.limits import Limits
 from mloops.picklevm.policy import default_policy
 from mloops.scan import dispatch

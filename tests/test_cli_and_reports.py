@@ -83,7 +83,7 @@ def test_unreadable_file_is_an_operational_error_not_a_pass(tmp_path: Path):
 
 
 def test_scanner_crash_becomes_a_finding_and_exit_2(tmp_path: Path, monkeypatch):
-    from mloops.analyzers import pickle_stream
+    from mloops.models import pickle_stream
 
     def explode(*_args, **_kwargs):
         raise RuntimeError("boom")

@@ -12,9 +12,9 @@ import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mloops import scan_path
-from mloops.analyzers import chat_template
-from mloops.analyzers.gguf import GGML_TYPES, detect
 from mloops.core import Capability, Severity
+from mloops.mlcode import chat_template
+from mloops.models.gguf import GGML_TYPES, detect
 
 from .conftest import findings_at_least, rule_ids
 from .fixtures import gguf_models as models

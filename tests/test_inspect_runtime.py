@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from mloops.core import Severity
-from mloops.inspect_runtime import CAPABILITIES, ESCAPE_CAPABILITIES, decode_capabilities, inspect
+from mloops.deployments.inspect_runtime import CAPABILITIES, ESCAPE_CAPABILITIES, decode_capabilities, inspect
 
 DOCKER_DEFAULT_CAPS = "00000000a80425fb"  # Docker's default capability set
 HARDENED_MOUNTS = """\

@@ -9,10 +9,10 @@ import re
 
 import pytest
 
-from mloops.analyzers import notebook
 from mloops.context import Item, ScanContext
 from mloops.core import FileResult, Location, Severity
 from mloops.limits import Limits
+from mloops.notebooks import notebook
 from mloops.picklevm.policy import default_policy
 from mloops.scan import dispatch
 

@@ -12,8 +12,8 @@ import re
 import pytest
 
 from mloops import scan_path
-from mloops.analyzers import notebook
 from mloops.core import Severity
+from mloops.notebooks import notebook
 
 from .fixtures import kernel_outputs
 

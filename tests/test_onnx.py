@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from mloops import scan_path
-from mloops.analyzers import onnx as onnx_analyzer
 from mloops.core import Severity
+from mloops.models import onnx as onnx_analyzer
 from tests.conftest import findings_at_least, rule_ids
 from tests.fixtures import protobuf_models as pm
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mloops.core import Severity
-from mloops.probe import engine, fingerprints
-from mloops.probe.targets import Endpoint
+from mloops.platforms import engine, fingerprints
+from mloops.platforms.targets import Endpoint
 
 from .fixtures import replay_server
 from .fixtures.probing import of, platforms, probe

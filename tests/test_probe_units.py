@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from mloops import advisories
-from mloops.audit_env import audit
 from mloops.core import Location, Severity
-from mloops.probe import fingerprints as fp
-from mloops.probe.client import Client
-from mloops.probe.targets import Endpoint, TargetError, expand, parse_ports
+from mloops.platforms import advisories
+from mloops.platforms import fingerprints as fp
+from mloops.platforms.audit_env import audit
+from mloops.platforms.client import Client
+from mloops.platforms.targets import Endpoint, TargetError, expand, parse_ports
 
 from .fixtures import replay_server
 
@@ -307,7 +307,7 @@ def test_readme_lists_every_platform_with_how_it_was_verified():
 def test_probe_reports_are_valid_sarif_with_url_locations():
     import jsonschema
 
-    from mloops.probe import engine
+    from mloops.platforms import engine
     from mloops.reporters import reporter
 
     from .test_cli_and_reports import _sarif_schema

@@ -7,12 +7,12 @@ import textwrap
 
 import pytest
 
-from mloops.analyzers import python_code
-from mloops.analyzers.python_code import capabilities_of, check_source
-from mloops.analyzers.secrets import redact
 from mloops.context import Item, ScanContext
 from mloops.core import Location, Severity
 from mloops.limits import Limits
+from mloops.mlcode import python_code
+from mloops.mlcode.python_code import capabilities_of, check_source
+from mloops.mlcode.secrets import redact
 from mloops.picklevm.policy import default_policy
 from mloops.scan import dispatch
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mloops import scan_path
-from mloops.analyzers import safetensors as analyzer
 from mloops.core import Severity
+from mloops.models import safetensors as analyzer
 from mloops.sniff import sniff
 
 from .conftest import rule_ids, worst

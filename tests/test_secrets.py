@@ -22,10 +22,10 @@ import zlib
 import pytest
 
 from mloops import rules
-from mloops.analyzers.secrets import MAX_TEXT_CHARS, Secret, find_secrets, redact, report_secrets
 from mloops.context import ScanContext
 from mloops.core import Capability, Location, Report, Severity
 from mloops.limits import Limits
+from mloops.mlcode.secrets import MAX_TEXT_CHARS, Secret, find_secrets, redact, report_secrets
 from mloops.picklevm.policy import default_policy
 from mloops.reporters import FORMATS, reporter
 from mloops.scan import dispatch
@@ -274,7 +274,7 @@ def test_time_budget_is_checked_while_searching():
 def test_library_is_imported_only_when_text_is_searched_and_never_calls_the_network():
     child = f"""
 import sys, socket
-import mloops.analyzers.secrets as s
+import mloops.mlcode.secrets as s
 assert "detect_secrets" not in sys.modules
 def refuse(*args, **kwargs):
     raise AssertionError("network use")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mloops import scan_path
-from mloops.analyzers import skops as analyzer
 from mloops.core import Severity
+from mloops.models import skops as analyzer
 
 from .conftest import findings_at_least, rule_ids, worst
 from .fixtures import safe_formats

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from mloops.analyzers import tensorflow
 from mloops.core import Capability, Severity
+from mloops.models import tensorflow
 from tests.conftest import findings_at_least, rule_ids
 from tests.fixtures import protobuf_models as pm
 from tests.fixtures.protobuf_models import attr_func, attr_list_s, attr_s, const_string, function, graph_def, node

@@ -24,8 +24,9 @@ def test_every_parser_error_is_a_parse_error():
     import pkgutil
 
     import mloops.parsers
-    from mloops.analyzers import keras_config, notebook
     from mloops.core import ParseError
+    from mloops.models import keras_config
+    from mloops.notebooks import notebook
     from mloops.picklevm import vm
 
     errors = [vm.Malformed, notebook.Malformed, keras_config.ConfigError]

@@ -141,13 +141,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _advisory_table(args: argparse.Namespace) -> tuple:
-    from . import advisories
+    from .platforms import advisories
 
     return advisories.load_osv(args.advisories) if args.advisories else advisories.bundled()
 
 
 def _probe(args: argparse.Namespace) -> int:
-    from .probe import engine, fingerprints, targets
+    from .platforms import engine, fingerprints, targets
 
     named = list(args.targets)
     if args.targets_file:
@@ -163,13 +163,13 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _audit_env(args: argparse.Namespace) -> int:
-    from .audit_env import audit
+    from .platforms.audit_env import audit
 
     return _emit(audit(args.python, _advisory_table(args)), args)
 
 
 def _inspect_runtime(args: argparse.Namespace) -> int:
-    from .inspect_runtime import inspect
+    from .deployments.inspect_runtime import inspect
 
     if not os.path.isdir(args.root):
         raise UsageError(f"{args.root}: not a folder")

@@ -10,39 +10,36 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 
 from . import formats, rules
-from .analyzers import (
-    arrow_data,
-    compose_file,
-    dockerfile,
+from .context import Item, ScanContext
+from .core import FileResult, Location, Report, Severity, UsageError
+from .datasets import arrow_data, dataset_folder
+from .deployments import compose_file, deployment_tree, dockerfile, k8s_manifest
+from .limits import Limits
+from .mlcode import python_code, template_files
+from .models import (
     flax_msgpack,
     gguf,
-    k8s_manifest,
     keras_h5,
     keras_v3,
     lightgbm_text,
     model_package,
     nemo,
-    notebook,
     numpy_npy,
     onnx,
     pickle_stream,
     pmml,
-    python_code,
     safetensors,
     skops,
-    template_files,
     tensorflow,
     tflite,
     torch_export,
     torchscript,
     xgboost_model,
 )
-from .context import Item, ScanContext
-from .core import FileResult, Location, Report, Severity, UsageError
-from .limits import Limits
+from .notebooks import notebook
 from .picklevm.policy import default_policy
 from .sniff import HEAD_BYTES, has_model_extension, has_pickle_extension, non_model_content, sniff
-from .sources import compressed, dataset_folder, deployment_tree, tar, zip
+from .sources import compressed, tar, zip
 
 PICKLE_FORMATS = {
     "pickle",

@@ -13,27 +13,24 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from .analyzers import (
-    arrow_data,
-    compose_file,
-    dockerfile,
+from .datasets import arrow_data
+from .deployments import compose_file, dockerfile, k8s_manifest
+from .limits import Budget, LimitExceeded, Limits
+from .mlcode import python_code, template_files
+from .models import (
     flax_msgpack,
     gguf,
-    k8s_manifest,
     keras_h5,
     lightgbm_text,
     model_package,
-    notebook,
     onnx,
     pmml,
-    python_code,
     safetensors,
-    template_files,
     tensorflow,
     tflite,
     xgboost_model,
 )
-from .limits import Budget, LimitExceeded, Limits
+from .notebooks import notebook
 from .picklevm.policy import default_policy
 from .picklevm.reader import Reader
 from .picklevm.vm import Machine, Malformed, Name, Observer

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 from .. import rules
-from ..analyzers import torch_legacy_tar
 from ..context import Item, ScanContext
 from ..limits import LimitExceeded
+from ..models import torch_legacy_tar
 from ..streams import Stream, Window, random_access
 from . import escapes_extraction
 

@@ -81,7 +81,7 @@ def is_chat_template(key: str) -> bool:
 
 
 def _chat_template() -> ModuleType:
-    from . import chat_template  # imports Jinja2: paid on the first GGUF only, most scans never meet one
+    from ..mlcode import chat_template  # imports Jinja2: paid on the first GGUF only, most scans never meet one
 
     return chat_template
 

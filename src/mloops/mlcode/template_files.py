@@ -81,7 +81,7 @@ def analyze_config(ctx: ScanContext, item: Item) -> None:
     ctx.record(item, "template-config" if documents is not None or named else "other")
     if documents is None:
         return
-    from . import model_package  # a tokenizer's auto_map names code like a model config's does
+    from ..models import model_package  # a tokenizer's auto_map names code like a model config's does
 
     model_package.check_auto_map(ctx, item, documents[0] if documents else None)
     module = _chat_template()

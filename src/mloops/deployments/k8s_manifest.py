@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Severity
-from ..sources import deployment_tree
 from . import deployment_checks as checks
+from . import deployment_tree
 
 MAX_MANIFEST_BYTES = 8 << 20
 _API_VERSION = re.compile(rb'^\s*(?:-\s+)?"?apiVersion"?\s*:', re.MULTILINE)
@@ -441,7 +441,7 @@ def _ml_name(name: str) -> bool:
 
 
 def _check_service(report: checks.Reporter, spec: dict[str, Any], ml_named: bool, auth_layer: bool) -> None:
-    from ..probe.fingerprints import default_ports  # the platforms' own ports, from their fingerprints
+    from ..platforms.fingerprints import default_ports  # the platforms' own ports, from their fingerprints
 
     ports = {p.get(field) for p in spec.get("ports") or [] if isinstance(p, dict) for field in ("port", "targetPort")}
     if ml_named or ports & set(default_ports()):

@@ -14,7 +14,7 @@ import os
 from .. import rules
 from ..context import Item
 from ..core import Finding, Location, Severity
-from ..sources import dataset_folder
+from . import dataset_folder
 
 DEFAULT = "default"  # what load_dataset(<folder>) runs, in a folder that looks like a dataset
 NAMED = "named"  # <folder>/<folder>.py in a folder nothing else marks as a dataset: load_dataset runs it too

@@ -24,8 +24,8 @@ from .. import rules
 from ..context import Item, ScanContext
 from ..core import ParseError, Rule, Severity
 from ..data import load_toml
+from ..mlcode import python_code, secrets
 from ..parsers import html_tokens, js_calls
-from . import python_code, secrets
 
 MAX_NOTEBOOK_BYTES = 128 << 20  # notebooks with inlined plotting bundles reach tens of MiB
 MAX_FINDINGS_PER_RULE = 50  # a hostile notebook with a million handlers gets a summary, not a million lines

@@ -17,8 +17,8 @@ from .. import rules
 from ..context import Item, ScanContext
 from ..core import Finding, Location, Rule, Severity
 from ..data import load_toml
-from ..sources import dataset_folder
-from . import dataset_script, secrets
+from ..datasets import dataset_folder, dataset_script
+from . import secrets
 
 MAX_SOURCE_BYTES = 512 * 1024  # hand-written scripts stay far below; ast.parse takes ~2 s on 512 KiB of dense calls
 MAX_NODES = 400_000

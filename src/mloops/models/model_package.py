@@ -23,7 +23,8 @@ from typing import Any
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Location, Severity
-from . import dataset_script, python_code
+from ..datasets import dataset_script
+from ..mlcode import python_code
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 _MODULE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")

@@ -14,9 +14,9 @@ import time
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from . import rules
-from .analyzers import deployment_checks as checks
-from .core import Asset, FileResult, Finding, Location, Report, Severity
+from .. import rules
+from ..core import Asset, FileResult, Finding, Location, Report, Severity
+from . import deployment_checks as checks
 
 # Linux capability numbers (include/uapi/linux/capability.h).
 CAPABILITIES = (

@@ -12,8 +12,8 @@ import subprocess
 import sys
 import time
 
+from ..core import Asset, FileResult, Location, Report, UsageError
 from . import advisories
-from .core import Asset, FileResult, Location, Report, UsageError
 
 # Run by the audited interpreter: names and versions of every installed distribution, as JSON.
 _LIST_PACKAGES = (

@@ -17,9 +17,9 @@ from typing import Any, NamedTuple
 
 from packaging.version import InvalidVersion, Version
 
-from . import rules
-from .core import Capability, Finding, Location, Severity, UsageError
-from .data import load_toml
+from .. import rules
+from ..core import Capability, Finding, Location, Severity, UsageError
+from ..data import load_toml
 
 MAX_OSV_FILE_BYTES = 4 << 20  # one advisory; the PyPI dump's largest is far below
 _OSV_SEVERITY = {"CRITICAL": Severity.CRITICAL, "HIGH": Severity.HIGH, "MODERATE": Severity.MEDIUM, "LOW": Severity.LOW}

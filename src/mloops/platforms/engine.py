@@ -12,8 +12,9 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
-from .. import advisories, rules
+from .. import rules
 from ..core import Asset, FileResult, Finding, Location, Report
+from . import advisories
 from . import fingerprints as fp
 from .client import Client, Failure
 from .targets import Endpoint
