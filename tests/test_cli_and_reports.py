@@ -83,12 +83,16 @@ def test_unreadable_file_is_an_operational_error_not_a_pass(tmp_path: Path):
 
 
 def test_scanner_crash_becomes_a_finding_and_exit_2(tmp_path: Path, monkeypatch):
+    import dataclasses
+
+    from mloops import registry
     from mloops.models import pickle_stream
 
     def explode(*_args, **_kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setitem(__import__("mloops.scan").scan.HANDLERS, "pickle", explode)
+    exploding = dataclasses.replace(registry.catalog()["pickle"], handler=explode)
+    monkeypatch.setitem(registry.catalog(), "pickle", exploding)
     path = tmp_path / "m.pkl"
     path.write_bytes(EVIL)
     report = scan_path(str(path))
@@ -207,10 +211,10 @@ def test_demo_sarif_is_valid():
 
 
 def test_readme_documents_every_rule():
-    from mloops.rules import ALL_RULES
+    from mloops.registry import all_rules
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    missing = [rule.id for rule in ALL_RULES if f"| {rule.id} | {rule.name} |" not in readme]
+    missing = [rule.id for rule in all_rules() if f"| {rule.id} | {rule.name} |" not in readme]
     assert missing == []
 
 

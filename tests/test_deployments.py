@@ -139,7 +139,7 @@ def test_dockerfile_rules():
 
 def test_detection_is_by_content(tmp_path: Path):
     manifest = (FIXTURES / "deployment_hardened.yaml").read_bytes()
-    assert sniff(manifest, "anything.txt") == ["kubernetes"]
+    assert sniff(manifest, "anything.txt") == ["kubernetes-manifest"]
     assert sniff(b"FROM python:3.11\nRUN pip install x\n", "build.docker") == ["dockerfile"]
     assert sniff(b"services:\n  web:\n    image: nginx\n", "stack.yml") == ["compose"]
     assert sniff(b"name: ci\non: push\njobs: {}\n", "workflow.yml") == []  # other YAML is not a manifest

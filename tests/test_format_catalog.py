@@ -1,5 +1,5 @@
-"""The format labels agree: every label sniffing gives has a handler, every label an analyzer records has a
-catalog entry (data/formats.toml), and a label without one fails loudly instead of counting as "other"."""
+"""The one format registry: every format a module declares is detected, dispatched and counted from that
+declaration, and a label no module declares fails loudly instead of counting as "other"."""
 
 from __future__ import annotations
 
@@ -9,34 +9,78 @@ import re
 
 import pytest
 
-from mloops import formats, scan, sniff
+from mloops import registry, scan
 from mloops.context import Item, ScanContext
 from mloops.core import Location
 from mloops.limits import Limits
 from mloops.picklevm.policy import default_policy
+from mloops.sniff import has_model_extension, sniff
 
 SRC = pathlib.Path(scan.__file__).resolve().parent
 
 
-def test_every_sniffed_label_has_a_handler():
-    labels = {label for _, label in sniff._SIMPLE_MAGIC}
-    labels |= {label for label, _ in (*sniff.DETECTORS, *sniff.TEXT_DETECTORS)}
-    assert len(labels) > 20
-    assert labels <= set(scan.HANDLERS), sorted(labels - set(scan.HANDLERS))
+def test_every_detected_format_has_a_handler_and_detection_uses_the_declared_order():
+    catalog = registry.catalog()
+    detected = [fmt for fmt in catalog.values() if fmt.magic or fmt.detect]
+    assert len(detected) > 25
+    assert all(fmt.handler is not None for fmt in detected)
+    orders = [fmt.order for fmt in registry.detectors()]
+    assert orders == sorted(orders)
+    # the pickle check comes after every binary format and before every text format
+    labels = [fmt.label for fmt in registry.detectors()]
+    assert labels.index("tar") < labels.index("pickle") < labels.index("notebook")
 
 
-def test_every_literal_label_an_analyzer_records_is_in_the_catalog():
+def test_sniffing_gives_declared_labels_only():
+    samples = [b"\x93NUMPY\x01\x00", b"PK\x03\x04", b"\x80\x04K\x01.", b'{"cells": [], "nbformat": 4}', b"FROM x\n"]
+    found = {label for sample in samples for label in sniff(sample, "f")}
+    assert found and found <= set(registry.catalog())
+
+
+def test_every_literal_label_an_analyzer_records_is_declared():
     recorded = {
         label
         for path in SRC.rglob("*.py")
         for label in re.findall(r'\.record\(\w+, "([^"]+)"\)', path.read_text(encoding="utf-8"))
     }
     assert len(recorded) > 25
-    assert recorded <= set(formats.catalog()), sorted(recorded - set(formats.catalog()))
+    assert recorded <= set(registry.catalog()), sorted(recorded - set(registry.catalog()))
+
+
+def test_the_formats_extensions_cover_every_model_name_mloops_knew_before_the_registry():
+    before = ".pkl .pickle .pck .pcl .joblib .jbl .dill .cloudpickle .pt .pth .ckpt .npy .npz .mar .pth.tar .pt.tar"
+    before += " .pt2 .nemo .h5 .hdf5 .keras .pb .onnx .gguf .safetensors .skops .tflite"
+    assert set(before.split()) <= set(registry.model_extensions())
+    assert has_model_extension("weights.PTH.gz") and not has_model_extension("notes.txt")
+
+
+def test_archive_layouts_come_from_the_declarations():
+    assert registry.matching_layouts("zip", ["archive/data.pkl", "archive/constants.pkl"]) == ("torchscript-zip",)
+    assert registry.matching_layouts("zip", ["archive/data.pkl"]) == ("pytorch-zip",)
+    assert registry.matching_layouts("zip", ["config.json", "metadata.json", "schema.json"]) == ("keras", "skops")
+    assert registry.matching_layouts("zip", ["a.npy", "b.npy"]) == ("npz",)
+    assert registry.matching_layouts("tar", ["storages", "tensors", "pickle"]) == ("pytorch-legacy-tar",)
+    assert registry.member_handler("keras", "config.json") is not None
+    assert registry.member_handler("zip", "config.json") is None
 
 
 def test_an_unknown_label_fails_loudly():
     ctx = ScanContext("x", Limits(), default_policy(), scan.dispatch)
     item = Item(io.BytesIO(b""), Location("x"), 0, "x", 0)
-    with pytest.raises(LookupError, match=r"formats\.toml"):
+    with pytest.raises(LookupError, match="declared by no module"):
         ctx.record(item, "no-such-format")
+
+
+def test_a_label_declared_twice_or_detected_without_a_handler_is_refused(monkeypatch):
+    twice = (*registry.OWN, registry.Format("other", "other", "again"))
+    monkeypatch.setattr(registry, "OWN", twice)
+    registry.catalog.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="declared twice"):
+            registry.catalog()
+        monkeypatch.setattr(registry, "OWN", (registry.Format("x", "safe", "x", magic=(b"X",)),))
+        with pytest.raises(ValueError, match="no handler"):
+            registry.catalog()
+    finally:
+        monkeypatch.undo()
+        registry.catalog.cache_clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from . import formats, rules
+from . import registry, rules
 from .core import Asset, FileResult, Finding, Location, Severity
 from .limits import Budget, LimitExceeded, Limits
 from .picklevm.policy import Policy
@@ -95,8 +95,8 @@ class ScanContext:
         return data
 
     def record(self, item: Item, fmt: str) -> None:
-        if fmt not in formats.catalog():  # a forgotten catalog entry fails here, loudly, never becomes "other"
-            raise LookupError(f"format label {fmt!r} has no entry in data/formats.toml")
+        if fmt not in registry.catalog():  # an undeclared label fails here, loudly, never becomes "other"
+            raise LookupError(f"format label {fmt!r} is declared by no module's FORMATS")
         self.result.assets.append(Asset(item.location, fmt, item.size))
 
     def scan(self, item: Item) -> None:
@@ -130,3 +130,6 @@ class ScanContext:
                 self._spent_reported = True
                 message = f"{exc.what}; the rest of this file was not checked"
             self.report(rules.SCAN_LIMIT.finding(item.location, message))
+
+
+Handler = Callable[[ScanContext, Item], None]  # an analyzer or source: judges one item into the context

@@ -1,49 +1,21 @@
 """What each format label means for the summary: data only, able to run code, or a container.
 
-The table lives in ``data/formats.toml`` so that adding a format is a reviewed data change.
+Each format declares its kind, title and group where it is analyzed (see ``registry.py``).
 """
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
-from typing import NamedTuple
 
+from . import registry
 from .core import FileResult, Report, Severity
-from .data import load_toml
-
-KINDS = ("code", "safe", "archive", "wrapper", "other")
-GROUPS = ("model", "data", "notebook", "source", "deployment", "other")
+from .registry import Format
 
 
-class FormatInfo(NamedTuple):
-    name: str
-    kind: str
-    title: str
-    group: str  # what the inventory counts a file as: model, data, notebook, source or other
-
-
-@functools.cache
-def catalog() -> dict[str, FormatInfo]:
-    table = load_toml("formats.toml")
-    entries = {
-        name: FormatInfo(name, spec["kind"], spec["title"], spec.get("group", _default_group(spec["kind"])))
-        for name, spec in table.items()
-    }
-    unknown = {info.kind for info in entries.values()} - set(KINDS) | {info.group for info in entries.values()} - set(
-        GROUPS
-    )
-    if unknown:
-        raise ValueError(f"formats.toml: unknown kinds or groups {sorted(unknown)}")
-    return entries
-
-
-def _default_group(kind: str) -> str:
-    return "other" if kind == "other" else "model"
-
-
-def info(fmt: str) -> FormatInfo:
-    return catalog().get(fmt) or FormatInfo(fmt, "other", fmt, "other")
+def info(fmt: str) -> Format:
+    """The declared format, or a plain "other" entry for labels that name no file format (a probed
+    platform, an installed package)."""
+    return registry.catalog().get(fmt) or Format(fmt, "other", fmt, "other")
 
 
 def primary_format(result: FileResult) -> str:
@@ -83,7 +55,7 @@ def summarize(results: list[FileResult]) -> dict[str, dict[str, int]]:
 
 def inventory(report: Report) -> dict[str, int]:
     """What the scan covered: model files, dataset folders and loading scripts, data files, notebooks, sources."""
-    groups = Counter(info(primary_format(result)).group for result in report.files)
+    groups = Counter(info(primary_format(result)).inventory_group for result in report.files)
     scripts = sum(1 for result in report.files if primary_format(result) == "dataset-script")
     return {
         "model_files": groups["model"],

@@ -2,132 +2,46 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import stat
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
-from . import formats, rules
+from . import formats, registry, rules
 from .context import Item, ScanContext
 from .core import FileResult, Location, Report, Severity, UsageError
-from .datasets import arrow_data, dataset_folder
-from .deployments import compose_file, deployment_tree, dockerfile, k8s_manifest
+from .datasets import dataset_folder
+from .deployments import deployment_tree
 from .limits import Limits
-from .mlcode import python_code, template_files
-from .models import (
-    flax_msgpack,
-    gguf,
-    keras_h5,
-    keras_v3,
-    lightgbm_text,
-    model_package,
-    nemo,
-    numpy_npy,
-    onnx,
-    pickle_stream,
-    pmml,
-    safetensors,
-    skops,
-    tensorflow,
-    tflite,
-    torch_export,
-    torchscript,
-    xgboost_model,
-)
-from .notebooks import notebook
+from .models.pickle_sniff import has_pickle_extension
 from .picklevm.policy import default_policy
-from .sniff import HEAD_BYTES, has_model_extension, has_pickle_extension, non_model_content, sniff
-from .sources import compressed, tar, zip
-
-PICKLE_FORMATS = {
-    "pickle",
-    "joblib",
-    "dill",
-    "cloudpickle",
-    "pytorch-pickle",
-    "pytorch-legacy",
-    "pytorch-legacy-tar",
-    "numpy-object",
-}
-
-Handler = Callable[[ScanContext, Item], None]
+from .sniff import HEAD_BYTES, has_model_extension, non_model_content, sniff
+from .sources import zip
 
 GIT_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 
 
-def _seven_zip(ctx: ScanContext, item: Item) -> None:
-    ctx.record(item, "7z")
-    ctx.report(
-        rules.MALFORMED_CONTAINER.finding(item.location, "7z archive: mloops cannot look inside, contents unscanned")
-    )
-
-
-HANDLERS: dict[str, Handler] = {
-    "pickle": pickle_stream.analyze,
-    "npy": numpy_npy.analyze,
-    "zip": zip.scan,
-    "tar": tar.scan,
-    "joblib-zfile": compressed.scan_joblib_zfile,
-    "7z": _seven_zip,
-    "arrow-data": arrow_data.analyze,
-    "notebook": notebook.analyze,
-    "python": python_code.analyze,
-    "kubernetes": k8s_manifest.analyze,
-    "compose": compose_file.analyze,
-    "dockerfile": dockerfile.analyze,
-    "chat-template": template_files.analyze_template,
-    "template-config": template_files.analyze_config,
-    "mlflow-model": model_package.analyze_mlmodel,
-    "bento": model_package.analyze_bento,
-    "remote-code-config": model_package.analyze_remote_code_config,
-    "gguf": gguf.analyze,
-    "hdf5": keras_h5.analyze,
-    "safetensors": safetensors.analyze,
-    "tflite": tflite.analyze,
-    "pmml": pmml.analyze,
-    "lightgbm-text": lightgbm_text.analyze,
-    "xgboost": xgboost_model.analyze,
-    "flax-msgpack": flax_msgpack.analyze,
-    "onnx": onnx.analyze,
-    "tensorflow": tensorflow.analyze,
-    **{kind: functools.partial(compressed.scan, kind=kind) for kind in ("gzip", "bz2", "xz", "lzma", "zlib")},
-}
-
-
-# Archive layouts whose members get their role from their place: Keras reads config.json as the
-# model config, TorchScript compiles code/, skops trusts schema.json. None means "sniff the content".
-LAYOUT_MEMBERS: dict[str, Callable[[str], Handler | None]] = {
-    "keras": keras_v3.member_handler,
-    "skops": skops.member_handler,
-    "torchscript-zip": torchscript.member_handler,
-    "pytorch-pt2": torch_export.member_handler,
-    "nemo": nemo.member_handler,
-    "torchserve-mar": model_package.mar_member_handler,
-}
-
-
 def dispatch(ctx: ScanContext, item: Item) -> None:
     for layout in item.layouts:
-        handler = LAYOUT_MEMBERS[layout](item.name) if layout in LAYOUT_MEMBERS else None
+        handler = registry.member_handler(layout, item.name)
         if handler is not None:
             handler(ctx, item)
             return
     item.stream.seek(0)
     head = item.stream.read(4)
     if head == zip.LOCAL_SIG:
-        formats = ["zip"]  # read nothing more here: members are reached through the central directory
+        labels = ["zip"]  # read nothing more here: members are reached through the central directory
     else:
         head += item.stream.read(HEAD_BYTES - len(head))
-        formats = sniff(head, item.name)
-        if "pickle" in formats or not formats:
-            formats += _appended_zip(item)
-    if not formats:
+        labels = sniff(head, item.name)
+        if "pickle" in labels or not labels:
+            labels += _appended_zip(item)
+    if not labels:
         _unidentified(ctx, item, head)
         return
-    for fmt in formats:
-        HANDLERS[fmt](ctx, item)
+    for label in labels:
+        registry.handler(label)(ctx, item)
 
 
 def _appended_zip(item: Item) -> list[str]:
@@ -195,7 +109,7 @@ def scan_file(path: str, limits: Limits, layouts: tuple[str, ...] = ()) -> FileR
 
 def _add_format_note(result: FileResult) -> None:
     """One INFO note per file saying what its format can do, when nothing worse was found about that."""
-    pickled = [asset for asset in result.assets if asset.format in PICKLE_FORMATS]
+    pickled = [asset for asset in result.assets if formats.info(asset.format).pickled]
     location = Location(result.path)
     if pickled:
         kinds = ", ".join(sorted({asset.format for asset in pickled}))

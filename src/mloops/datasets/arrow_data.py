@@ -21,6 +21,7 @@ from ..parsers import arrow_ipc
 from ..parsers.flatbuffers import RandomReader
 from ..parsers.forward_reader import DecodeError
 from ..parsers.thrift_compact import CompactDecoder
+from ..registry import Format
 
 PARQUET_MAGIC = b"PAR1"
 PARQUET_ENCRYPTED_MAGIC = b"PARE"
@@ -187,3 +188,11 @@ def _extension_name(field: arrow_ipc.ArrowField) -> str:
     if vector is None or vector.count > len(PICKLED_EXTENSION_NAME):  # longer names cannot match
         return ""
     return (field.value(EXTENSION_NAME_KEY) or b"").decode("utf-8", "replace")
+
+
+FORMATS = (
+    Format("arrow-data", "safe", "Apache Arrow or Parquet data", "data", handler=analyze, detect=detect, order=10),
+    Format("parquet", "safe", "Apache Parquet", "data"),
+    Format("arrow-ipc", "safe", "Apache Arrow IPC", "data"),
+    Format("feather", "safe", "Feather (Arrow)", "data"),
+)

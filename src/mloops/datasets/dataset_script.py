@@ -14,6 +14,7 @@ import os
 from .. import rules
 from ..context import Item
 from ..core import Finding, Location, Severity
+from ..registry import Format
 from . import dataset_folder
 
 DEFAULT = "default"  # what load_dataset(<folder>) runs, in a folder that looks like a dataset
@@ -116,3 +117,6 @@ def _installed_datasets() -> str:
     if release < (4, 0):
         return f"datasets {version} installed here runs it when trust_remote_code=True"
     return f"datasets {version} installed here refuses loading scripts"
+
+
+FORMATS = (Format("dataset-script", "code", "Dataset loading script", "source"),)

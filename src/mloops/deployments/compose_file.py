@@ -12,6 +12,7 @@ from typing import Any
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Severity
+from ..registry import Format
 from . import deployment_checks as checks
 from .k8s_manifest import MAX_MANIFEST_BYTES, load_text
 
@@ -105,3 +106,6 @@ def _check_ports(report: checks.Reporter, service: dict[str, Any]) -> None:
         if published and host_ip in ("", "0.0.0.0", "::"):
             message = f"publishes port {published} on every interface of the host"
             report(rules.EXPOSED_ML_SERVICE, message, {"port": str(port)}, severity=Severity.MEDIUM)
+
+
+FORMATS = (Format("compose", "other", "Docker Compose file", "deployment", handler=analyze, detect=detect, order=430),)

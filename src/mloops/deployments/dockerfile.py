@@ -8,6 +8,7 @@ import re
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Severity
+from ..registry import Format
 from . import deployment_checks as checks
 
 MAX_DOCKERFILE_BYTES = 1 << 20
@@ -97,3 +98,6 @@ def analyze(ctx: ScanContext, item: Item) -> None:
     elif user[1] in ("root", "0"):
         report(rules.RUNS_AS_ROOT, f"the final stage switches to USER {user[1]} (line {user[0]})",
                {"line": str(user[0])}, severity=Severity.MEDIUM)  # fmt: skip
+
+
+FORMATS = (Format("dockerfile", "other", "Dockerfile", "deployment", handler=analyze, detect=detect, order=440),)

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Severity
+from ..registry import Format
 from . import deployment_checks as checks
 from . import deployment_tree
 
@@ -514,3 +515,10 @@ def _wildcard_groups(name: str, objects: list[dict[str, Any]]) -> set[str]:
                     named = rule.get("apiGroups")
                     groups |= {str(group) for group in named} if isinstance(named, list) and named else {""}
     return groups
+
+
+FORMATS = (
+    Format(
+        "kubernetes-manifest", "other", "Kubernetes manifest", "deployment", handler=analyze, detect=detect, order=420
+    ),
+)

@@ -18,6 +18,7 @@ from ..context import Item, ScanContext
 from ..core import Finding, Location, Rule, Severity
 from ..data import load_toml
 from ..datasets import dataset_folder, dataset_script
+from ..registry import Format
 from . import secrets
 
 MAX_SOURCE_BYTES = 512 * 1024  # hand-written scripts stay far below; ast.parse takes ~2 s on 512 KiB of dense calls
@@ -583,3 +584,6 @@ def analyze(ctx: ScanContext, item: Item) -> None:
         capabilities = capabilities_of(checked.parsed) if data is not None else _no_capabilities("too large")
         ctx.report(dataset_script.loading_script_finding(item.location, role, capabilities, builders))
     secrets.report_secrets(ctx, item.location, source, {}, checked.credentials)
+
+
+FORMATS = (Format("python-source", "other", "Python source", "source", handler=analyze, detect=detect, order=410),)

@@ -18,6 +18,7 @@ from typing import Any
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Severity
+from ..registry import Format
 
 # Files that hold one template; ".template" and ".tmpl" are also used for other text, so they count only
 # when they contain Jinja2 syntax.
@@ -134,3 +135,24 @@ def _templates(ctx: ScanContext, item: Item, documents: list[Any]) -> Iterator[t
         elif isinstance(value, list):
             for index in reversed(range(len(value))):
                 pending.append((f"{path}[{index}]", value[index], under_template))
+
+
+FORMATS = (
+    Format(
+        "chat-template",
+        "safe",
+        "Jinja2 chat template file",
+        handler=analyze_template,
+        detect=detect_template,
+        order=450,
+    ),
+    Format("jinja-template", "other", "Jinja2 template (not a chat template)", "source"),
+    Format(
+        "template-config",
+        "safe",
+        "config holding chat templates (tokenizer_config.json, YAML)",
+        handler=analyze_config,
+        detect=detect_config,
+        order=460,
+    ),
+)

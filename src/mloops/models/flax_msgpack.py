@@ -16,6 +16,7 @@ from .. import rules
 from ..context import Item, ScanContext
 from ..parsers.forward_reader import DecodeError, ForwardReader
 from ..parsers.msgpack_walk import MAP_MARKERS, Header, Kind, read_header
+from ..registry import Format
 
 # Flax's extension type codes (flax.serialization._MsgpackExtType).
 EXT_NDARRAY = 1
@@ -256,3 +257,6 @@ def _itemsize(dtype: str) -> int | None:
     if sized and int(sized.group(1)) % 8 == 0 and int(sized.group(1)) > 0:
         return int(sized.group(1)) // 8
     return None
+
+
+FORMATS = (Format("flax-msgpack", "safe", "Flax msgpack", handler=analyze, detect=detect, order=90),)

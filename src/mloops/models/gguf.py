@@ -15,6 +15,7 @@ from .. import rules
 from ..context import Item, ScanContext
 from ..core import Severity
 from ..parsers import gguf as parser
+from ..registry import Format
 
 DEFAULT_ALIGNMENT = 32
 GGML_MAX_DIMS = 4
@@ -247,3 +248,6 @@ def _nbytes(dims: tuple[int, ...], layout: _Layout) -> int:
         rows *= dim
     row = dims[0] if dims else 1
     return row // layout.block * layout.size * rows
+
+
+FORMATS = (Format("gguf", "safe", "GGUF", handler=analyze, detect=detect, order=20, extensions=(".gguf",)),)

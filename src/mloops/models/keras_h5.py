@@ -13,6 +13,7 @@ from .. import rules
 from ..context import Item, ScanContext
 from ..limits import LimitExceeded
 from ..parsers import hdf5
+from ..registry import Format
 from ..streams import Window
 from . import keras_config, pickle_stream
 
@@ -104,3 +105,9 @@ def _judge_attribute(ctx: ScanContext, item: Item, attribute: hdf5.Attribute) ->
             ctx.report(rules.MALFORMED.finding(item.location, message, {"attribute": attribute.name}))
             continue
         keras_config.judge(ctx, item, config, attribute.name)
+
+
+FORMATS = (
+    Format("hdf5", "safe", "HDF5 data", handler=analyze, detect=detect, order=30, extensions=(".h5", ".hdf5")),
+    Format("keras-h5", "code", "Keras H5 model"),
+)

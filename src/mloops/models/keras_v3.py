@@ -8,16 +8,15 @@ the pickle engine.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from .. import rules
-from ..context import Item, ScanContext
+from ..context import Handler, Item, ScanContext
+from ..registry import Format, Layout
 from . import keras_config
 
 CONFIG_MEMBER = "config.json"  # saving_lib reads exactly this name at the archive's root
 
 
-def member_handler(name: str) -> Callable[[ScanContext, Item], None] | None:
+def member_handler(name: str) -> Handler | None:
     return analyze_config if name == CONFIG_MEMBER else None
 
 
@@ -31,3 +30,15 @@ def analyze_config(ctx: ScanContext, item: Item) -> None:
         ctx.report(rules.MALFORMED.finding(item.location, f"config.json is not JSON Keras can read: {exc}"))
         return
     keras_config.judge(ctx, item, config, CONFIG_MEMBER)
+
+
+FORMATS = (
+    Format(
+        "keras",
+        "code",
+        "Keras v3 archive (.keras)",
+        extensions=(".keras",),
+        layout=Layout("zip", 40, lambda names: {"config.json", "metadata.json"} <= set(names), member_handler),
+    ),
+    Format("keras-config", "code", "Keras model config"),
+)

@@ -14,6 +14,7 @@ from .. import rules
 from ..context import Item, ScanContext
 from ..limits import LimitExceeded
 from ..parsers.forward_reader import DecodeError
+from ..registry import Format
 from ..streams import Stream
 
 MAGIC = re.compile(rb"tree\r?\nversion=v\d")
@@ -107,3 +108,6 @@ def _find(ctx: ScanContext, stream: Stream, needle: bytes, start: int, limit: in
 def _read_at(stream: Stream, offset: int, count: int) -> bytes:
     stream.seek(offset)
     return stream.read(count)
+
+
+FORMATS = (Format("lightgbm-text", "safe", "LightGBM text model", handler=analyze, detect=detect, order=70),)

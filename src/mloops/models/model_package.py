@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from typing import Any
 
 from .. import rules
-from ..context import Item, ScanContext
+from ..context import Handler, Item, ScanContext
 from ..core import Location, Severity
 from ..datasets import dataset_script
 from ..mlcode import python_code
+from ..registry import Format, Layout
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 _MODULE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
@@ -165,7 +165,7 @@ MAR_MANIFEST = "MAR-INF/MANIFEST.json"
 TORCHSERVE_HANDLERS = frozenset({"image_classifier", "image_segmenter", "object_detector", "text_classifier"})
 
 
-def mar_member_handler(name: str) -> Callable[[ScanContext, Item], None] | None:
+def mar_member_handler(name: str) -> Handler | None:
     if name == MAR_MANIFEST:
         return _analyze_mar_manifest
     if name.lower().endswith(".py"):
@@ -213,3 +213,25 @@ def _analyze_mar_code(ctx: ScanContext, item: Item) -> None:
     evidence = {"imports": ", ".join(capabilities["imports"][:20]), **calls}
     severity = dataset_script.code_severity(capabilities)
     ctx.report(rules.MODEL_PACKAGE_CODE.finding(item.location, message, evidence, severity=severity))
+
+
+FORMATS = (
+    Format("mlflow-model", "code", "MLflow model (MLmodel)", handler=analyze_mlmodel, detect=detect_mlmodel, order=470),
+    Format("bento", "code", "BentoML bundle (bento.yaml)", handler=analyze_bento, detect=detect_bento, order=480),
+    Format(
+        "remote-code-config",
+        "code",
+        "Hugging Face config with auto_map (trust_remote_code)",
+        handler=analyze_remote_code_config,
+        detect=detect_remote_code_config,
+        order=490,
+    ),
+    Format(
+        "torchserve-mar",
+        "code",
+        "TorchServe model archive (.mar)",
+        extensions=(".mar",),
+        layout=Layout("zip", 60, lambda names: MAR_MANIFEST in names, mar_member_handler),
+    ),
+    Format("torchserve-manifest", "other", "TorchServe archive manifest"),
+)

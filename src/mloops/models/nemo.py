@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
 from typing import NamedTuple
 
 from .. import rules
-from ..context import Item, ScanContext
+from ..context import Handler, Item, ScanContext
 from ..core import Capability, Severity
 from ..data import load_toml
 from ..limits import MiB
 from ..parsers.yaml_keys import KeyValue, YamlError, find_keys
 from ..picklevm.policy import DANGEROUS, INTROSPECTION, Category, Policy
-
-Handler = Callable[[ScanContext, Item], None]
+from ..registry import Format, Layout
 
 MAX_CONFIG_BYTES = 4 * MiB  # real configs are tens of kB; every token is held in memory
 CONFIG_NAME = "model_config.yaml"
@@ -117,3 +115,17 @@ def _dangerous(policy: Policy, parts: list[str]) -> tuple[Category | None, str]:
     if parts[-1] in loaders:
         return loaders[parts[-1]], ".".join(parts)
     return None, ".".join(parts)
+
+
+FORMATS = (
+    Format(
+        "nemo",
+        "code",
+        "NVIDIA NeMo archive",
+        extensions=(".nemo",),
+        layout=Layout(
+            "tar", 20, lambda names: any(name.rsplit("/", 1)[-1] == CONFIG_NAME for name in names), member_handler
+        ),
+    ),
+    Format("nemo-config", "code", "NeMo model config (Hydra targets)"),
+)

@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import rules
 from ..context import Item, ScanContext
+from ..registry import Format, Layout
 from . import pickle_stream
 
 MAGIC = b"\x93NUMPY"
@@ -142,3 +143,16 @@ def _check_length(ctx: ScanContext, item: Item, header: dict[str, Any], data_sta
                 item.location.at(expected), f"{item.size - expected} bytes follow the NumPy array data"
             )
         )
+
+
+FORMATS = (
+    Format("npy", "safe", "NumPy array", handler=analyze, magic=(b"\x93NUMPY",), extensions=(".npy",)),
+    Format("numpy-object", "code", "NumPy object array", pickled=True),
+    Format(
+        "npz",
+        "safe",
+        "NumPy archive",
+        extensions=(".npz",),
+        layout=Layout("zip", 70, lambda names: bool(names) and all(n.endswith(".npy") for n in names), fallback=True),
+    ),
+)

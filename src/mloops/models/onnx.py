@@ -19,6 +19,7 @@ from ..data import load_toml
 from ..limits import LimitExceeded
 from ..parsers import protobuf
 from ..parsers.protobuf import I32, I64, LEN, VARINT, DecodeError, Field, Message
+from ..registry import Format
 from ..sources import escapes_extraction
 
 MAX_IR_VERSION = 64  # one IR version per few ONNX releases (onnx 1.18 writes 11): far beyond is not ONNX
@@ -444,3 +445,6 @@ def _entry(msg: Message) -> tuple[str, str]:
         elif field.wire == LEN and field.number == 2:
             value = msg.text(field)
     return key, value
+
+
+FORMATS = (Format("onnx", "safe", "ONNX", handler=analyze, detect=detect, order=100, extensions=(".onnx",)),)

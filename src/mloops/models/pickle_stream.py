@@ -9,6 +9,7 @@ its five pickles come raw tensor bytes that no loader unpickles.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import Any
 
 from .. import rules
@@ -18,6 +19,8 @@ from ..picklevm.judge import Judge
 from ..picklevm.policy import Policy
 from ..picklevm.reader import Reader
 from ..picklevm.vm import BuildHook, Machine, Malformed
+from ..registry import Format, Layout
+from . import pickle_sniff
 
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 TORCH_LEGACY_PICKLES = 5  # magic, protocol version, sys info, the object, storage keys
@@ -119,3 +122,41 @@ def analyze(ctx: ScanContext, item: Item, start: int = 0, label: str = "pickle",
         pass  # reported by the session
     finally:
         session.finish(label)
+
+
+def _has_data_pkl(names: Sequence[str]) -> bool:
+    return any(name == "data.pkl" or name.endswith("/data.pkl") for name in names)
+
+
+FORMATS = (
+    Format(
+        "pickle",
+        "code",
+        "Python pickle",
+        handler=analyze,
+        detect=pickle_sniff.detect,
+        order=300,  # after every binary format, before the text formats: a protocol 0 pickle is text
+        extensions=(
+            ".pkl",
+            ".pickle",
+            ".pck",
+            ".pcl",
+            ".joblib",
+            ".jbl",
+            ".dill",
+            ".cloudpickle",
+            ".pt",
+            ".pth",
+            ".ckpt",
+        ),
+        pickled=True,
+    ),
+    Format("joblib", "code", "joblib", pickled=True),
+    Format("dill", "code", "dill", pickled=True),
+    Format("cloudpickle", "code", "cloudpickle", pickled=True),
+    Format("pytorch-pickle", "code", "PyTorch checkpoint pickle", pickled=True),
+    Format("pytorch-legacy", "code", "PyTorch legacy checkpoint", pickled=True),
+    # torch.load's ZIP checkpoints: the members are sniffed (data.pkl is a pickle); TorchScript and .pt2
+    # archives also hold a data.pkl, and go to their own layouts instead
+    Format("pytorch-zip", "code", "PyTorch checkpoint (ZIP)", layout=Layout("zip", 30, _has_data_pkl, fallback=True)),
+)

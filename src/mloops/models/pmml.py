@@ -14,6 +14,7 @@ from typing import NamedTuple
 from .. import rules
 from ..context import Item, ScanContext
 from ..limits import LimitExceeded
+from ..registry import Format
 
 MAX_PROLOG = 1 << 20  # everything before the root element; real PMML prologs are one line
 TAIL = 4096
@@ -235,3 +236,6 @@ def _ends_with_root(item: Item, size: int, codec: str, bom: int) -> bool:
     tail = item.stream.read(size - start)
     tail = tail[: len(tail) // unit * unit]
     return _END.search(tail.decode(codec, "replace")) is not None
+
+
+FORMATS = (Format("pmml", "safe", "PMML", handler=analyze, detect=detect, order=60),)

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Rule
+from ..registry import Format
 
 # The reference reader refuses longer headers (MAX_HEADER_SIZE in the Rust crate).
 MAX_HEADER_BYTES = 100_000_000
@@ -377,3 +378,10 @@ def _short(text: str, limit: int = 120) -> str:
     """Bounded and printable: lone surrogates would break UTF-8 reports."""
     text = text if len(text) <= limit else text[:limit] + "..."
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+FORMATS = (
+    Format(
+        "safetensors", "safe", "safetensors", handler=analyze, detect=detect, order=40, extensions=(".safetensors",)
+    ),
+)

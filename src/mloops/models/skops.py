@@ -15,11 +15,12 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .. import rules
-from ..context import Item, ScanContext
+from ..context import Handler, Item, ScanContext
 from ..core import Severity
 from ..data import read_text
 from ..limits import MiB
 from ..picklevm import policy as pickle_policy
+from ..registry import Format, Layout
 
 SCHEMA_MEMBER = "schema.json"
 MAX_SCHEMA_BYTES = 64 * MiB
@@ -68,7 +69,7 @@ def trusted_types() -> dict[str, frozenset[str]]:
     return {key: frozenset(names) for key, names in sections.items()}
 
 
-def member_handler(name: str) -> Callable[[ScanContext, Item], None] | None:
+def member_handler(name: str) -> Handler | None:
     """skops reads schema.json as the object tree; its other members are arrays, sniffed as usual."""
     return analyze_schema if name == SCHEMA_MEMBER else None
 
@@ -481,3 +482,16 @@ def _preview(value: Any) -> str:
 def _printable(text: str) -> str:
     """Lone surrogates from JSON escapes would break UTF-8 reports."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+FORMATS = (
+    # skops.load reads schema.json from any ZIP
+    Format(
+        "skops",
+        "code",
+        "skops",
+        extensions=(".skops",),
+        layout=Layout("zip", 50, lambda names: SCHEMA_MEMBER in names, member_handler),
+    ),
+    Format("skops-schema", "code", "skops schema"),
+)

@@ -23,6 +23,7 @@ from ..data import load_toml
 from ..limits import LimitExceeded
 from ..parsers import protobuf
 from ..parsers.protobuf import LEN, VARINT, DecodeError, Message
+from ..registry import Format
 from ..sources import escapes_extraction
 from . import keras_config
 
@@ -720,3 +721,12 @@ def _tf_keras_decode(obj: dict) -> object:
     if class_name == "TypeSpec" and isinstance(obj.get("type_spec"), str):
         return {"type_spec": obj["type_spec"], "serialized": obj.get("serialized")}  # looked up in TF's registry
     return obj
+
+
+FORMATS = (
+    Format("tensorflow", "code", "TensorFlow protobuf", handler=analyze, detect=detect, order=110, extensions=(".pb",)),
+    Format("tensorflow-savedmodel", "code", "TensorFlow SavedModel"),
+    Format("tensorflow-graphdef", "code", "TensorFlow GraphDef"),
+    Format("keras-metadata", "code", "Keras SavedModel metadata"),
+    Format("tensorflow-metadata", "other", "TensorFlow SavedModel fingerprint or Hub module marker"),
+)

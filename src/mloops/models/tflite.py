@@ -17,6 +17,7 @@ from ..core import Severity
 from ..limits import LimitExceeded
 from ..parsers.flatbuffers import RandomReader, Table, Vector, root_table
 from ..parsers.forward_reader import DecodeError
+from ..registry import Format
 from . import tensorflow
 
 IDENTIFIER = b"TFL3"
@@ -275,3 +276,8 @@ def _varint(reader: RandomReader, at: int, end: int) -> tuple[int, int]:
         shift += 7
         if not byte & 0x80:
             return value, at
+
+
+FORMATS = (
+    Format("tflite", "safe", "TensorFlow Lite", handler=analyze, detect=detect, order=50, extensions=(".tflite",)),
+)

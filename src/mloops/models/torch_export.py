@@ -15,13 +15,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import rules
-from ..context import Item, ScanContext
+from ..context import Handler, Item, ScanContext
 from ..core import Capability
 from ..limits import MiB
 from ..picklevm.policy import DANGEROUS, INTROSPECTION, Policy
+from ..registry import Format, Layout
 from .torch_ops import TIME_CHECK_EVERY, OpTable, Use, class_uses, op_table, operator_uses, report_uses
-
-Handler = Callable[[ScanContext, Item], None]
 
 MAX_GRAPH_BYTES = 64 * MiB  # one exported program; stack-trace metadata makes large models some MB
 
@@ -112,3 +111,18 @@ def _target_uses(table: OpTable, policy: Policy, target: str, place: tuple[str, 
         if verdict.status in (DANGEROUS, INTROSPECTION) and verdict.category is not None:
             category = verdict.category._replace(why=f"{verdict.category.why}, and {category.why}")
         yield Use(category, f"the function {target}", target, place)
+
+
+FORMATS = (
+    Format(
+        "pytorch-pt2",
+        "code",
+        "PyTorch export archive (.pt2)",
+        extensions=(".pt2",),
+        layout=Layout(
+            "zip", 20, lambda names: any(n.rsplit("/", 1)[-1] == "archive_format" for n in names), member_handler
+        ),
+    ),
+    Format("pytorch-export-graph", "code", "torch.export graph (.pt2 models/*.json)"),
+    Format("aotinductor-native", "code", "AOTInductor compiled code"),
+)

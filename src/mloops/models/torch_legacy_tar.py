@@ -13,6 +13,7 @@ from ..context import Item, ScanContext
 from ..picklevm.reader import Truncated
 from ..picklevm.values import Global, Seq
 from ..picklevm.vm import Malformed
+from ..registry import Format, Layout
 from .pickle_stream import PickleSession
 
 # Bytes per element of the storage classes the legacy format names.
@@ -91,3 +92,16 @@ def _element_size(record: object) -> int | None:
     if not storage.module.startswith("torch"):
         return None
     return _ELEMENT_SIZE.get(storage.qualname.rsplit(".", 1)[-1])
+
+
+LABEL = "pytorch-legacy-tar"
+FORMATS = (
+    Format(
+        LABEL,
+        "code",
+        "PyTorch legacy tar checkpoint",
+        extensions=(".pth.tar", ".pt.tar"),
+        layout=Layout("tar", 10, lambda names: {"storages", "tensors", "pickle"} <= set(names)),
+        pickled=True,
+    ),
+)

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from .. import rules
-from ..context import Item, ScanContext
+from ..context import Handler, Item, ScanContext
 from ..limits import MiB
 from ..picklevm.policy import BUILD_ONLY, SAFE, UNKNOWN, Policy, Signature, Verdict
+from ..registry import Format, Layout
 from . import pickle_stream
 from .torch_ops import TIME_CHECK_EVERY, OpTable, Use, class_uses, is_dunder, op_table, operator_uses, report_uses
-
-Handler = Callable[[ScanContext, Item], None]
 
 # One class file. Real ones stay below 100 kB; parsing costs about 170 bytes of memory per byte.
 MAX_CODE_BYTES = 4 * MiB
@@ -204,3 +203,23 @@ def _torch_uses(table: OpTable, parts: list[str], spelled: str, place: tuple[str
         category = table.operator("aten", parts[1])  # TorchScript resolves torch.<op> to aten::<op>
         if category is not None:
             yield Use(category, f"the operator aten::{parts[1]}", spelled, place)
+
+
+def _routes_to_torchscript(names: Sequence[str]) -> bool:
+    """torch.load hands an archive to torch.jit.load when its records include constants.pkl;
+    records are the member names below the folder of the first member (PyTorchStreamReader)."""
+    if not names or "/" not in names[0]:
+        return False
+    folder = names[0].split("/", 1)[0]
+    return f"{folder}/constants.pkl" in names
+
+
+FORMATS = (
+    Format(
+        "torchscript-zip",
+        "code",
+        "TorchScript archive",
+        layout=Layout("zip", 10, _routes_to_torchscript, member_handler),
+    ),
+    Format("torchscript-code", "code", "TorchScript code"),
+)

@@ -14,6 +14,7 @@ from .. import rules
 from ..context import Item, ScanContext
 from ..parsers import json_scan, ubjson_walk
 from ..parsers.forward_reader import DecodeError, ForwardReader
+from ..registry import Format
 
 REQUIRED_KEYS = ("learner", "version")
 # Keys of XGBoost's learner object; JSON output sorts them, so one of these comes first.
@@ -81,3 +82,10 @@ def _check_ubj(ctx: ScanContext, item: Item) -> tuple[list[str], int, int | None
     keys = ubjson_walk.walk_object(reader, ctx.budget.check_time)
     end = reader.pos
     return keys, end, None if reader.at_end() else end
+
+
+FORMATS = (
+    Format("xgboost", "safe", "XGBoost model", handler=analyze, detect=detect, order=80),
+    Format("xgboost-json", "safe", "XGBoost JSON"),
+    Format("xgboost-ubj", "safe", "XGBoost UBJSON"),
+)

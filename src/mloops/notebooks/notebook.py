@@ -20,12 +20,13 @@ from html import unescape
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .. import rules
+from .. import registry, rules
 from ..context import Item, ScanContext
 from ..core import ParseError, Rule, Severity
 from ..data import load_toml
 from ..mlcode import python_code, secrets
 from ..parsers import html_tokens, js_calls
+from ..registry import Format
 
 MAX_NOTEBOOK_BYTES = 128 << 20  # notebooks with inlined plotting bundles reach tens of MiB
 MAX_FINDINGS_PER_RULE = 50  # a hostile notebook with a million handlers gets a summary, not a million lines
@@ -361,7 +362,7 @@ class Reporter:
         self.counts[rule.id] = max(self.counts.get(rule.id, 0), MAX_FINDINGS_PER_RULE) + count
 
     def summarize(self) -> None:
-        for rule in rules.ALL_RULES:
+        for rule in registry.all_rules():
             extra = self.counts.get(rule.id, 0) - MAX_FINDINGS_PER_RULE
             if extra > 0:
                 message = f"{extra} more findings of this kind in the notebook were not listed"
@@ -909,3 +910,6 @@ def _list(value: Any, path: str) -> list[Any]:
     if not isinstance(value, list):
         raise Malformed(f"{path} is not a list")
     return value
+
+
+FORMATS = (Format("notebook", "code", "Jupyter notebook", "notebook", handler=analyze, detect=detect, order=400),)

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from .. import __version__
 from ..core import Finding, Report, Rule, Severity
-from ..rules import ALL_RULES
+from ..registry import all_rules
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 
@@ -109,7 +109,7 @@ def _result(finding: Finding, index: dict[str, int]) -> dict[str, Any]:
 
 
 def render(report: Report, fail_on: Severity) -> str:
-    index = {rule.id: i for i, rule in enumerate(ALL_RULES)}
+    index = {rule.id: i for i, rule in enumerate(all_rules())}
     document = {
         "$schema": SCHEMA,
         "version": "2.1.0",
@@ -120,7 +120,7 @@ def render(report: Report, fail_on: Severity) -> str:
                         "name": "mloops",
                         "version": __version__,
                         "semanticVersion": __version__,
-                        "rules": [_rule(rule) for rule in ALL_RULES],
+                        "rules": [_rule(rule) for rule in all_rules()],
                     }
                 },
                 "invocations": [

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from .. import rules
+from .. import registry, rules
 from ..context import Item, ScanContext
 from ..limits import LimitExceeded
 from ..models import torch_legacy_tar
+from ..registry import Format
 from ..streams import Stream, Window, random_access
 from . import escapes_extraction
 
 if TYPE_CHECKING:
     import tarfile
 
-TORCH_TAR_MEMBERS = {"storages", "tensors", "pickle"}
 MAX_LINK_HOPS = 40  # Linux gives up (ELOOP) after 40 symbolic links in one path
 MAX_PATH_PARTS = 4096  # components looked at while resolving one path; a longer walk cannot be extracted
 MAX_RESOLVE_STEPS = 2_000_000  # components looked at for a whole archive, whatever its links do
@@ -49,9 +49,9 @@ def _scan_archive(ctx: ScanContext, item: Item, stream: Stream) -> None:
         ctx.report(
             rules.MALFORMED_CONTAINER.finding(item.location, f"tar archive damaged after {len(members)} members: {exc}")
         )
-    names = {member.name for member in members if member.isfile()}
-    torch_layout = TORCH_TAR_MEMBERS <= names
-    label = "pytorch-legacy-tar" if torch_layout else _label(names)
+    names = [member.name for member in members if member.isfile()]
+    label = (registry.matching_layouts("tar", names) or ("tar",))[0]
+    torch_layout = label == torch_legacy_tar.LABEL
     ctx.record(item, label)
     _check_extraction_paths(ctx, item, members)
     for member in members:
@@ -63,13 +63,6 @@ def _scan_archive(ctx: ScanContext, item: Item, stream: Stream) -> None:
             torch_legacy_tar.analyze_member(ctx, child, member.name)
         else:
             ctx.scan(child)
-
-
-def _label(names: set[str]) -> str:
-    # NeMo checkpoints: a tar of a YAML config, a torch checkpoint and tokenizer files.
-    if any(name.rsplit("/", 1)[-1] == "model_config.yaml" for name in names):
-        return "nemo"
-    return "tar"
 
 
 # --------------------------------------------------------------------------- where extraction writes
@@ -163,3 +156,21 @@ def _escape(member: tarfile.TarInfo, symlinks: dict[str, str]) -> tuple[str | No
             return message, placed.steps + pointed.steps
         return None, placed.steps + pointed.steps
     return None, placed.steps
+
+
+def _is_tar(head: bytes) -> bool:
+    if len(head) < 512:
+        return False
+    if head[257:262] == b"ustar":
+        return True
+    # Old V7 archives have no magic: trust a valid header checksum over a printable name.
+    try:
+        stored = int(head[148:156].replace(b"\x00", b" ").strip() or b"-1", 8)
+    except ValueError:
+        return False
+    computed = sum(head[:148]) + 8 * 32 + sum(head[156:512])
+    name = head[:100].split(b"\x00", 1)[0]
+    return stored == computed and bool(name) and all(32 <= c < 127 for c in name)
+
+
+FORMATS = (Format("tar", "archive", "tar archive", handler=scan, detect=lambda head, name: _is_tar(head), order=230),)

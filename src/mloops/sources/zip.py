@@ -17,10 +17,11 @@ import struct
 import zlib
 from typing import NamedTuple
 
-from .. import rules
+from .. import registry, rules
 from ..context import Item, ScanContext
 from ..core import Location
 from ..limits import LimitExceeded, MiB
+from ..registry import Format
 from ..streams import Decompressed, Stream, Window, random_access
 from . import escapes_extraction
 
@@ -345,7 +346,7 @@ def _scan_archive_ending_at(ctx: ScanContext, item: Item, stream: Stream, size: 
             )
         )
         entries, problems = walk_local_headers(stream, size, ctx.limits.max_members), []
-    layouts = _layouts(entries)
+    layouts = registry.matching_layouts("zip", [entry.name for entry in entries]) or ("zip",)
     ctx.record(item, layouts[0])
     for problem in problems:
         ctx.report(rules.CONTAINER_ANOMALY.finding(item.location, f"ZIP structure: {problem}"))
@@ -481,35 +482,4 @@ def _check_crc(ctx: ScanContext, location: Location, entry: Entry, stream: Strea
         )
 
 
-def _layouts(entries: list[Entry]) -> tuple[str, ...]:
-    """Every loader layout the member names match, most specific first.
-
-    An archive may match several (a .keras that is also a torch checkpoint): each loader reads
-    its own members, so each member is judged the way every matching loader would read it.
-    """
-    names = {entry.name for entry in entries}
-    layouts = []
-    if _routes_to_torchscript(entries):
-        layouts.append("torchscript-zip")
-    if any(name == "archive_format" or name.endswith("/archive_format") for name in names):
-        layouts.append("pytorch-pt2")
-    if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names) and not layouts:
-        layouts.append("pytorch-zip")
-    if {"config.json", "metadata.json"} <= names:
-        layouts.append("keras")
-    if "schema.json" in names:
-        layouts.append("skops")  # skops.load reads schema.json from any ZIP
-    if "MAR-INF/MANIFEST.json" in names:
-        layouts.append("torchserve-mar")
-    if not layouts and names and all(name.endswith(".npy") for name in names):
-        layouts.append("npz")
-    return tuple(layouts) or ("zip",)
-
-
-def _routes_to_torchscript(entries: list[Entry]) -> bool:
-    """torch.load hands an archive to torch.jit.load when its records include constants.pkl;
-    records are the member names below the folder of the first member (PyTorchStreamReader)."""
-    if not entries or "/" not in entries[0].name:
-        return False
-    folder = entries[0].name.split("/", 1)[0]
-    return any(entry.name == f"{folder}/constants.pkl" for entry in entries)
+FORMATS = (Format("zip", "archive", "ZIP archive", handler=scan, magic=(LOCAL_SIG, b"PK\x05\x06")),)
