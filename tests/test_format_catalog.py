@@ -84,3 +84,24 @@ def test_a_label_declared_twice_or_detected_without_a_handler_is_refused(monkeyp
     finally:
         monkeypatch.undo()
         registry.catalog.cache_clear()
+
+
+def test_shared_findings_take_the_attack_class_of_the_surface_they_occur_in(tmp_path: pathlib.Path):
+    from mloops import scan_path
+    from mloops.core import AttackClass
+
+    notebook = tmp_path / "broken.ipynb"
+    notebook.write_text('{"cells": [{"cell_type": "code", "outputs": 7}], "nbformat": 4, "nbformat_minor": 5}')
+    manifest = tmp_path / "pod.yaml"  # a billion-laughs manifest: the YAML alias bound is reached
+    laughs = "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 9))
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\na0: &a0 [lol]\n" + laughs)
+    model = tmp_path / "model.pkl"
+    model.write_bytes(b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00]\x94(K")  # truncated
+    classes = {
+        path.name: {(f.rule.id, f.attack_class) for f in scan_path(str(path)).findings if f.rule.shared}
+        for path in (notebook, manifest, model)
+    }
+    assert ("MLO201", AttackClass.NOTEBOOK_XSS) in classes["broken.ipynb"], classes
+    assert ("MLO901", AttackClass.CONTAINER_ESCAPE) in classes["pod.yaml"], classes
+    assert ("MLO201", AttackClass.MALICIOUS_MODEL) in classes["model.pkl"], classes
+    assert registry.surfaces()["notebook"] is AttackClass.NOTEBOOK_XSS and "zip" not in registry.surfaces()

@@ -25,6 +25,7 @@ from mloops import rules
 from mloops.context import ScanContext
 from mloops.core import Capability, Location, Report, Severity
 from mloops.limits import Limits
+from mloops.mlcode import secrets
 from mloops.mlcode.secrets import MAX_TEXT_CHARS, Secret, find_secrets, redact, report_secrets
 from mloops.picklevm.policy import default_policy
 from mloops.reporters import FORMATS, reporter
@@ -109,7 +110,7 @@ def rendered(ctx: ScanContext) -> dict[str, str]:
 @pytest.mark.parametrize(("kind", "text", "value"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_each_kind_found_and_redacted_in_every_report_format(kind, text, value):
     ctx = scan_text(f"import os\n\n{text}\nprint('done')\n")
-    findings = [f for f in ctx.result.findings if f.rule is rules.EXPOSED_SECRET]
+    findings = [f for f in ctx.result.findings if f.rule is secrets.EXPOSED_SECRET]
     assert [(f.evidence["kind"], f.evidence["line"]) for f in findings] == [(kind, "3")]
     finding = findings[0]
     assert finding.severity == Severity.HIGH
@@ -306,7 +307,7 @@ def test_secret_in_python_source_is_found_and_redacted(tmp_path):
     path = tmp_path / "upload.py"
     path.write_text(f'import requests\nrequests.post(url, headers={{"Authorization": "Bearer {HUGGING_FACE}"}})\n')
     (finding,) = _scan(path)
-    assert finding.rule is rules.EXPOSED_SECRET and finding.evidence["line"] == "2"
+    assert finding.rule is secrets.EXPOSED_SECRET and finding.evidence["line"] == "2"
     assert HUGGING_FACE not in finding.message and finding.evidence["redacted"] == redact(HUGGING_FACE)
 
 

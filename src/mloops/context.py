@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from . import registry, rules
-from .core import Asset, FileResult, Finding, Location, Severity
+from .core import Asset, AttackClass, FileResult, Finding, Location, Severity
 from .limits import Budget, LimitExceeded, Limits
 from .picklevm.policy import Policy
 from .streams import Stream
@@ -56,10 +56,13 @@ class ScanContext:
         self._listed_length = 0  # length of result.findings when _listed was last right
         self._unlisted: dict[str, tuple[int, Finding]] = {}  # rule id -> (count, worst finding) over the cap
         self._spent_reported = False
+        self._surface: AttackClass | None = None  # the attack class of the format being analyzed
 
     def report(self, finding: Finding) -> None:
         """List the finding, or count it once its rule has ``max_findings_per_rule`` listed in this file:
         a flood of findings (one per opcode, one per global) must not become a flood of output."""
+        if finding.rule.shared and finding.surface is None and self._surface is not None:
+            finding = finding._replace(surface=self._surface)
         findings = self.result.findings
         if len(findings) != self._listed_length:  # someone edited the list directly: count again
             self._listed = Counter(f.rule.id for f in findings)
@@ -98,6 +101,7 @@ class ScanContext:
         if fmt not in registry.catalog():  # an undeclared label fails here, loudly, never becomes "other"
             raise LookupError(f"format label {fmt!r} is declared by no module's FORMATS")
         self.result.assets.append(Asset(item.location, fmt, item.size))
+        self._surface = registry.surfaces().get(fmt, self._surface)
 
     def scan(self, item: Item) -> None:
         """Identify the item by content and hand it to the matching source or analyzer."""
@@ -119,6 +123,7 @@ class ScanContext:
                 )
             )
             return
+        outer = self._surface
         try:
             self._dispatch(self, item)
         except LimitExceeded as exc:
@@ -130,6 +135,8 @@ class ScanContext:
                 self._spent_reported = True
                 message = f"{exc.what}; the rest of this file was not checked"
             self.report(rules.SCAN_LIMIT.finding(item.location, message))
+        finally:
+            self._surface = outer  # the item's own format decided its findings' class, not its parent's
 
 
 Handler = Callable[[ScanContext, Item], None]  # an analyzer or source: judges one item into the context

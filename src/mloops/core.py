@@ -159,6 +159,9 @@ class Rule(NamedTuple):
     description: str
     remediation: str
     operational: bool = False  # the scan itself failed: the CLI exits 2
+    shared: bool = False  # any analyzer may report it: its findings take the attack class of the surface
+    summary: str = ""  # one line for the README's rule table
+    severities: str = ""  # the severities its findings take, when not only ``severity`` (README)
 
     def finding(
         self,
@@ -186,10 +189,11 @@ class Finding(NamedTuple):
     message: str
     evidence: dict[str, str]
     capability: Capability
+    surface: AttackClass | None = None  # a shared rule's finding: the attack class of where it occurred
 
     @property
     def attack_class(self) -> AttackClass:
-        return self.rule.attack_class
+        return self.surface or self.rule.attack_class
 
     @property
     def remediation(self) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .context import Handler
-    from .core import Rule
+    from .core import AttackClass, Rule
 
 KINDS = ("code", "safe", "archive", "wrapper", "other")
 GROUPS = ("model", "data", "notebook", "source", "deployment", "other")
@@ -94,26 +94,43 @@ def _declared() -> list[Format]:
 
 
 def _modules() -> list[ModuleType]:
-    found = []
-    for package_name in PACKAGES:
-        package = importlib.import_module(f"{__package__}.{package_name}")
-        for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-            found.append(importlib.import_module(f"{package.__name__}.{module.name}"))
-    return found
+    return [m for name in PACKAGES for m in _package_modules(importlib.import_module(f"{__package__}.{name}"))]
+
+
+def _package_modules(package: ModuleType) -> list[ModuleType]:
+    names = sorted(module.name for module in pkgutil.iter_modules(package.__path__))
+    return [importlib.import_module(f"{package.__name__}.{name}") for name in names]
 
 
 @functools.cache
 def all_rules() -> tuple[Rule, ...]:
-    """Every rule by id: the shared ones of ``rules.py`` and those a module declares beside the code that
-    emits them (a module-level ``RULES`` tuple); an id used twice fails here."""
-    from . import rules
+    """Every rule by id: the shared ones of ``rules.py`` and those declared beside the code that emits them
+    (any module-level Rule of the format packages, the pickle engine and the platform probes); two rules
+    with one id fail here."""
+    from . import picklevm, platforms, rules
+    from .core import Rule
 
-    found = [*rules.ALL_RULES, *(rule for module in _modules() for rule in getattr(module, "RULES", ()))]
-    ids = [rule.id for rule in found]
+    modules = [rules, *_modules(), *_package_modules(picklevm), *_package_modules(platforms)]
+    found = {id(v): v for module in modules for v in vars(module).values() if isinstance(v, Rule)}
+    ids = [rule.id for rule in found.values()]
     twice = sorted({i for i in ids if ids.count(i) > 1})
     if twice:
         raise ValueError(f"rule ids declared twice: {twice}")
-    return tuple(sorted(found, key=lambda rule: rule.id))
+    return tuple(sorted(found.values(), key=lambda rule: rule.id))
+
+
+@functools.cache
+def surfaces() -> dict[str, AttackClass]:
+    """Format label -> the attack class of the surface folder that declares it (sources declare none)."""
+    found: dict[str, AttackClass] = {}
+    for name in PACKAGES:
+        package = importlib.import_module(f"{__package__}.{name}")
+        attack_class = getattr(package, "ATTACK_CLASS", None)
+        if attack_class is not None:
+            found.update(
+                (fmt.label, attack_class) for m in _package_modules(package) for fmt in getattr(m, "FORMATS", ())
+            )
+    return found
 
 
 @functools.cache

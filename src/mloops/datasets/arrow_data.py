@@ -16,12 +16,32 @@ from collections.abc import Callable
 
 from .. import rules
 from ..context import Item, ScanContext
-from ..core import Severity
+from ..core import AttackClass, Capability, Rule, Severity
 from ..parsers import arrow_ipc
 from ..parsers.flatbuffers import RandomReader
 from ..parsers.forward_reader import DecodeError
 from ..parsers.thrift_compact import CompactDecoder
 from ..registry import Format
+
+PICKLED_EXTENSION_TYPE = Rule(
+    id="MLO302",
+    name="pickled-extension-type",
+    title="Arrow/Parquet column has a pickled extension type",
+    severity=Severity.CRITICAL,
+    attack_class=AttackClass.MALICIOUS_DATASET,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "A field's extension type is arrow.py_extension_type (pyarrow's PyExtensionType), whose parameters "
+        "are a pickle. pyarrow before 14.0.1 unpickles them as soon as the file is read (CVE-2023-47248), "
+        "so opening the dataset runs whatever the pickle calls."
+    ),
+    remediation=(
+        "Do not read the file with pyarrow older than 14.0.1 (or without pyarrow_hotfix). Ask for the data "
+        "without the Python extension type, or with a registered pa.ExtensionType that serializes plain data."
+    ),
+    summary="Arrow/Parquet column has a pickled extension type.",
+)
+
 
 PARQUET_MAGIC = b"PAR1"
 PARQUET_ENCRYPTED_MAGIC = b"PARE"
@@ -174,13 +194,13 @@ def _check_schema(ctx: ScanContext, item: Item, schema: arrow_ipc.ArrowSchema) -
             "14.0.1 unpickles its metadata when the file is read (CVE-2023-47248)"
         )
         evidence = {"field": field.path, "extension": PICKLED_EXTENSION_NAME, "pickle_bytes": str(len(payload))}
-        ctx.report(rules.PICKLED_EXTENSION_TYPE.finding(item.location, message, evidence, severity=Severity.CRITICAL))
+        ctx.report(PICKLED_EXTENSION_TYPE.finding(item.location, message, evidence, severity=Severity.CRITICAL))
         if payload:
             member = f"<extension metadata of field {field.path}>"
             ctx.scan(item.child(io.BytesIO(payload), member, len(payload), "nested"))
     if len(pickled) > SHOWN:
         message = f"{len(pickled) - SHOWN} more fields have the pickled extension type; not listed one by one"
-        ctx.report(rules.PICKLED_EXTENSION_TYPE.finding(item.location, message, {"fields": str(len(pickled))}))
+        ctx.report(PICKLED_EXTENSION_TYPE.finding(item.location, message, {"fields": str(len(pickled))}))
 
 
 def _extension_name(field: arrow_ipc.ArrowField) -> str:

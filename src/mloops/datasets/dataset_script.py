@@ -11,11 +11,39 @@ from __future__ import annotations
 import functools
 import os
 
-from .. import rules
 from ..context import Item
-from ..core import Finding, Location, Severity
+from ..core import AttackClass, Capability, Finding, Location, Rule, Severity
 from ..registry import Format
 from . import dataset_folder
+
+DATASET_LOADING_SCRIPT = Rule(
+    id="MLO340",
+    name="dataset-loading-script",
+    title="Dataset ships a loading script that runs when the dataset is loaded",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MALICIOUS_DATASET,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "Hugging Face datasets imports a dataset's loading script (<folder>/<folder>.py, or any module that "
+        "defines a builder class) and runs it as ordinary Python: without asking before datasets 2.20, after "
+        "trust_remote_code=True until 4.0. Whoever publishes the dataset, or a later revision of it, runs code "
+        "on every machine that loads it; reverse shells and credential stealers have been found in such scripts "
+        "on the Hub. A loading script is HIGH whatever it is seen to do, CRITICAL with process or eval calls or "
+        "references; a helper file at the dataset root is one step lower."
+    ),
+    remediation=(
+        "Publish the data as files (Parquet, JSON Lines, CSV) listed in the card's configs and delete the script. "
+        "Until then, read the script, load it only at a pinned revision=, and keep datasets >= 4.0, which refuses "
+        "loading scripts."
+    ),
+    summary=(
+        "Dataset ships a loading script that runs when the dataset is loaded: high whatever it does, critical with "
+        "process or eval calls or references; a helper at the dataset root, or a module named after a folder of code "
+        "only, one step lower."
+    ),
+    severities="medium to critical",
+)
+
 
 DEFAULT = "default"  # what load_dataset(<folder>) runs, in a folder that looks like a dataset
 NAMED = "named"  # <folder>/<folder>.py in a folder nothing else marks as a dataset: load_dataset runs it too
@@ -69,7 +97,7 @@ def loading_script_finding(
     # folder of Python code only (utils/utils.py) that does not use datasets is rarely one: one step less.
     unlikely = role == NAMED and "datasets" not in capabilities["imports"] and _code_only(location.path)
     severity = Severity(severity - 1) if role == ROOT or unlikely else severity
-    return rules.DATASET_LOADING_SCRIPT.finding(location, message, evidence, severity=severity)
+    return DATASET_LOADING_SCRIPT.finding(location, message, evidence, severity=severity)
 
 
 def _code_only(path: str) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .. import rules
 from ..context import Item, ScanContext
 from ..core import Severity
 from ..registry import Format
@@ -46,10 +45,10 @@ def _check_service(ctx: ScanContext, item: Item, name: str, service: dict[str, A
     image = str(service.get("image", ""))
     report = checks.Reporter(ctx, item.location.child(workload), workload, checks.image_role([image, name]))
     if service.get("privileged") is True:
-        report(rules.PRIVILEGED_CONTAINER, "runs privileged", {"field": "privileged"}, raise_for_role=True)
+        report(checks.PRIVILEGED_CONTAINER, "runs privileged", {"field": "privileged"}, raise_for_role=True)
     for field, value in (("pid", "host"), ("ipc", "host"), ("network_mode", "host")):
         if str(service.get(field, "")) == value:
-            report(rules.HOST_NAMESPACE, f"sets {field}: host", {"field": field}, raise_for_role=True)
+            report(checks.HOST_NAMESPACE, f"sets {field}: host", {"field": field}, raise_for_role=True)
     for volume in service.get("volumes") or []:
         source = _volume_source(volume)
         if source and source.startswith("/"):
@@ -57,9 +56,9 @@ def _check_service(ctx: ScanContext, item: Item, name: str, service: dict[str, A
     checks.check_capabilities(report, service.get("cap_add"), name)
     for option in service.get("security_opt") or []:
         if re.fullmatch(r"(seccomp|apparmor)[:=]unconfined", str(option).strip()):
-            report(rules.UNCONFINED_PROFILE, f"security_opt {option}", {"option": str(option)})
+            report(checks.UNCONFINED_PROFILE, f"security_opt {option}", {"option": str(option)})
     if str(service.get("user", "")).split(":")[0] in ("root", "0"):
-        report(rules.RUNS_AS_ROOT, "sets user: root", {"user": str(service["user"])}, severity=Severity.MEDIUM)
+        report(checks.RUNS_AS_ROOT, "sets user: root", {"user": str(service["user"])}, severity=Severity.MEDIUM)
     literal_credentials = []
     for key, value in _environment(service.get("environment")):
         checks.check_gpu_env(report, key, value, name)
@@ -69,7 +68,7 @@ def _check_service(ctx: ScanContext, item: Item, name: str, service: dict[str, A
             literal_credentials.append(key)
     if literal_credentials:
         message = f"writes credentials into the file: {', '.join(literal_credentials[:10])} (values not shown)"
-        report(rules.ENVIRONMENT_CREDENTIALS, message, {"names": ", ".join(literal_credentials)})
+        report(checks.ENVIRONMENT_CREDENTIALS, message, {"names": ", ".join(literal_credentials)})
     words = checks.command_words(service.get("entrypoint")) + checks.command_words(service.get("command"))
     checks.check_platform_start(report, words, "command")
     _check_ports(report, service)
@@ -105,7 +104,7 @@ def _check_ports(report: checks.Reporter, service: dict[str, Any]) -> None:
             host_ip, published = (parts[0], parts[1]) if len(parts) == 3 else ("", parts[0] if len(parts) == 2 else "")
         if published and host_ip in ("", "0.0.0.0", "::"):
             message = f"publishes port {published} on every interface of the host"
-            report(rules.EXPOSED_ML_SERVICE, message, {"port": str(port)}, severity=Severity.MEDIUM)
+            report(checks.EXPOSED_ML_SERVICE, message, {"port": str(port)}, severity=Severity.MEDIUM)
 
 
 FORMATS = (Format("compose", "other", "Docker Compose file", "deployment", handler=analyze, detect=detect, order=430),)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-from .. import rules
 from ..context import Item, ScanContext
 from ..core import Severity
 from ..registry import Format
@@ -88,15 +87,15 @@ def analyze(ctx: ScanContext, item: Item) -> None:
     if baked:
         # Every layer of the image keeps them: whoever pulls the image reads them with docker history.
         message = f"bakes credentials into the image: {', '.join(baked[:10])} (values not shown)"
-        report(rules.ENVIRONMENT_CREDENTIALS, message, {"names": ", ".join(baked)}, severity=Severity.HIGH)
+        report(checks.ENVIRONMENT_CREDENTIALS, message, {"names": ", ".join(baked)}, severity=Severity.HIGH)
     if start:
         words = start.get("ENTRYPOINT", (0, []))[1] + start.get("CMD", (0, []))[1]
         lines = ", ".join(f"{keyword} line {line}" for keyword, (line, _) in start.items())
         checks.check_platform_start(report, words, lines)
     if user is None:
-        report(rules.RUNS_AS_ROOT, "the final stage sets no USER: the container runs as root", {"field": "USER"})
+        report(checks.RUNS_AS_ROOT, "the final stage sets no USER: the container runs as root", {"field": "USER"})
     elif user[1] in ("root", "0"):
-        report(rules.RUNS_AS_ROOT, f"the final stage switches to USER {user[1]} (line {user[0]})",
+        report(checks.RUNS_AS_ROOT, f"the final stage switches to USER {user[1]} (line {user[0]})",
                {"line": str(user[0])}, severity=Severity.MEDIUM)  # fmt: skip
 
 

@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from .. import rules
 from ..core import Asset, FileResult, Finding, Location, Report, Severity
 from . import deployment_checks as checks
 
@@ -85,10 +84,10 @@ def _capabilities(runtime: Runtime, location: Location) -> list[Finding]:
     evidence = {"CapEff": effective, "capabilities": ", ".join(held) or "none"}
     if len(held) >= len(CAPABILITIES) - 3:  # every capability the kernel knows: a privileged container or root
         message = "the process holds every capability: a privileged container (or root on the host)"
-        return [rules.PRIVILEGED_CONTAINER.finding(location, message, evidence, severity=Severity.CRITICAL)]
+        return [checks.PRIVILEGED_CONTAINER.finding(location, message, evidence, severity=Severity.CRITICAL)]
     if dangerous:
         message = f"the process holds {', '.join(dangerous)}, enough to leave the container"
-        return [rules.DANGEROUS_CAPABILITY.finding(location, message, evidence)]
+        return [checks.DANGEROUS_CAPABILITY.finding(location, message, evidence)]
     return []
 
 
@@ -97,7 +96,7 @@ def _confinement(runtime: Runtime, location: Location) -> list[Finding]:
     seccomp = runtime.status.get("Seccomp")
     if seccomp == "0":
         message = "no seccomp filter: every syscall an escape exploit needs is allowed"
-        found.append(rules.UNCONFINED_PROFILE.finding(location, message, {"Seccomp": "0 (disabled)"}))
+        found.append(checks.UNCONFINED_PROFILE.finding(location, message, {"Seccomp": "0 (disabled)"}))
     apparmor = _read(runtime.root, "proc/self/attr/current")
     if (
         apparmor is not None
@@ -106,7 +105,7 @@ def _confinement(runtime: Runtime, location: Location) -> list[Finding]:
     ):
         message = "AppArmor is enabled on the host but this process is unconfined"
         found.append(
-            rules.UNCONFINED_PROFILE.finding(location, message, {"apparmor": "unconfined"}, severity=Severity.LOW)
+            checks.UNCONFINED_PROFILE.finding(location, message, {"apparmor": "unconfined"}, severity=Severity.LOW)
         )
     return found
 
@@ -123,7 +122,7 @@ def _sockets(runtime: Runtime, location: Location) -> list[Finding]:
             writable = os.access(path, os.W_OK)
             message = f"the container runtime socket /{relative} is {'writable' if writable else 'present'} here"
             severity = Severity.CRITICAL if writable else Severity.HIGH
-            found.append(rules.RUNTIME_SOCKET.finding(location, message, {"path": "/" + relative}, severity=severity))
+            found.append(checks.RUNTIME_SOCKET.finding(location, message, {"path": "/" + relative}, severity=severity))
     return found
 
 
@@ -148,7 +147,7 @@ def _release_agent(runtime: Runtime, location: Location) -> list[Finding]:
         return []
     message = f"the cgroup v1 release_agent is writable ({', '.join(writable[:3])}): the host runs the program it names"
     evidence = {"paths": ", ".join(writable)}
-    return [rules.PRIVILEGED_CONTAINER.finding(location, message, evidence, severity=Severity.CRITICAL)]
+    return [checks.PRIVILEGED_CONTAINER.finding(location, message, evidence, severity=Severity.CRITICAL)]
 
 
 def _host_mounts(runtime: Runtime, location: Location) -> list[Finding]:
@@ -159,7 +158,7 @@ def _host_mounts(runtime: Runtime, location: Location) -> list[Finding]:
         if source_root == "/" or mount_point.startswith(("/host", "/rootfs", "/var/lib/kubelet", "/proc")):
             message = f"a host filesystem is mounted at {mount_point} (its {source_root})"
             found.append(
-                rules.SENSITIVE_HOST_PATH.finding(location, message, {"mount": mount_point, "source": source_root})
+                checks.SENSITIVE_HOST_PATH.finding(location, message, {"mount": mount_point, "source": source_root})
             )
     return found
 
@@ -168,7 +167,7 @@ def _token(runtime: Runtime, location: Location) -> list[Finding]:
     if not os.path.exists(os.path.join(runtime.root, TOKEN)):
         return []
     message = f"a Kubernetes service-account token is readable at /{TOKEN}"
-    return [rules.SERVICE_ACCOUNT_TOKEN.finding(location, message, {"path": "/" + TOKEN}, severity=Severity.HIGH)]
+    return [checks.SERVICE_ACCOUNT_TOKEN.finding(location, message, {"path": "/" + TOKEN}, severity=Severity.HIGH)]
 
 
 def _cloud(runtime: Runtime, location: Location) -> list[Finding]:
@@ -180,7 +179,7 @@ def _cloud(runtime: Runtime, location: Location) -> list[Finding]:
     message = (f"running on {cloud}: the instance metadata endpoint (169.254.169.254) hands out the node's cloud "
                "credentials unless it is blocked or hop-limited (not probed: no network)")  # fmt: skip
     evidence = {"sys_vendor": vendor, "product_name": product}
-    return [rules.CLOUD_METADATA.finding(location, message, evidence)]
+    return [checks.CLOUD_METADATA.finding(location, message, evidence)]
 
 
 def _gpus(runtime: Runtime, location: Location) -> list[Finding]:
@@ -191,7 +190,7 @@ def _gpus(runtime: Runtime, location: Location) -> list[Finding]:
     if not names:
         return []
     message = f"GPU device nodes are present ({', '.join(names)}): the NVIDIA Container Toolkit escapes apply"
-    return [rules.GPU_ALL_DEVICES.finding(location, message, {"devices": ", ".join(names)})]
+    return [checks.GPU_ALL_DEVICES.finding(location, message, {"devices": ", ".join(names)})]
 
 
 def _env(runtime: Runtime, location: Location) -> list[Finding]:
@@ -200,4 +199,4 @@ def _env(runtime: Runtime, location: Location) -> list[Finding]:
         return []
     listed = ", ".join(names[:20])
     message = f"{len(names)} environment variable(s) look like platform credentials: {listed} (values not read)"
-    return [rules.ENVIRONMENT_CREDENTIALS.finding(location, message, {"names": ", ".join(names)})]
+    return [checks.ENVIRONMENT_CREDENTIALS.finding(location, message, {"names": ", ".join(names)})]

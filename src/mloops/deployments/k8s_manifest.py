@@ -91,7 +91,7 @@ def load_text(ctx: ScanContext, item: Item, data: bytes) -> list[Any] | None:
     except YamlLimit as exc:
         ctx.report(rules.SCAN_LIMIT.finding(item.location, f"manifest {exc}; not analyzed"))
     except Unreadable as exc:
-        ctx.report(rules.MANIFEST_UNREADABLE.finding(item.location, f"not valid YAML/JSON: {exc}"))
+        ctx.report(checks.MANIFEST_UNREADABLE.finding(item.location, f"not valid YAML/JSON: {exc}"))
     return None
 
 
@@ -181,7 +181,7 @@ def _containers(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def _check_pod(report: checks.Reporter, obj: dict[str, Any], spec: dict[str, Any]) -> None:
     for field in ("hostPID", "hostNetwork", "hostIPC"):
         if spec.get(field) is True:
-            report(rules.HOST_NAMESPACE, f"sets {field}: true", {"field": field}, raise_for_role=True)
+            report(checks.HOST_NAMESPACE, f"sets {field}: true", {"field": field}, raise_for_role=True)
     for volume in spec.get("volumes") or []:
         host_path = volume.get("hostPath") if isinstance(volume, dict) else None
         if isinstance(host_path, dict) and isinstance(host_path.get("path"), str):
@@ -189,14 +189,14 @@ def _check_pod(report: checks.Reporter, obj: dict[str, Any], spec: dict[str, Any
     if report.role in checks.table().raised_roles and spec.get("automountServiceAccountToken") is not False:
         account = spec.get("serviceAccountName") or "default"
         message = f"mounts the {account!r} service-account token (automountServiceAccountToken is not false)"
-        report(rules.SERVICE_ACCOUNT_TOKEN, message, {"service_account": str(account)})
+        report(checks.SERVICE_ACCOUNT_TOKEN, message, {"service_account": str(account)})
     context = _mapping(spec.get("securityContext"))
     if _unconfined(context):
-        report(rules.UNCONFINED_PROFILE, "pod securityContext sets an Unconfined profile", {"level": "pod"})
+        report(checks.UNCONFINED_PROFILE, "pod securityContext sets an Unconfined profile", {"level": "pod"})
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     for key, value in annotations.items() if isinstance(annotations, dict) else []:
         if str(key).startswith("container.apparmor.security.beta.kubernetes.io/") and str(value) == "unconfined":
-            report(rules.UNCONFINED_PROFILE, f"annotation {key}: unconfined", {"annotation": str(key)})
+            report(checks.UNCONFINED_PROFILE, f"annotation {key}: unconfined", {"annotation": str(key)})
 
 
 def _unconfined(context: dict[str, Any]) -> bool:
@@ -211,19 +211,21 @@ def _check_container(report: checks.Reporter, name: str, container: dict[str, An
     context = _mapping(container.get("securityContext"))
     evidence = {"container": name}
     if context.get("privileged") is True:
-        report(rules.PRIVILEGED_CONTAINER, f"container {name!r} runs privileged", evidence, raise_for_role=True)
+        report(checks.PRIVILEGED_CONTAINER, f"container {name!r} runs privileged", evidence, raise_for_role=True)
     capabilities = _mapping(context.get("capabilities"))
     checks.check_capabilities(report, capabilities.get("add"), name)
     escalation = context.get("allowPrivilegeEscalation")
     if escalation is True:
-        report(rules.PRIVILEGE_ESCALATION, f"container {name!r} sets allowPrivilegeEscalation: true", evidence,
+        report(checks.PRIVILEGE_ESCALATION, f"container {name!r} sets allowPrivilegeEscalation: true", evidence,
                severity=Severity.MEDIUM)  # fmt: skip
     elif escalation is not False and context.get("privileged") is not True:
-        report(rules.PRIVILEGE_ESCALATION, f"container {name!r} does not set allowPrivilegeEscalation: false", evidence)
+        report(
+            checks.PRIVILEGE_ESCALATION, f"container {name!r} does not set allowPrivilegeEscalation: false", evidence
+        )
     if context.get("runAsUser") == 0:
-        report(rules.RUNS_AS_ROOT, f"container {name!r} sets runAsUser: 0", evidence, severity=Severity.MEDIUM)
+        report(checks.RUNS_AS_ROOT, f"container {name!r} sets runAsUser: 0", evidence, severity=Severity.MEDIUM)
     if _unconfined(context):
-        report(rules.UNCONFINED_PROFILE, f"container {name!r} sets an Unconfined profile", evidence)
+        report(checks.UNCONFINED_PROFILE, f"container {name!r} sets an Unconfined profile", evidence)
     literal = []
     for variable in container.get("env") or []:
         if isinstance(variable, dict):
@@ -237,7 +239,7 @@ def _check_container(report: checks.Reporter, name: str, container: dict[str, An
         why = "; with it anyone forges the proxy's sessions" if proxy else ""
         message = f"container {name!r} has credentials written into the manifest: {', '.join(literal[:10])}{why}"
         severity = Severity.HIGH if proxy else Severity.MEDIUM
-        report(rules.ENVIRONMENT_CREDENTIALS, message, {**evidence, "names": ", ".join(literal)}, severity=severity)
+        report(checks.ENVIRONMENT_CREDENTIALS, message, {**evidence, "names": ", ".join(literal)}, severity=severity)
     words = checks.command_words(container.get("command")) + checks.command_words(container.get("args"))
     checks.check_platform_start(report, words, f"container {name!r} command")
     limits = (
@@ -246,7 +248,7 @@ def _check_container(report: checks.Reporter, name: str, container: dict[str, An
     gpus = [resource for resource in checks.table().gpu_resources if resource in limits]
     if gpus:
         message = f"container {name!r} requests {', '.join(gpus)}; {checks.table().gpu_notes}"
-        report(rules.GPU_ALL_DEVICES, message, {**evidence, "resource": ", ".join(gpus)}, severity=Severity.INFO)
+        report(checks.GPU_ALL_DEVICES, message, {**evidence, "resource": ", ".join(gpus)}, severity=Severity.INFO)
 
 
 def _check_pod_defaults(report: checks.Reporter, spec: dict[str, Any], containers: list[tuple[str, dict]]) -> None:
@@ -257,10 +259,10 @@ def _check_pod_defaults(report: checks.Reporter, spec: dict[str, Any], container
         non_root = context.get("runAsNonRoot", pod.get("runAsNonRoot")) is True
         user = context.get("runAsUser", pod.get("runAsUser"))
         if not non_root and not (isinstance(user, int) and user > 0):
-            report(rules.RUNS_AS_ROOT, f"container {name!r} may run as root (no runAsNonRoot or runAsUser)",
+            report(checks.RUNS_AS_ROOT, f"container {name!r} may run as root (no runAsNonRoot or runAsUser)",
                    {"container": name})  # fmt: skip
         if context.get("readOnlyRootFilesystem") is not True:
-            report(rules.WRITABLE_ROOT_FS, f"container {name!r} has a writable root filesystem", {"container": name})
+            report(checks.WRITABLE_ROOT_FS, f"container {name!r} has a writable root filesystem", {"container": name})
 
 
 def _check_multi_model(report: checks.Reporter, obj: dict[str, Any], kind: str, group: str) -> None:
@@ -271,11 +273,11 @@ def _check_multi_model(report: checks.Reporter, obj: dict[str, Any], kind: str, 
             if len(models) >= 2:
                 where = f"predictor {predictor.get('name', '?')!r}"
                 message = f"{where} serves {len(models)} models in one pod ({', '.join(models[:5])})"
-                report(rules.MULTI_MODEL_CONTAINER, message, {"models": ", ".join(models[:20])})
+                report(checks.MULTI_MODEL_CONTAINER, message, {"models": ", ".join(models[:20])})
     elif kind in ("ServingRuntime", "ClusterServingRuntime") and spec.get("multiModel") is True:
-        report(rules.MULTI_MODEL_CONTAINER, "serving runtime sets multiModel: true", {"field": "spec.multiModel"})
+        report(checks.MULTI_MODEL_CONTAINER, "serving runtime sets multiModel: true", {"field": "spec.multiModel"})
     elif kind == "Server" and group == "mlops.seldon.io":
-        report(rules.MULTI_MODEL_CONTAINER, "Seldon Core 2 Server loads every Model scheduled on it", {"kind": kind})
+        report(checks.MULTI_MODEL_CONTAINER, "Seldon Core 2 Server loads every Model scheduled on it", {"kind": kind})
 
 
 def _check_generators(report: checks.Reporter, obj: dict[str, Any]) -> None:
@@ -299,7 +301,7 @@ def _check_generators(report: checks.Reporter, obj: dict[str, Any]) -> None:
                 )
                 evidence = {"generator": target, "names": ", ".join(names)}
                 severity = Severity.HIGH if kind == "secretGenerator" else Severity.MEDIUM
-                report(rules.ENVIRONMENT_CREDENTIALS, message, evidence, severity=severity)
+                report(checks.ENVIRONMENT_CREDENTIALS, message, evidence, severity=severity)
 
 
 def _check_static_logins(report: checks.Reporter, obj: dict[str, Any]) -> None:
@@ -322,7 +324,7 @@ def _check_static_logins(report: checks.Reporter, obj: dict[str, Any]) -> None:
                     f"Dex config {key!r} logs in static users whose password hashes are written in the manifest: "
                     f"{', '.join(emails[:10])}; every install that keeps them shares those logins"
                 )
-                report(rules.ENVIRONMENT_CREDENTIALS, message, {"config": str(key), "names": ", ".join(emails)})
+                report(checks.ENVIRONMENT_CREDENTIALS, message, {"config": str(key), "names": ", ".join(emails)})
 
 
 def _graph_models(graph: Any) -> list[str]:
@@ -383,7 +385,7 @@ def _check_exposure(
                 where = "an authentication policy is in the scanned tree" if auth_layer else "no authentication policy"
                 message = f"Istio Gateway accepts any host ({', '.join(hosts)}); {where}"
                 severity = Severity.LOW if auth_layer else Severity.HIGH
-                report(rules.EXPOSED_ML_SERVICE, message, {"hosts": ", ".join(hosts)}, severity=severity)
+                report(checks.EXPOSED_ML_SERVICE, message, {"hosts": ", ".join(hosts)}, severity=severity)
     elif kind == "VirtualService" and group == "networking.istio.io":
         _check_virtual_service(report, spec, surroundings)
     elif kind in ("RayCluster", "RayService", "RayJob") and group == "ray.io":
@@ -394,7 +396,7 @@ def _check_exposure(
                 f"Ray head service of type {head['serviceType']} exposes the dashboard and Jobs API (code execution)"
             )
             evidence = {"serviceType": str(head["serviceType"])}
-            report(rules.EXPOSED_ML_SERVICE, message, evidence, severity=Severity.CRITICAL)
+            report(checks.EXPOSED_ML_SERVICE, message, evidence, severity=Severity.CRITICAL)
 
 
 def _behind_proxy(spec: dict[str, Any], surroundings: Surroundings) -> bool:
@@ -433,7 +435,7 @@ def _check_virtual_service(report: checks.Reporter, spec: dict[str, Any], surrou
     if ml_targets:
         message = f"VirtualService for any host ({', '.join(hosts)}) routes to {', '.join(ml_targets[:5])}"
         severity = Severity.LOW if auth_layer else Severity.HIGH
-        report(rules.EXPOSED_ML_SERVICE, message, {"hosts": ", ".join(hosts), "destinations": ", ".join(ml_targets)},
+        report(checks.EXPOSED_ML_SERVICE, message, {"hosts": ", ".join(hosts), "destinations": ", ".join(ml_targets)},
                severity=severity)  # fmt: skip
 
 
@@ -449,7 +451,7 @@ def _check_service(report: checks.Reporter, spec: dict[str, Any], ml_named: bool
         what = "an ML platform" if ml_named else "an ML platform port"
         message = f"Service of type {spec['type']} puts {what} on the network"
         evidence = {"type": str(spec["type"]), "ports": ", ".join(sorted(map(str, ports - {None})))}
-        report(rules.EXPOSED_ML_SERVICE, message, evidence, severity=Severity.MEDIUM if auth_layer else Severity.HIGH)
+        report(checks.EXPOSED_ML_SERVICE, message, evidence, severity=Severity.MEDIUM if auth_layer else Severity.HIGH)
 
 
 def _check_ingress(report: checks.Reporter, obj: dict[str, Any], spec: dict[str, Any], ml_named: bool) -> None:
@@ -467,7 +469,7 @@ def _check_ingress(report: checks.Reporter, obj: dict[str, Any], spec: dict[str,
         if (ml_named or any(_ml_name(b) for b in backends)) and (host in ("", "*") or host.startswith("*.")):
             target = ", ".join(backends) or "an ML service"
             message = f"Ingress routes host {host or '(any)'!r} to {target} without an auth annotation"
-            report(rules.EXPOSED_ML_SERVICE, message, {"host": host or "*", "backends": ", ".join(backends)})
+            report(checks.EXPOSED_ML_SERVICE, message, {"host": host or "*", "backends": ", ".join(backends)})
 
 
 def _check_binding(
@@ -499,7 +501,9 @@ def _check_binding(
             "subject": f"{subject.get('kind', '?')}/{subject_name}",
             "api_groups": ", ".join(sorted(groups)),
         }
-        ctx.report(rules.CLUSTER_WIDE_RBAC.finding(item.location.child(workload), message, evidence, severity=severity))
+        ctx.report(
+            checks.CLUSTER_WIDE_RBAC.finding(item.location.child(workload), message, evidence, severity=severity)
+        )
 
 
 _TAKEOVER_GROUPS = frozenset({"*", "", "rbac.authorization.k8s.io", "apps", "batch"})

@@ -25,6 +25,7 @@ from .. import rules
 from ..context import ScanContext
 from ..core import Capability, Location, Severity
 from ..data import load_toml
+from . import template_files
 
 MAX_SOURCE_CHARS = 256 * 1024  # real chat templates stay under 64 KiB; Jinja2 lexes about 150 KiB/s
 MAX_NODES = 100_000  # the longest real templates have a few thousand
@@ -151,7 +152,7 @@ def report(
             finding = rules.SCAN_LIMIT.finding(at, message, evidence)
         else:
             capability = Capability.FILE_ACCESS if issue.kind == "load" else None
-            finding = rules.TEMPLATE_INJECTION.finding(
+            finding = template_files.TEMPLATE_INJECTION.finding(
                 at, message, evidence, severity=issue.severity, capability=capability
             )
         ctx.report(finding)

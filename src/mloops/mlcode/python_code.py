@@ -15,11 +15,163 @@ from typing import Any, NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
-from ..core import Finding, Location, Rule, Severity
+from ..core import AttackClass, Capability, Finding, Location, Rule, Severity
 from ..data import load_toml
 from ..datasets import dataset_folder, dataset_script
 from ..registry import Format
 from . import secrets
+
+_CODE_FIX_SAFETENSORS = "Store weights as safetensors and load them with safetensors.torch.load_file. "
+CODE_PICKLE_LOAD = Rule(
+    id="MLO320",
+    name="code-pickle-load",
+    title="Code loads an artifact with a pickle-family loader",
+    severity=Severity.MEDIUM,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "pickle, dill, cloudpickle, joblib, shelve and pandas.read_pickle run the pickle virtual machine on the "
+        "file they read: whoever wrote the file chooses the code that runs. MEDIUM because the code is only as "
+        "dangerous as the files it is given, and a static scan cannot tell where they come from."
+    ),
+    remediation=(
+        _CODE_FIX_SAFETENSORS + "Keep pickle for files your own process wrote; scan every other one with mloops "
+        "before loading it."
+    ),
+    summary="Code loads an artifact with a pickle-family loader.",
+)
+CODE_TORCH_LOAD = Rule(
+    id="MLO321",
+    name="code-torch-load-unrestricted",
+    title="torch.load without weights_only=True",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "torch.load(weights_only=False) unpickles the checkpoint with the full pickle machine: a crafted "
+        "checkpoint runs code (HIGH, the safe mode was turned off on purpose). Without the argument, PyTorch "
+        "before 2.6 also used the full machine, and code pinned to those versions still does (MEDIUM)."
+    ),
+    remediation=(
+        "Pass weights_only=True (add reviewed classes with torch.serialization.add_safe_globals), or store the "
+        "weights as safetensors."
+    ),
+    summary="torch.load without weights_only=True.",
+)
+CODE_NUMPY_PICKLE = Rule(
+    id="MLO322",
+    name="code-numpy-allow-pickle",
+    title="numpy.load with allow_pickle=True",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "allow_pickle=True lets numpy.load unpickle object arrays, so a crafted .npy/.npz file runs code. NumPy "
+        "refuses them by default since 1.16.3; the argument turns that protection off."
+    ),
+    remediation=(
+        "Drop allow_pickle=True and store numeric arrays only; keep structured data in JSON, Parquet or safetensors."
+    ),
+    summary="numpy.load with allow_pickle=True.",
+)
+CODE_KERAS_UNSAFE = Rule(
+    id="MLO323",
+    name="code-keras-unsafe-mode",
+    title="Keras safe mode is turned off",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "load_model(safe_mode=False) and keras.config.enable_unsafe_deserialization() let a .keras file "
+        "deserialize Lambda layers, whose bytecode runs when the model is loaded or called."
+    ),
+    remediation="Keep safe_mode on; rebuild Lambda layers as registered custom layers defined in your own code.",
+    summary="Keras safe mode is turned off.",
+)
+CODE_YAML_UNSAFE = Rule(
+    id="MLO324",
+    name="code-yaml-unsafe-load",
+    title="YAML loaded without a safe loader",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "yaml.unsafe_load and yaml.load with Loader/UnsafeLoader build arbitrary Python objects from "
+        "!!python/object tags, which runs code (HIGH). yaml.load without a Loader was unsafe before PyYAML 5.1 "
+        "and a variable loader cannot be checked (MEDIUM); FullLoader had bypasses before PyYAML 5.4 (LOW)."
+    ),
+    remediation="Use yaml.safe_load, or yaml.load(..., Loader=yaml.SafeLoader).",
+    summary="YAML loaded without a safe loader.",
+)
+CODE_MLFLOW_PICKLE = Rule(
+    id="MLO325",
+    name="code-mlflow-pickle-flavor",
+    title="MLflow model loaded through a pickle-based flavor",
+    severity=Severity.MEDIUM,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "The pyfunc, sklearn, pytorch, statsmodels and similar MLflow flavors store the model with pickle, "
+        "cloudpickle or torch.save; load_model unpickles whatever the model URI points to. Anyone who can write "
+        "to that registry or artifact store runs code in every consumer (the 'ML worm')."
+    ),
+    remediation=(
+        "Load models only from registries with strict write access, scan their artifacts with mloops, and prefer "
+        "flavors that store data-only formats (ONNX, safetensors through transformers)."
+    ),
+    summary="MLflow model loaded through a pickle-based flavor.",
+)
+CODE_TRUST_REMOTE_CODE = Rule(
+    id="MLO326",
+    name="code-trust-remote-code",
+    title="trust_remote_code=True runs code from the model or dataset repository",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MALICIOUS_DATASET,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "transformers' from_pretrained/pipeline and datasets' load_dataset import and run Python files from the "
+        "Hub repository when trust_remote_code=True. Whoever controls the repository, or a later revision of it, "
+        "runs code on the loading machine."
+    ),
+    remediation=(
+        "Drop trust_remote_code=True; if the architecture needs it, review the code and pin revision= to the "
+        "reviewed commit hash."
+    ),
+    summary="trust_remote_code=True runs code from the model or dataset repository.",
+)
+CODE_HARDCODED_CREDENTIAL = Rule(
+    id="MLO327",
+    name="code-hardcoded-credential",
+    title="ML platform credential hard-coded in source",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.NETWORK_ACCESS,
+    description=(
+        "A token or password for MLflow, Weights & Biases, Hugging Face, OpenAI or AWS is written in the source. "
+        "Anyone who reads the file or notebook can push poisoned models to the registry it guards."
+    ),
+    remediation="Revoke and rotate the credential now; read it from the environment or a secret manager at run time.",
+    summary="ML platform credential hard-coded in source.",
+)
+CODE_UNSAFE_FALLBACK = Rule(
+    id="MLO328",
+    name="code-weights-only-fallback",
+    title="torch.load falls back to weights_only=False when the safe load fails",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "The safe load fails exactly when the checkpoint references callables outside the weights-only "
+        "allowlist, which is what a malicious checkpoint does; the fallback then unpickles it with the full "
+        "pickle machine. The check protects nothing."
+    ),
+    remediation=(
+        "Let the safe load fail; allow the few reviewed classes a legitimate checkpoint needs with "
+        "torch.serialization.add_safe_globals."
+    ),
+    summary="torch.load falls back to weights_only=False when the safe load fails.",
+)
+
 
 MAX_SOURCE_BYTES = 512 * 1024  # hand-written scripts stay far below; ast.parse takes ~2 s on 512 KiB of dense calls
 MAX_NODES = 400_000
@@ -310,22 +462,22 @@ def _check_call(emitter: _Emitter, call: ast.Call, names: dict[str, str], fallba
     name = _qualified(call.func, names)
     evidence = {"callable": name or "", "written": emitter.text(call.func)}
     if name in table.pickle_loaders:
-        emitter.emit(rules.CODE_PICKLE_LOAD, call, f"{name} runs the pickle machine on its input", evidence)
+        emitter.emit(CODE_PICKLE_LOAD, call, f"{name} runs the pickle machine on its input", evidence)
     elif name in table.torch_loaders:
         _check_torch_load(emitter, call, evidence, id(call) in fallbacks)
     elif name in table.numpy_loaders and _is_constant(_keyword(call, "allow_pickle"), True):
-        emitter.emit(rules.CODE_NUMPY_PICKLE, call, f"{name}(allow_pickle=True) unpickles object arrays", evidence)
+        emitter.emit(CODE_NUMPY_PICKLE, call, f"{name}(allow_pickle=True) unpickles object arrays", evidence)
     elif name in table.keras_loaders and _is_constant(_keyword(call, "safe_mode"), False):
-        emitter.emit(rules.CODE_KERAS_UNSAFE, call, f"{name}(safe_mode=False) deserializes Lambda code", evidence)
+        emitter.emit(CODE_KERAS_UNSAFE, call, f"{name}(safe_mode=False) deserializes Lambda code", evidence)
     elif name in table.keras_unsafe_switches:
-        emitter.emit(rules.CODE_KERAS_UNSAFE, call, f"{name}() turns Keras safe mode off process-wide", evidence)
+        emitter.emit(CODE_KERAS_UNSAFE, call, f"{name}() turns Keras safe mode off process-wide", evidence)
     elif name in table.yaml_loaders or name in table.yaml_unsafe or name in table.yaml_full:
         _check_yaml(emitter, call, name, names, evidence)
     elif name in table.mlflow_pickle_loaders:
         argument = call.args[0] if call.args else _keyword(call, "model_uri")
         uri = _constant_str(argument) if argument is not None else None
         emitter.emit(
-            rules.CODE_MLFLOW_PICKLE,
+            CODE_MLFLOW_PICKLE,
             call,
             f"{name} unpickles the model stored at its URI",
             {**evidence, "uri": uri[:200] if uri else "(computed at run time)"},
@@ -343,7 +495,7 @@ def _check_call(emitter: _Emitter, call: ast.Call, names: dict[str, str], fallba
             _check_credential(emitter, call, keyword, secret, f"{name}({keyword}=...)", always=True)
     if _is_constant(_keyword(call, "trust_remote_code"), True):
         emitter.emit(
-            rules.CODE_TRUST_REMOTE_CODE,
+            CODE_TRUST_REMOTE_CODE,
             call,
             f"{name or 'a call'} with trust_remote_code=True runs code from the repository",
             evidence,
@@ -357,16 +509,16 @@ def _check_torch_load(emitter: _Emitter, call: ast.Call, evidence: dict[str, str
         return
     if fallback:
         message = f"{name}(weights_only=False) retries a load that the safe mode refused"
-        emitter.emit(rules.CODE_UNSAFE_FALLBACK, call, message, evidence)
+        emitter.emit(CODE_UNSAFE_FALLBACK, call, message, evidence)
     elif _is_constant(weights_only, False):
-        emitter.emit(rules.CODE_TORCH_LOAD, call, f"{name}(weights_only=False) unpickles the checkpoint", evidence)
+        emitter.emit(CODE_TORCH_LOAD, call, f"{name}(weights_only=False) unpickles the checkpoint", evidence)
     elif weights_only is None:
         message = f"{name} without weights_only=True unpickles the checkpoint on PyTorch < 2.6"
-        emitter.emit(rules.CODE_TORCH_LOAD, call, message, evidence, Severity.MEDIUM)
+        emitter.emit(CODE_TORCH_LOAD, call, message, evidence, Severity.MEDIUM)
     else:
         message = f"{name} with weights_only decided at run time"
         emitter.emit(
-            rules.CODE_TORCH_LOAD,
+            CODE_TORCH_LOAD,
             call,
             message,
             {**evidence, "weights_only": emitter.text(weights_only)},
@@ -377,15 +529,15 @@ def _check_torch_load(emitter: _Emitter, call: ast.Call, evidence: dict[str, str
 def _check_yaml(emitter: _Emitter, call: ast.Call, name: str, names: dict[str, str], evidence: dict[str, str]) -> None:
     table = _table()
     if name in table.yaml_unsafe:
-        emitter.emit(rules.CODE_YAML_UNSAFE, call, f"{name} builds arbitrary Python objects", evidence)
+        emitter.emit(CODE_YAML_UNSAFE, call, f"{name} builds arbitrary Python objects", evidence)
         return
     if name in table.yaml_full:
-        emitter.emit(rules.CODE_YAML_UNSAFE, call, f"{name} uses FullLoader", evidence, Severity.LOW)
+        emitter.emit(CODE_YAML_UNSAFE, call, f"{name} uses FullLoader", evidence, Severity.LOW)
         return
     loader = _keyword(call, "Loader") or (call.args[1] if len(call.args) >= 2 else None)
     if loader is None:
         message = f"{name} without Loader= used the unsafe loader before PyYAML 5.1"
-        emitter.emit(rules.CODE_YAML_UNSAFE, call, message, evidence, Severity.MEDIUM)
+        emitter.emit(CODE_YAML_UNSAFE, call, message, evidence, Severity.MEDIUM)
         return
     loader_name = _qualified(loader, names)
     short = loader_name.rsplit(".", 1)[-1] if loader_name else ""
@@ -393,12 +545,12 @@ def _check_yaml(emitter: _Emitter, call: ast.Call, name: str, names: dict[str, s
     if short in table.yaml_safe_classes:
         return
     if short in table.yaml_full_classes:
-        emitter.emit(rules.CODE_YAML_UNSAFE, call, f"{name} with {short}", evidence, Severity.LOW)
+        emitter.emit(CODE_YAML_UNSAFE, call, f"{name} with {short}", evidence, Severity.LOW)
     elif short in ("Loader", "UnsafeLoader", "CLoader", "CUnsafeLoader"):
-        emitter.emit(rules.CODE_YAML_UNSAFE, call, f"{name} with {short} builds arbitrary Python objects", evidence)
+        emitter.emit(CODE_YAML_UNSAFE, call, f"{name} with {short} builds arbitrary Python objects", evidence)
     else:
         message = f"{name} with a loader that cannot be checked statically"
-        emitter.emit(rules.CODE_YAML_UNSAFE, call, message, evidence, Severity.MEDIUM)
+        emitter.emit(CODE_YAML_UNSAFE, call, message, evidence, Severity.MEDIUM)
 
 
 def _weights_only_fallbacks(parsed: _Parsed) -> set[int]:
@@ -455,7 +607,7 @@ def _check_credential(
         return
     emitter.credentials.add(secret)
     emitter.emit(
-        rules.CODE_HARDCODED_CREDENTIAL,
+        CODE_HARDCODED_CREDENTIAL,
         node,
         f"{key if always else key.upper()} is set to a literal value in {where}",
         {"variable": key, "value": secrets.redact(secret)},

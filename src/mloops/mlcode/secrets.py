@@ -16,11 +16,33 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import rules
-from ..core import Location, Severity
+from ..core import AttackClass, Capability, Location, Rule, Severity
 from ..data import load_toml
 
 if TYPE_CHECKING:
     from ..context import ScanContext
+
+
+EXPOSED_SECRET = Rule(
+    id="MLO330",
+    name="exposed-secret",
+    title="Credential exposed in a notebook or source file",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MISSING_AUTH,
+    capability=Capability.CREDENTIAL_ACCESS,
+    description=(
+        "A cloud key, private key or ML-platform token (Hugging Face, OpenAI, Anthropic, W&B, MLflow, "
+        "Databricks, ...) sits in a cell, an output or a source file. Notebooks and repositories are shared, "
+        "so whoever reads the file gets past the authentication that guards the registry, the tracking server "
+        "or the cloud account. The value is shown redacted."
+    ),
+    remediation=(
+        "Revoke and rotate the credential now, then remove it from the file and its history (clear the "
+        "notebook's outputs too); read credentials from the environment or a secret manager at run time."
+    ),
+    summary="Credential exposed in a notebook or source file.",
+)
+
 
 MAX_TEXT_CHARS = 4 * 1024 * 1024  # per text (a cell, an output, a source file); the rest is reported unsearched
 WINDOW_CHARS = 4096  # long lines are searched in windows, so no regex ever works on more than this at once
@@ -205,7 +227,7 @@ def report_secrets(
     for secret in find_secrets(text, ctx.budget.check_time, known):
         message = f"{secret.kind} exposed ({prefix}line {secret.line}): {secret.redacted}"
         evidence = {"kind": secret.kind, "line": str(secret.line), "redacted": secret.redacted, **where}
-        ctx.report(rules.EXPOSED_SECRET.finding(location, message, evidence))
+        ctx.report(EXPOSED_SECRET.finding(location, message, evidence))
     if len(text) > MAX_TEXT_CHARS:
         # Large outputs are nearly always data (images, tables); a note rather than a failure.
         message = f"secrets searched in the first {MAX_TEXT_CHARS} of {len(text)} characters only ({place or 'text'})"

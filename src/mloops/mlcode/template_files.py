@@ -17,8 +17,28 @@ from typing import Any
 
 from .. import rules
 from ..context import Item, ScanContext
-from ..core import Severity
+from ..core import AttackClass, Capability, Rule, Severity
 from ..registry import Format
+
+TEMPLATE_INJECTION = Rule(
+    id="MLO170",
+    name="template-injection",
+    title="Chat template reaches Python internals through Jinja2",
+    severity=Severity.CRITICAL,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "The Jinja2 chat template walks dunder attributes (__class__, __globals__, __subclasses__, "
+        "__builtins__, __import__) or known gadget objects. Runtimes that render templates outside Jinja2's "
+        "sandbox run it as code on the inference server (CVE-2024-34359 in llama-cpp-python)."
+    ),
+    remediation=rules.DO_NOT_LOAD + "Render chat templates only with jinja2.sandbox.ImmutableSandboxedEnvironment.",
+    summary=(
+        "A Jinja2 chat template (GGUF, tokenizer config, template file, YAML/JSON config) reaches Python internals: "
+        "dunders, gadget globals, attribute filters."
+    ),
+)
+
 
 # Files that hold one template; ".template" and ".tmpl" are also used for other text, so they count only
 # when they contain Jinja2 syntax.

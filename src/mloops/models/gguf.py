@@ -14,6 +14,7 @@ from typing import NamedTuple
 from .. import rules
 from ..context import Item, ScanContext
 from ..core import Severity
+from ..mlcode import template_files
 from ..parsers import gguf as parser
 from ..registry import Format
 
@@ -177,7 +178,9 @@ def _check_special_tokens(ctx: ScanContext, item: Item, parsed: parser.Parsed) -
         if _chat_template().names_internal(text):
             message = f"special token {key} is {text!r}, an attribute name that chat templates receive as a variable"
             evidence = {"key": key, "token_id": str(token_id), "token": text}
-            ctx.report(rules.TEMPLATE_INJECTION.finding(item.location, message, evidence, severity=Severity.HIGH))
+            ctx.report(
+                template_files.TEMPLATE_INJECTION.finding(item.location, message, evidence, severity=Severity.HIGH)
+            )
 
 
 def _check_tensors(ctx: ScanContext, item: Item, parsed: parser.Parsed, infos_end: int, alignment: int) -> None:

@@ -18,10 +18,74 @@ from typing import NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
-from ..core import Capability, ParseError, Severity
+from ..core import AttackClass, Capability, ParseError, Rule, Severity
 from ..data import load_toml
 from ..limits import LimitExceeded
 from ..parsers import pymarshal
+
+KERAS_LAMBDA = Rule(
+    id="MLO130",
+    name="keras-lambda-layer",
+    title="Keras Lambda layer carries Python code",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "A Lambda layer stores marshalled Python bytecode that Keras rebuilds and runs when the model is "
+        "loaded or called. Legacy H5 loading runs it without asking; safe_mode has been bypassed repeatedly "
+        "(CVE-2024-3660, CVE-2025-1550, CVE-2025-8747). Critical when the code names processes, files, "
+        "the network or eval."
+    ),
+    remediation=(
+        rules.DO_NOT_LOAD + "Rebuild the model with the Lambda replaced by a registered custom layer from your own "
+        "reviewed code, and save it in the .keras format."
+    ),
+    summary=(
+        "A Keras Lambda layer carries Python bytecode; critical when it names process, file, network or eval "
+        "primitives."
+    ),
+    severities="high, critical",
+)
+KERAS_FOREIGN_OBJECT = Rule(
+    id="MLO131",
+    name="keras-foreign-reference",
+    title="Keras config names a module or class outside Keras",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "Deserializing a Keras config imports the named module and calls the named object. Layers, losses, "
+        "metrics, initializers and activations from outside the Keras and TensorFlow namespaces run whatever "
+        "code that module holds; this is how safe_mode was bypassed (CVE-2025-1550)."
+    ),
+    remediation=(
+        "Check that the module is your own reviewed code, installed on every loading machine; otherwise do "
+        "not load the file."
+    ),
+    summary=(
+        "A Keras config names a module or class outside Keras/TensorFlow (critical for known primitives, medium for "
+        "bare custom names)."
+    ),
+)
+KERAS_DANGEROUS_FUNCTION = Rule(
+    id="MLO132",
+    name="keras-dangerous-function",
+    title="Keras config calls a function that touches files, the network or safety settings",
+    severity=Severity.CRITICAL,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "The config references a function inside the allowed namespaces that downloads, reads or writes "
+        "files, or switches off safe deserialization (keras.utils.get_file in CVE-2025-8747). Loading the "
+        "model calls it with attacker-chosen arguments."
+    ),
+    remediation=rules.DO_NOT_LOAD,
+    summary=(
+        "A Keras function that downloads, reads or writes files, or disables safe mode (`get_file`, "
+        "`enable_unsafe_deserialization`)."
+    ),
+)
+
 
 MAX_CONFIG_BYTES = 64 << 20
 MAX_EVIDENCE = 400  # characters of names or constants quoted in a finding
@@ -231,7 +295,7 @@ class _Judge:
             else "it resolves only to a custom object that the loading code registers"
         )
         message = f"{self.label(evidence)} names {dotted}, outside Keras: {how}"
-        self.ctx.report(rules.KERAS_FOREIGN_OBJECT.finding(self.item.location, message, evidence, severity=severity))
+        self.ctx.report(KERAS_FOREIGN_OBJECT.finding(self.item.location, message, evidence, severity=severity))
 
     def check_dangerous(self, module: str | None, symbol: str, evidence: dict[str, str]) -> None:
         why = self.lists.functions.get(symbol)
@@ -241,7 +305,7 @@ class _Judge:
             return
         dotted = f"{module}.{symbol}" if module else symbol
         message = f"{self.label(evidence)} references {dotted}, which {why}"
-        self.ctx.report(rules.KERAS_DANGEROUS_FUNCTION.finding(self.item.location, message, evidence))
+        self.ctx.report(KERAS_DANGEROUS_FUNCTION.finding(self.item.location, message, evidence))
 
     def tf_api(self, function: object, evidence: dict[str, str]) -> None:
         if not isinstance(function, str):
@@ -250,13 +314,13 @@ class _Judge:
             if function == prefix.rstrip(".") or function.startswith(prefix if prefix.endswith(".") else prefix + "."):
                 message = f"{self.label(evidence)} calls tf.{function}, which reaches files or Python callables"
                 evidence = {**evidence, "function": f"tf.{function}"}
-                self.ctx.report(rules.KERAS_DANGEROUS_FUNCTION.finding(self.item.location, message, evidence))
+                self.ctx.report(KERAS_DANGEROUS_FUNCTION.finding(self.item.location, message, evidence))
                 return
 
     def report_file_argument(self, argument: str, value: str, evidence: dict[str, str]) -> None:
         message = f"{self.label(evidence)} reads {value!r} (its {argument!r}) when the model is rebuilt"
         evidence = {**evidence, "argument": argument, "value": value[:MAX_EVIDENCE]}
-        finding = rules.KERAS_DANGEROUS_FUNCTION.finding(
+        finding = KERAS_DANGEROUS_FUNCTION.finding(
             self.item.location, message, evidence, severity=Severity.HIGH, capability=Capability.FILE_ACCESS
         )
         self.ctx.report(finding)
@@ -308,7 +372,7 @@ class _Judge:
             what = "that mloops could not decode"
         message = f"{self.label(evidence)} carries Python bytecode {what}; it runs when the model is built"
         severity = Severity.CRITICAL if hits else Severity.HIGH
-        self.ctx.report(rules.KERAS_LAMBDA.finding(self.item.location, message, evidence, severity=severity))
+        self.ctx.report(KERAS_LAMBDA.finding(self.item.location, message, evidence, severity=severity))
 
     def torch_module(self, encoded: str, path: str, evidence: dict[str, str]) -> None:
         """TorchModuleWrapper keeps a whole torch.save() archive, base64, in its config: scan it as such."""

@@ -21,10 +21,40 @@ from typing import Any
 
 from .. import rules
 from ..context import Handler, Item, ScanContext
-from ..core import Location, Severity
+from ..core import AttackClass, Capability, Location, Rule, Severity
 from ..datasets import dataset_script
 from ..mlcode import python_code
 from ..registry import Format, Layout
+
+MODEL_PACKAGE_CODE = Rule(
+    id="MLO350",
+    name="model-package-code",
+    title="Model package names Python code that runs when the model is loaded",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "Some model packages name their own code, which the loader imports: MLflow's MLmodel (a pyfunc "
+        "loader_module found in the model's code paths, imported by mlflow.pyfunc.load_model) and Hugging Face's "
+        "config.json auto_map (modules of the repository, or of another repository with 'repo--module', imported "
+        "with trust_remote_code=True), TorchServe's .mar (every .py member is on the handler's import path). That "
+        "code runs with the loader's rights before any weights are read. HIGH "
+        "whatever it is seen to do, CRITICAL with process or eval calls or references, and HIGH when the named "
+        "code is not in the package (it cannot be checked)."
+    ),
+    remediation=(
+        "Load the model without its code: a built-in MLflow flavor, or a transformers architecture without "
+        "trust_remote_code. Otherwise read the named modules, pin the revision, and load them only from a "
+        "repository you control."
+    ),
+    summary=(
+        "A model package names Python code its loader imports (MLflow `loader_module` or a model-from-code script, "
+        "Hugging Face `auto_map` with `trust_remote_code`, TorchServe `.mar` code): high whatever it does, critical "
+        "with process or eval calls or references; a module the environment provides is medium."
+    ),
+    severities="medium to critical",
+)
+
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 _MODULE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
@@ -96,7 +126,7 @@ def check_auto_map(ctx: ScanContext, item: Item, config: Any) -> None:
         if repository:
             message = f"{how}: code from another repository ({repository}), not in this folder, unchecked"
             evidence = {"module": module, "repository": repository}
-            ctx.report(rules.MODEL_PACKAGE_CODE.finding(item.location, message, evidence))
+            ctx.report(MODEL_PACKAGE_CODE.finding(item.location, message, evidence))
             continue
         _judge(ctx, item, how, _module_files([folder], local), installed_is_possible=False)
 
@@ -136,7 +166,7 @@ def _judge(ctx: ScanContext, item: Item, how: str, candidates: list[str], instal
         where = "inside an archive" if item.depth else "not in the package"
         message = f"{how}: the code is {where}, so it went unchecked"
         ctx.report(
-            rules.MODEL_PACKAGE_CODE.finding(
+            MODEL_PACKAGE_CODE.finding(
                 item.location, message, {"looked_for": ", ".join(candidates[:4])}, severity=severity
             )
         )
@@ -145,7 +175,7 @@ def _judge(ctx: ScanContext, item: Item, how: str, candidates: list[str], instal
         with open(found, "rb") as handle:
             data = handle.read(python_code.MAX_SOURCE_BYTES + 1)
     except OSError as exc:
-        ctx.report(rules.MODEL_PACKAGE_CODE.finding(item.location, f"{how}: {found} cannot be read ({exc})"))
+        ctx.report(MODEL_PACKAGE_CODE.finding(item.location, f"{how}: {found} cannot be read ({exc})"))
         return
     source = data.decode("utf-8", "replace")
     checked = python_code.check_source(source, Location(found))
@@ -156,7 +186,7 @@ def _judge(ctx: ScanContext, item: Item, how: str, candidates: list[str], instal
     message = f"{how} ({os.path.relpath(found, os.path.dirname(item.location.path) or '.')}); {'; '.join(said)}"
     evidence = {"module_file": found, "imports": ", ".join(capabilities["imports"][:20]), **calls}
     severity = dataset_script.code_severity(capabilities)
-    ctx.report(rules.MODEL_PACKAGE_CODE.finding(item.location, message, evidence, severity=severity))
+    ctx.report(MODEL_PACKAGE_CODE.finding(item.location, message, evidence, severity=severity))
 
 
 # TorchServe .mar: a ZIP with MAR-INF/MANIFEST.json. TorchServe puts every file of the archive on the
@@ -182,9 +212,7 @@ def _analyze_mar_manifest(ctx: ScanContext, item: Item) -> None:
     handler = model.get("handler")
     if isinstance(handler, str) and handler.split(":")[0] not in TORCHSERVE_HANDLERS and not handler.endswith(".py"):
         message = f"TorchServe imports handler {handler!r}, which is not in the archive: the serving image's code"
-        ctx.report(
-            rules.MODEL_PACKAGE_CODE.finding(item.location, message, {"handler": handler}, severity=Severity.MEDIUM)
-        )
+        ctx.report(MODEL_PACKAGE_CODE.finding(item.location, message, {"handler": handler}, severity=Severity.MEDIUM))
     requirements = model.get("requirementsFile")
     if isinstance(requirements, str) and requirements:
         message = (
@@ -192,9 +220,7 @@ def _analyze_mar_manifest(ctx: ScanContext, item: Item) -> None:
             "when the model loads (package install scripts run)"
         )
         ctx.report(
-            rules.MODEL_PACKAGE_CODE.finding(
-                item.location, message, {"requirements": requirements}, severity=Severity.MEDIUM
-            )
+            MODEL_PACKAGE_CODE.finding(item.location, message, {"requirements": requirements}, severity=Severity.MEDIUM)
         )
 
 
@@ -212,7 +238,7 @@ def _analyze_mar_code(ctx: ScanContext, item: Item) -> None:
     message = f"{how}: this module may run on load; {'; '.join(said)}"
     evidence = {"imports": ", ".join(capabilities["imports"][:20]), **calls}
     severity = dataset_script.code_severity(capabilities)
-    ctx.report(rules.MODEL_PACKAGE_CODE.finding(item.location, message, evidence, severity=severity))
+    ctx.report(MODEL_PACKAGE_CODE.finding(item.location, message, evidence, severity=severity))
 
 
 FORMATS = (

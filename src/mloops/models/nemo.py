@@ -14,12 +14,32 @@ from typing import NamedTuple
 
 from .. import rules
 from ..context import Handler, Item, ScanContext
-from ..core import Capability, Severity
+from ..core import AttackClass, Capability, Rule, Severity
 from ..data import load_toml
 from ..limits import MiB
 from ..parsers.yaml_keys import KeyValue, YamlError, find_keys
 from ..picklevm.policy import DANGEROUS, INTROSPECTION, Category, Policy
 from ..registry import Format, Layout
+
+CONFIG_INSTANTIATION_TARGET = Rule(
+    id="MLO151",
+    name="config-instantiation-target",
+    title="Model config instantiates a class or function outside the framework (Hydra _target_)",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "Restoring a NeMo model instantiates its config: Hydra imports the module of every _target_ and "
+        "calls the object with the config's arguments, and NeMo imports the class named by target. A name "
+        "outside NeMo, torch.nn/optim and OmegaConf, one that loads further models or imports classes by "
+        "name, or one computed at load time (interpolation, alias) runs code the config chooses."
+    ),
+    remediation=(
+        "Check that every listed target is NeMo or your own reviewed code; do not restore the model otherwise."
+    ),
+    summary="A NeMo config's Hydra `_target_` names a callable outside the framework.",
+)
+
 
 MAX_CONFIG_BYTES = 4 * MiB  # real configs are tens of kB; every token is held in memory
 CONFIG_NAME = "model_config.yaml"
@@ -71,12 +91,12 @@ def _judge_entry(ctx: ScanContext, item: Item, entry: KeyValue) -> None:
     if entry.value is None:
         if strict:
             message = f"{entry.key} cannot be read statically ({entry.problem}); Hydra resolves it at load time"
-            ctx.report(rules.CONFIG_INSTANTIATION_TARGET.finding(item.location, message, evidence))
+            ctx.report(CONFIG_INSTANTIATION_TARGET.finding(item.location, message, evidence))
         return
     if "${" in value:
         evidence["target"] = value
         message = f"{entry.key} {value!r} is an interpolation: the class to instantiate is computed at load time"
-        ctx.report(rules.CONFIG_INSTANTIATION_TARGET.finding(item.location, message, evidence))
+        ctx.report(CONFIG_INSTANTIATION_TARGET.finding(item.location, message, evidence))
         return
     if not value or (not strict and not _DOTTED.match(value)):
         return
@@ -91,7 +111,7 @@ def _judge_target(ctx: ScanContext, item: Item, key: str, target: str, evidence:
             evidence["reaches"] = reached
         evidence["category"] = category.key
         message = f"{key} {target} is instantiated when the model is restored: it {category.why}"
-        finding = rules.CONFIG_INSTANTIATION_TARGET.finding(
+        finding = CONFIG_INSTANTIATION_TARGET.finding(
             item.location, message, evidence, severity=category.severity, capability=category.capability
         )
         ctx.report(finding)
@@ -99,7 +119,7 @@ def _judge_target(ctx: ScanContext, item: Item, key: str, target: str, evidence:
     policy = target_policy()
     if not any(target == prefix or target.startswith(prefix + ".") for prefix in policy.allowed):
         message = f"{key} {target} is instantiated when the model is restored and is outside the allowed namespaces"
-        ctx.report(rules.CONFIG_INSTANTIATION_TARGET.finding(item.location, message, evidence))
+        ctx.report(CONFIG_INSTANTIATION_TARGET.finding(item.location, message, evidence))
 
 
 def _dangerous(policy: Policy, parts: list[str]) -> tuple[Category | None, str]:

@@ -14,13 +14,51 @@ from typing import NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
-from ..core import Rule, Severity
+from ..core import AttackClass, Capability, Rule, Severity
 from ..data import load_toml
 from ..limits import LimitExceeded
 from ..parsers import protobuf
 from ..parsers.protobuf import I32, I64, LEN, VARINT, DecodeError, Field, Message
 from ..registry import Format
 from ..sources import escapes_extraction
+
+ONNX_CUSTOM_OPERATOR = Rule(
+    id="MLO160",
+    name="onnx-custom-operator",
+    title="ONNX graph uses operators from a non-standard domain",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "Operators outside the standard ONNX domains are implemented by custom operator libraries, that is "
+        "native code that the runtime must load to execute the graph. The model is only as safe as that "
+        "library."
+    ),
+    remediation=(
+        "Verify that the domain belongs to a runtime you trust (for example com.microsoft for ONNX Runtime "
+        "contrib ops) and never load custom op libraries that arrive with the model."
+    ),
+    summary=(
+        "An ONNX operator from a non-standard domain needs a native custom-op library (ONNX Runtime's own domains: "
+        "low)."
+    ),
+)
+ONNX_EXTERNAL_DATA_ESCAPE = Rule(
+    id="MLO161",
+    name="onnx-external-data-escape",
+    title="ONNX external data points outside the model folder",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.FILE_ACCESS,
+    description=(
+        "A tensor's external_data location is absolute or climbs out of the model folder with '..'. Loading "
+        "the model reads that file into the tensor, leaking local files (keys, credentials) into model "
+        "outputs, or fails in ways an attacker controls."
+    ),
+    remediation="Do not load the model. External data files must sit next to the model, with relative names.",
+    summary="An ONNX tensor's external data is absolute or climbs out of the model folder.",
+)
+
 
 MAX_IR_VERSION = 64  # one IR version per few ONNX releases (onnx 1.18 writes 11): far beyond is not ONNX
 MAX_FINDINGS_PER_RULE = 50  # a hostile file with a million bad tensors gets a summary, not a million lines
@@ -314,13 +352,13 @@ class _Walker:
             if domain in runtime:
                 severity, why = runtime[domain]
                 message = f"operator {domain}::{op} ({use.count} node(s), first {use.node!r} in {use.where}): {why}"
-                self.report(rules.ONNX_CUSTOM_OPERATOR, use.offset, message, evidence, severity=severity)
+                self.report(ONNX_CUSTOM_OPERATOR, use.offset, message, evidence, severity=severity)
                 continue
             message = (
                 f"operator {domain}::{op} ({use.count} node(s), first {use.node!r} in {use.where}) comes from a "
                 "non-standard domain: running the model needs a custom operator library, that is native code"
             )
-            self.report(rules.ONNX_CUSTOM_OPERATOR, use.offset, message, evidence)
+            self.report(ONNX_CUSTOM_OPERATOR, use.offset, message, evidence)
 
     # --- tensors ---
 
@@ -420,7 +458,7 @@ class _Walker:
                 f"tensor {tensor.name!r} in {where} reads its data from {location!r}, outside the model's folder: "
                 "loading the model reads that file"
             )
-            self.report(rules.ONNX_EXTERNAL_DATA_ESCAPE, offset, message, evidence)
+            self.report(ONNX_EXTERNAL_DATA_ESCAPE, offset, message, evidence)
         for key in ("offset", "length"):
             value = tensor.external.get(key)
             if value is not None and not (value.isascii() and value.isdigit()):

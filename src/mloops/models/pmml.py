@@ -13,8 +13,25 @@ from typing import NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
+from ..core import AttackClass, Capability, Rule, Severity
 from ..limits import LimitExceeded
 from ..registry import Format
+
+XML_EXTERNAL_ENTITY = Rule(
+    id="MLO190",
+    name="xml-external-entity",
+    title="XML model declares a DOCTYPE or external entity",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.FILE_ACCESS,
+    description=(
+        "A DOCTYPE with entities lets the file make the parser read local files or fetch URLs (XXE), or "
+        "expand entities until memory runs out. PMML written by model tools never needs one."
+    ),
+    remediation="Do not load the file with a parser that resolves entities; regenerate it from the training tool.",
+    summary="A PMML/XML model declares a DOCTYPE or entities (XXE, entity expansion).",
+)
+
 
 MAX_PROLOG = 1 << 20  # everything before the root element; real PMML prologs are one line
 TAIL = 4096
@@ -225,7 +242,7 @@ def _report_doctype(ctx: ScanContext, item: Item, doctype: Doctype, offset: int)
         evidence["internal_subset"] = f"not fully read (first {MAX_PROLOG} bytes)"
     summary = "; ".join(what) if what else f"with {doctype.declared} entity declaration(s)"
     message = f"PMML file has a DOCTYPE that {summary}" if what else f"PMML file has a DOCTYPE {summary}"
-    ctx.report(rules.XML_EXTERNAL_ENTITY.finding(item.location.at(offset), message, evidence))
+    ctx.report(XML_EXTERNAL_ENTITY.finding(item.location.at(offset), message, evidence))
 
 
 def _ends_with_root(item: Item, size: int, codec: str, bom: int) -> bool:

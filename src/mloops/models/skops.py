@@ -16,11 +16,27 @@ from typing import Any, NamedTuple
 
 from .. import rules
 from ..context import Handler, Item, ScanContext
-from ..core import Severity
+from ..core import AttackClass, Capability, Rule, Severity
 from ..data import read_text
 from ..limits import MiB
 from ..picklevm import policy as pickle_policy
 from ..registry import Format, Layout
+
+SKOPS_UNTRUSTED_TYPE = Rule(
+    id="MLO180",
+    name="skops-untrusted-type",
+    title="skops file needs a type outside skops' trusted set",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "skops refuses to load such types unless the caller trusts them. Users routinely pass every reported "
+        "type to trusted=..., which hands the file the power to import and call them."
+    ),
+    remediation="Review each listed type; trust only those from libraries you already depend on.",
+    summary=("A skops type outside skops' trusted set (critical for known primitives, medium for allowlisted ones)."),
+)
+
 
 SCHEMA_MEMBER = "schema.json"
 MAX_SCHEMA_BYTES = 64 * MiB
@@ -255,7 +271,7 @@ class _Walk:
         if len(names) > MAX_REPORTED:
             message = f"skops needs {len(names) - MAX_REPORTED} further untrusted type(s) not listed"
             evidence = {"untrusted_types": str(len(names))}
-            self.ctx.report(rules.SKOPS_UNTRUSTED_TYPE.finding(self.item.location, message, evidence))
+            self.ctx.report(SKOPS_UNTRUSTED_TYPE.finding(self.item.location, message, evidence))
 
     def _report_type(self, dotted: str, entry: _Untrusted) -> None:
         policy = self.ctx.policy
@@ -280,7 +296,7 @@ class _Walk:
             message = f"{base}; trusting it lets the file import and call it"
             severity, capability = None, None
         self.ctx.report(
-            rules.SKOPS_UNTRUSTED_TYPE.finding(
+            SKOPS_UNTRUSTED_TYPE.finding(
                 self.item.location, message, evidence, severity=severity, capability=capability
             )
         )

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
-from ..core import Capability, Severity
+from ..core import AttackClass, Capability, Rule, Severity
 from ..data import load_toml
 from ..limits import LimitExceeded
 from ..parsers import protobuf
@@ -26,6 +26,29 @@ from ..parsers.protobuf import LEN, VARINT, DecodeError, Message
 from ..registry import Format
 from ..sources import escapes_extraction
 from . import keras_config
+
+TENSORFLOW_DANGEROUS_OP = Rule(
+    id="MLO140",
+    name="tensorflow-dangerous-op",
+    title="TensorFlow graph contains an operation that reaches files, processes or Python",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.FILE_ACCESS,
+    description=(
+        "Graph operations such as ReadFile, WriteFile, MatchingFiles or PyFunc run with the privileges of "
+        "the serving process whenever the graph executes: they read secrets, overwrite files or call into "
+        "Python. Benign inference graphs do not need them."
+    ),
+    remediation=(
+        "Do not serve the model. Re-export it from trusted code, and serve it where the process can reach "
+        "no secrets or writable paths."
+    ),
+    summary=(
+        "A TensorFlow (or TFLite Flex) op that reads or writes files, calls Python or opens connections; severity per"
+        " op in `data/tensorflow_ops.toml`."
+    ),
+)
+
 
 SAVED_MODEL = "tensorflow-savedmodel"
 GRAPH_DEF = "tensorflow-graphdef"
@@ -655,7 +678,7 @@ class _Program:
     def _finding(
         self, offset: int, message: str, evidence: dict[str, str], rule: OpRule, severity: Severity | None = None
     ) -> None:
-        finding = rules.TENSORFLOW_DANGEROUS_OP.finding(
+        finding = TENSORFLOW_DANGEROUS_OP.finding(
             self.item.location.at(offset),
             message,
             evidence,

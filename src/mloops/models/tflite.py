@@ -13,12 +13,33 @@ from collections.abc import Iterator
 
 from .. import rules
 from ..context import Item, ScanContext
-from ..core import Severity
+from ..core import AttackClass, Capability, Rule, Severity
 from ..limits import LimitExceeded
 from ..parsers.flatbuffers import RandomReader, Table, Vector, root_table
 from ..parsers.forward_reader import DecodeError
 from ..registry import Format
 from . import tensorflow
+
+TFLITE_CUSTOM_OPERATOR = Rule(
+    id="MLO162",
+    name="tflite-custom-operator",
+    title="TFLite model needs custom operators",
+    severity=Severity.INFO,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "Custom operators are not part of TensorFlow Lite: the interpreter runs them only with native kernels "
+        "the application registered, so the model cannot bring its own code. Flex operators are the exception "
+        "worth knowing: the Flex delegate runs the TensorFlow op named in each operator's NodeDef; those that "
+        "reach files, the network or Python are reported as tensorflow-dangerous-op."
+    ),
+    remediation=(
+        "Check that each listed operator is one your runtime provides on purpose (for example "
+        "TFLite_Detection_PostProcess), and link the Flex delegate only into applications that need it."
+    ),
+    summary="The TFLite model needs custom operators from the application's resolver.",
+)
+
 
 IDENTIFIER = b"TFL3"
 SCHEMA_VERSION = 3
@@ -166,7 +187,7 @@ class _Model:
             message = f"Flex operator runs TensorFlow op {op}, which {rule.why}"
             severity = max(rule.severity, Severity.HIGH)
             self.ctx.report(
-                rules.TENSORFLOW_DANGEROUS_OP.finding(
+                tensorflow.TENSORFLOW_DANGEROUS_OP.finding(
                     where, message, evidence, severity=severity, capability=rule.capability
                 )
             )
@@ -184,7 +205,7 @@ class _Model:
             evidence["flex_ops"] = str(len(flex))
         shown = ", ".join(names[:5])
         message = f"TFLite model needs {len(names)} custom operator(s) from the application's op resolver: {shown}"
-        self.ctx.report(rules.TFLITE_CUSTOM_OPERATOR.finding(self.item.location, message, evidence))
+        self.ctx.report(TFLITE_CUSTOM_OPERATOR.finding(self.item.location, message, evidence))
 
 
 def _check_index(value: int, count: int, what: str, table: Table) -> None:

@@ -20,6 +20,7 @@ from ..core import Capability
 from ..limits import MiB
 from ..picklevm.policy import DANGEROUS, INTROSPECTION, Policy
 from ..registry import Format, Layout
+from . import torch_ops
 from .torch_ops import TIME_CHECK_EVERY, OpTable, Use, class_uses, op_table, operator_uses, report_uses
 
 MAX_GRAPH_BYTES = 64 * MiB  # one exported program; stack-trace metadata makes large models some MB
@@ -43,7 +44,7 @@ def report_native_member(ctx: ScanContext, item: Item) -> None:
         "AOTInductor compiled code: torch._inductor.aoti_load_package builds or loads it as a native "
         "library in the loading process; no scanner can vouch for it"
     )
-    finding = rules.TORCHSCRIPT_DANGEROUS_CODE.finding(
+    finding = torch_ops.TORCHSCRIPT_DANGEROUS_CODE.finding(
         item.location, message, {"member": item.name}, capability=Capability.CODE_EXECUTION
     )
     ctx.report(finding)

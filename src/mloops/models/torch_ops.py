@@ -7,11 +7,27 @@ import functools
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from .. import rules
 from ..context import Item, ScanContext
-from ..core import Capability, Severity
+from ..core import AttackClass, Capability, Rule, Severity
 from ..data import load_toml
 from ..picklevm.policy import Category
+
+TORCHSCRIPT_DANGEROUS_CODE = Rule(
+    id="MLO150",
+    name="torchscript-dangerous-code",
+    title="TorchScript code calls an operation that reaches files, processes or native code",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.FILE_ACCESS,
+    description=(
+        "The serialized TorchScript program (the archive's code/ folder) runs when the module is called. "
+        "Operations that open files, save or load other archives, or call custom native operators reach "
+        "beyond tensor math."
+    ),
+    remediation="Do not run the module. Re-export it from reviewed model code.",
+    summary="TorchScript code or a `.pt2` graph calls file operators, custom native operators or Python escapes.",
+)
+
 
 TIME_CHECK_EVERY = 4096  # nodes between deadline checks
 
@@ -100,7 +116,7 @@ def report_uses(ctx: ScanContext, item: Item, uses: Iterator[Use]) -> None:
         spelled = "" if use.spelled in use.what else f" ({use.spelled})"
         message = f"uses {use.what}{spelled}: it {category.why}"
         ctx.report(
-            rules.TORCHSCRIPT_DANGEROUS_CODE.finding(
+            TORCHSCRIPT_DANGEROUS_CODE.finding(
                 item.location, message, evidence, severity=category.severity, capability=category.capability
             )
         )

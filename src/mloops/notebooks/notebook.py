@@ -22,11 +22,146 @@ from typing import Any, NamedTuple
 
 from .. import registry, rules
 from ..context import Item, ScanContext
-from ..core import ParseError, Rule, Severity
+from ..core import AttackClass, Capability, ParseError, Rule, Severity
 from ..data import load_toml
 from ..mlcode import python_code, secrets
 from ..parsers import html_tokens, js_calls
 from ..registry import Format
+
+_NOTEBOOK_FIX = (
+    "Do not open or trust the notebook as it is. Clear its outputs (jupyter nbconvert --clear-output, or "
+    "nbstripout) and rerun the cells you have read, or view it with the outputs sandboxed. "
+)
+NOTEBOOK_SCRIPT = Rule(
+    id="MLO310",
+    name="notebook-script",
+    title="Notebook output or Markdown holds script from no known renderer",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.NOTEBOOK_XSS,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "A <script> in an HTML, SVG or Markdown output runs in the Jupyter page with the user's session: it can "
+        "start a kernel and run code on the Jupyter host. Known plotting libraries are recognised by full-match "
+        "fingerprints; this script matched none."
+    ),
+    remediation=_NOTEBOOK_FIX,
+    summary="Notebook output or Markdown holds script from no known renderer.",
+)
+NOTEBOOK_EVENT_HANDLER = Rule(
+    id="MLO311",
+    name="notebook-event-handler",
+    title="Notebook markup has an event handler or a command attribute",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.NOTEBOOK_XSS,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "on*= attributes (onerror, onload, onmouseover, ...) run script without a <script> tag; "
+        "data-commandlinker-* attributes run JupyterLab commands on click. No plotting library writes them into "
+        "saved outputs."
+    ),
+    remediation=_NOTEBOOK_FIX,
+    summary="Notebook markup has an event handler or a command attribute.",
+)
+NOTEBOOK_SCRIPT_URL = Rule(
+    id="MLO312",
+    name="notebook-script-url",
+    title="Notebook markup has a javascript: URL",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.NOTEBOOK_XSS,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "A javascript: (or vbscript:) URL runs script when the link is followed or the frame loads. Entities, "
+        "whitespace and control characters inside the scheme are ignored by browsers and were decoded here."
+    ),
+    remediation=_NOTEBOOK_FIX,
+    summary="Notebook markup has a javascript: URL.",
+)
+NOTEBOOK_EMBEDDED_DOCUMENT = Rule(
+    id="MLO313",
+    name="notebook-embedded-document",
+    title="Notebook markup embeds a document (iframe, object, embed)",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.NOTEBOOK_XSS,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "An iframe, object or embed loads another document into the page; srcdoc frames and data: URLs "
+        "inherit or imitate the Jupyter origin and carry script past output sanitizers, and a frame of the Jupyter "
+        "server's own origin (a relative or local address) drives its API. A document of another https origin "
+        "is walled off by the same-origin policy: MEDIUM, LOW when sandboxed without popups or top navigation."
+    ),
+    remediation=_NOTEBOOK_FIX,
+    summary=(
+        "Notebook markup embeds a document (iframe, object, embed): high for srcdoc, data:, script URLs and the "
+        "Jupyter server's own origin; another https origin is walled off by the same-origin policy (medium, low when "
+        "sandboxed without popups or top navigation)."
+    ),
+    severities="low to high",
+)
+NOTEBOOK_NAVIGATION = Rule(
+    id="MLO314",
+    name="notebook-navigation",
+    title="Notebook markup redirects the page or posts a form elsewhere",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.NOTEBOOK_XSS,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "<meta http-equiv=refresh> navigates to an attacker page, <base> re-points every relative URL of the "
+        "Jupyter page, and a form with an action sends what the user types to another address."
+    ),
+    remediation=_NOTEBOOK_FIX,
+    summary="Notebook markup redirects the page or posts a form elsewhere.",
+)
+NOTEBOOK_JAVASCRIPT_OUTPUT = Rule(
+    id="MLO315",
+    name="notebook-javascript-output",
+    title="Notebook has an application/javascript output",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.NOTEBOOK_XSS,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "Jupyter evaluates application/javascript outputs of a trusted notebook in the page, with full access "
+        "to the kernel. Known renderer scripts are recognised by full-match fingerprints; this one matched none."
+    ),
+    remediation=_NOTEBOOK_FIX,
+    summary="Notebook has an application/javascript output.",
+)
+NOTEBOOK_WIDGET_CODE = Rule(
+    id="MLO316",
+    name="notebook-widget-code",
+    title="Saved widget state loads a widget module outside ipywidgets",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.NOTEBOOK_XSS,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "Widget state saved in the notebook metadata is rendered on open. A model from a module other than "
+        "ipywidgets' own makes the widget manager fetch and run that module's JavaScript."
+    ),
+    remediation="Remove metadata.widgets (or clear the outputs) unless you know the widget library and its version.",
+    summary=(
+        "Saved widget state loads a widget module outside ipywidgets and the reviewed widget libraries "
+        "(data/notebook_renderers.toml), or carries its own JavaScript (anywidget `_esm`/`_css`, read as code, never "
+        "as HTML)."
+    ),
+)
+NOTEBOOK_KNOWN_RENDERER = Rule(
+    id="MLO317",
+    name="notebook-known-renderer",
+    title="Notebook output holds active content from a known renderer",
+    severity=Severity.LOW,
+    attack_class=AttackClass.NOTEBOOK_XSS,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "The output's scripts all match fingerprints of a widely used rendering library (plotly, altair/vega, "
+        "bokeh, ipywidgets): CDN script URLs, full script templates with only JSON data inside, or hashes of "
+        "the library bundles. They still run in the page and load code from the library's CDN."
+    ),
+    remediation=(
+        "Nothing to fix if you expected this chart or widget. Clear the outputs before sharing notebooks "
+        "from unknown sources."
+    ),
+    summary="Notebook output holds active content from a known renderer.",
+)
+
 
 MAX_NOTEBOOK_BYTES = 128 << 20  # notebooks with inlined plotting bundles reach tens of MiB
 MAX_FINDINGS_PER_RULE = 50  # a hostile notebook with a million handlers gets a summary, not a million lines
@@ -419,18 +554,18 @@ class _Markup:
                 self._frame_document(tag, document, source)
                 return
             self.report(
-                rules.NOTEBOOK_EMBEDDED_DOCUMENT, self.where, f"<{tag}> embeds a document ({reach})", severity,
+                NOTEBOOK_EMBEDDED_DOCUMENT, self.where, f"<{tag}> embeds a document ({reach})", severity,
                 tag=tag, source=_snippet(source), sandbox=sandbox,
             )  # fmt: skip
         elif tag == "meta" and values.get("http-equiv", "").strip().lower() == "refresh":
             content = values.get("content", "")
-            self.report(rules.NOTEBOOK_NAVIGATION, self.where, "<meta http-equiv=refresh> redirects the page",
+            self.report(NOTEBOOK_NAVIGATION, self.where, "<meta http-equiv=refresh> redirects the page",
                         tag=tag, content=_snippet(content))  # fmt: skip
         elif tag == "base":
-            self.report(rules.NOTEBOOK_NAVIGATION, self.where, "<base> changes where relative URLs point",
+            self.report(NOTEBOOK_NAVIGATION, self.where, "<base> changes where relative URLs point",
                         tag=tag, href=_snippet(values.get("href", "")))  # fmt: skip
         elif tag == "form" and _elsewhere(values.get("action", "")):
-            self.report(rules.NOTEBOOK_NAVIGATION, self.where, "<form> posts to another address",
+            self.report(NOTEBOOK_NAVIGATION, self.where, "<form> posts to another address",
                         tag=tag, action=_snippet(values.get("action", "")))  # fmt: skip
 
     def feed(self, text: str, check_time: Callable[[], None]) -> None:
@@ -458,16 +593,16 @@ class _Markup:
             if known is not None:
                 self.renderers.add(known)
             else:
-                self.report(rules.NOTEBOOK_EVENT_HANDLER, self.where, f"<{tag} {name}=...> runs script on an event",
+                self.report(NOTEBOOK_EVENT_HANDLER, self.where, f"<{tag} {name}=...> runs script on an event",
                             tag=tag, attribute=name, value=_snippet(value))  # fmt: skip
         elif name.startswith("data-commandlinker-"):
-            self.report(rules.NOTEBOOK_EVENT_HANDLER, self.where, f"<{tag} {name}=...> runs a JupyterLab command",
+            self.report(NOTEBOOK_EVENT_HANDLER, self.where, f"<{tag} {name}=...> runs a JupyterLab command",
                         tag=tag, attribute=name, value=_snippet(value))  # fmt: skip
         elif name == "formaction" and _elsewhere(value):
-            self.report(rules.NOTEBOOK_NAVIGATION, self.where, f"<{tag} formaction=...> posts to another address",
+            self.report(NOTEBOOK_NAVIGATION, self.where, f"<{tag} formaction=...> posts to another address",
                         tag=tag, action=_snippet(value))  # fmt: skip
         if is_script_url(value):
-            self.report(rules.NOTEBOOK_SCRIPT_URL, self.where, f"<{tag} {name}=javascript:...> runs script",
+            self.report(NOTEBOOK_SCRIPT_URL, self.where, f"<{tag} {name}=javascript:...> runs script",
                         tag=tag, attribute=name, value=_snippet(value))  # fmt: skip
 
     def handle_endtag(self, tag: str) -> None:
@@ -500,7 +635,7 @@ class _Markup:
             self._nested(collected, data)
             worst, detail = collected.severity, collected.what
         if worst is not None:
-            self.report(rules.NOTEBOOK_SCRIPT, self.where,
+            self.report(NOTEBOOK_SCRIPT, self.where,
                         f"active markup inside {where}, which a browser parses as markup when its element lands "
                         f"in SVG or MathML (namespace confusion): {detail}", worst, snippet=_snippet(data))  # fmt: skip
 
@@ -522,7 +657,7 @@ class _Markup:
             what, detail = "inline <script>", body
         if renderer is None:
             self.unknown_scripts += 1
-            self.report(rules.NOTEBOOK_SCRIPT, self.where, f"{what} from no known renderer",
+            self.report(NOTEBOOK_SCRIPT, self.where, f"{what} from no known renderer",
                         snippet=_snippet(detail.strip()), sha256=digest.hexdigest())  # fmt: skip
         else:
             self.renderers.add(renderer.name)
@@ -541,7 +676,7 @@ class _Markup:
         notebook's origin: HIGH, unless a known renderer drew all of it and it holds nothing at HIGH (folium and
         pydeck draw their maps so, plotly's iframe renderer writes figure files). Its findings follow."""
         if self.frames >= MAX_NESTING:
-            self.report(rules.NOTEBOOK_EMBEDDED_DOCUMENT, self.where, f"srcdoc documents nested deeper than "
+            self.report(NOTEBOOK_EMBEDDED_DOCUMENT, self.where, f"srcdoc documents nested deeper than "
                         f"{MAX_NESTING}", Severity.HIGH, tag=tag)  # fmt: skip
             return
         held = _Held()
@@ -552,9 +687,9 @@ class _Markup:
         if inner.renderers and not inner.unknown_scripts and (held.severity is None or held.severity < Severity.HIGH):
             names = ", ".join(sorted(inner.renderers))
             what = f"<{tag} {label}> document drawn by a known renderer ({names})"
-            self.report(rules.NOTEBOOK_KNOWN_RENDERER, self.where, what, renderer=names, tag=tag)
+            self.report(NOTEBOOK_KNOWN_RENDERER, self.where, what, renderer=names, tag=tag)
         else:
-            self.report(rules.NOTEBOOK_EMBEDDED_DOCUMENT, self.where,
+            self.report(NOTEBOOK_EMBEDDED_DOCUMENT, self.where,
                         f"<{tag}> embeds a document ({label}: runs in the notebook's origin)", Severity.HIGH,
                         tag=tag, source=label, sandbox="(none)")  # fmt: skip
         held.replay(self.report)
@@ -658,12 +793,12 @@ def scan_markup(ctx: ScanContext, report: Reporter, where: Where, text: str, mar
     if markdown:
         for match in MARKDOWN_LINK.finditer(text):
             if is_script_url(match.group(1)):
-                report(rules.NOTEBOOK_SCRIPT_URL, where, "Markdown link to a javascript: URL",
+                report(NOTEBOOK_SCRIPT_URL, where, "Markdown link to a javascript: URL",
                        value=_snippet(match.group(1)))  # fmt: skip
     if parser.renderers and not parser.unknown_scripts:
         names = ", ".join(sorted(parser.renderers))
         whys = "; ".join(renderer.why for renderer in renderers().known if renderer.name in parser.renderers)
-        report(rules.NOTEBOOK_KNOWN_RENDERER, where, f"script from a known renderer ({names}): {whys}",
+        report(NOTEBOOK_KNOWN_RENDERER, where, f"script from a known renderer ({names}): {whys}",
                renderer=names)  # fmt: skip
 
 
@@ -783,15 +918,15 @@ def _check_content(ctx: ScanContext, report: Reporter, where: Where, mime: str, 
         digest = hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()
         renderer = identify_script(body, digest, check_time=ctx.budget.check_time)
         if renderer is None:
-            report(rules.NOTEBOOK_JAVASCRIPT_OUTPUT, where, f"{mime} output runs when the notebook is trusted",
+            report(NOTEBOOK_JAVASCRIPT_OUTPUT, where, f"{mime} output runs when the notebook is trusted",
                    snippet=_snippet(body.strip()), sha256=hashlib.sha256(_id_free(body)).hexdigest())  # fmt: skip
         else:
-            report(rules.NOTEBOOK_KNOWN_RENDERER, where, f"script from a known renderer: {renderer.why}",
+            report(NOTEBOOK_KNOWN_RENDERER, where, f"script from a known renderer: {renderer.why}",
                    renderer=renderer.name)  # fmt: skip
     else:
         for renderer in renderers().known:
             if mime in renderer.mime_types:
-                report(rules.NOTEBOOK_KNOWN_RENDERER, where, f"rendered by an extension: {renderer.why}",
+                report(NOTEBOOK_KNOWN_RENDERER, where, f"rendered by an extension: {renderer.why}",
                        renderer=renderer.name)  # fmt: skip
 
 
@@ -833,16 +968,16 @@ def _check_widget_state(ctx: ScanContext, report: Reporter, where: Where, state:
                     "saved widget uses a module outside ipywidgets and the reviewed widget libraries, whose "
                     "JavaScript loads on open"
                 )
-            report(rules.NOTEBOOK_WIDGET_CODE, where._replace(path=path), what,
+            report(NOTEBOOK_WIDGET_CODE, where._replace(path=path), what,
                    module=", ".join(foreign), model=str(model.get("model_name", "")))  # fmt: skip
         elif foreign:
-            report(rules.NOTEBOOK_KNOWN_RENDERER, where._replace(path=path),
+            report(NOTEBOOK_KNOWN_RENDERER, where._replace(path=path),
                    "saved widget of a reviewed widget library (its published JavaScript draws it)",
                    renderer=", ".join(foreign), model=str(model.get("model_name", "")))  # fmt: skip
         outputs = fields.get("outputs")
         if isinstance(outputs, list):  # Output widgets keep whole output bundles
             if depth >= MAX_NESTING:
-                report(rules.NOTEBOOK_WIDGET_CODE, where._replace(path=path), "output widgets nested too deep")
+                report(NOTEBOOK_WIDGET_CODE, where._replace(path=path), "output widgets nested too deep")
                 continue
             for index, output in enumerate(outputs):
                 _check_output(ctx, report, where._replace(path=f"{path}.state.outputs[{index}]"), output, depth + 1)
@@ -850,12 +985,12 @@ def _check_widget_state(ctx: ScanContext, report: Reporter, where: Where, state:
         for key, text in _strings(plain, f"{path}.state"):
             strings += 1
             if strings > MAX_WIDGET_STRINGS:
-                report(rules.NOTEBOOK_WIDGET_CODE, where, f"more than {MAX_WIDGET_STRINGS} strings in widget state")
+                report(NOTEBOOK_WIDGET_CODE, where, f"more than {MAX_WIDGET_STRINGS} strings in widget state")
                 return
             if "<" in text:  # HTML/HTMLMath values and HTML descriptions render as markup
                 scan_markup(ctx, report, where._replace(path=key), text)
     if not custom:
-        report(rules.NOTEBOOK_KNOWN_RENDERER, where,
+        report(NOTEBOOK_KNOWN_RENDERER, where,
                "saved widget state with ipywidgets and reviewed widget libraries' models only",
                renderer="ipywidgets", models=str(len(models)))  # fmt: skip
 

@@ -17,9 +17,28 @@ from typing import Any, NamedTuple
 
 from packaging.version import InvalidVersion, Version
 
-from .. import rules
-from ..core import Capability, Finding, Location, Severity, UsageError
+from ..core import AttackClass, Capability, Finding, Location, Rule, Severity, UsageError
 from ..data import load_toml
+
+VULNERABLE_VERSION = Rule(
+    id="MLO510",
+    name="known-vulnerable-version",
+    title="ML platform version with a known vulnerability",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.VULNERABLE_PLATFORM,
+    capability=Capability.SERVER_CODE_EXECUTION,
+    description=(
+        "The version a platform reports, or a package installed in a Python environment, falls in the affected "
+        "range of a published advisory (mloops' bundled table, data/advisories.toml, or the OSV dump given with "
+        "--advisories). Severity comes from the advisory."
+    ),
+    remediation="Upgrade to the fixed version named in the finding, or newer.",
+    summary=(
+        "A probed platform's version, or an installed package (`audit-env`), is inside an advisory's affected range."
+    ),
+    severities="per advisory",
+)
+
 
 MAX_OSV_FILE_BYTES = 4 << 20  # one advisory; the PyPI dump's largest is far below
 _OSV_SEVERITY = {"CRITICAL": Severity.CRITICAL, "HIGH": Severity.HIGH, "MODERATE": Severity.MEDIUM, "LOW": Severity.LOW}
@@ -208,7 +227,7 @@ def findings(
         if advisory.aliases:
             evidence["aliases"] = ", ".join(advisory.aliases)
         found.append(
-            rules.VULNERABLE_VERSION.finding(
+            VULNERABLE_VERSION.finding(
                 location, message, evidence, severity=advisory.severity, capability=advisory.capability
             )
         )

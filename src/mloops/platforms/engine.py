@@ -12,12 +12,93 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
-from .. import rules
-from ..core import Asset, FileResult, Finding, Location, Report
+from ..core import Asset, AttackClass, Capability, FileResult, Finding, Location, Report, Rule, Severity
 from . import advisories
 from . import fingerprints as fp
 from .client import Client, Failure
 from .targets import Endpoint
+
+_AUTH_FIX = (
+    "Turn on the platform's authentication (see its auth documentation) or put it behind an authenticating "
+    "proxy, and bind it to a private interface."
+)
+PLATFORM_DETECTED = Rule(
+    id="MLO500",
+    name="platform-detected",
+    title="ML platform found at this address",
+    severity=Severity.INFO,
+    attack_class=AttackClass.MISSING_AUTH,
+    capability=Capability.DATA_EXPOSURE,
+    description=(
+        "A fingerprint matched: the platform, its version when it tells, and the features it exposes. Whether "
+        "those features need a login is reported separately (MLO501, MLO502, MLO503)."
+    ),
+    remediation="Nothing to fix by itself; keep an inventory of where your ML platforms listen.",
+    summary="`mloops probe` recognised an ML platform: version and features.",
+)
+PLATFORM_OPEN = Rule(
+    id="MLO501",
+    name="platform-unauthenticated",
+    title="ML platform feature answers without authentication",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MISSING_AUTH,
+    capability=Capability.SERVER_CODE_EXECUTION,
+    description=(
+        "A read-only request to a feature of the platform (registry, jobs, kernels, files, serving "
+        "management) succeeded without credentials. Whoever reaches the port can use the feature: submit jobs "
+        "or open kernels (code execution by design: critical), register or overwrite models, or read files "
+        "(high), or read models, experiments and configuration (medium). The evidence shows the request and "
+        "what it revealed; mloops never tried the attack itself."
+    ),
+    remediation=_AUTH_FIX,
+    summary=(
+        "A platform feature answers a read-only request without credentials; severity from the attack it enables (job"
+        " or kernel execution critical, registry hijack and file reads high, data exposure medium, public apps low)."
+    ),
+    severities="critical to low",
+)
+PLATFORM_AUTH_ENFORCED = Rule(
+    id="MLO502",
+    name="platform-auth-enforced",
+    title="ML platform requires authentication",
+    severity=Severity.INFO,
+    attack_class=AttackClass.MISSING_AUTH,
+    capability=Capability.DATA_EXPOSURE,
+    description="The platform's features answered 401/403, redirected to a login page or asked for a token.",
+    remediation="Nothing to fix; make sure the credentials are not the defaults.",
+    summary="Every feature checked asks for credentials (401/403, login redirect, token).",
+)
+PLATFORM_AUTH_UNKNOWN = Rule(
+    id="MLO503",
+    name="platform-auth-unknown",
+    title="ML platform found, but whether it requires authentication is unclear",
+    severity=Severity.LOW,
+    attack_class=AttackClass.MISSING_AUTH,
+    capability=Capability.DATA_EXPOSURE,
+    description=(
+        "The platform was recognised, but its feature requests gave answers that neither prove open access nor "
+        "show a login (an error, a proxy page, an unexpected status). It may be open."
+    ),
+    remediation=("Check by hand whether the platform asks for credentials; " + _AUTH_FIX[0].lower() + _AUTH_FIX[1:]),
+    summary="The platform was recognised but its answers neither prove open access nor show a login.",
+)
+TARGET_UNREACHABLE = Rule(
+    id="MLO904",
+    name="target-unreachable",
+    title="A probe target could not be reached",
+    severity=Severity.HIGH,
+    attack_class=AttackClass.MISSING_AUTH,
+    capability=Capability.SCANNER_EVASION,
+    description=(
+        "An address named explicitly (a URL or host:port) refused the connection, timed out or did not speak "
+        "HTTP, so nothing there was checked. Ports found closed while sweeping a host or a network are not "
+        "reported."
+    ),
+    remediation="Check the address, the port and the firewall between mloops and the target, and probe again.",
+    operational=True,
+    summary="A probe target named explicitly gave no HTTP answer (exit 2).",
+)
+
 
 Answer = fp.Response | Failure
 Fetch = Callable[[fp.Request], Awaitable[Answer]]
@@ -81,7 +162,7 @@ async def probe_endpoint(
         if not endpoint.explicit:
             return None  # a closed port in a sweep
         message = f"no HTTP answer from {base}: {first.reason}"
-        return FileResult(base, [rules.TARGET_UNREACHABLE.finding(location, message)])
+        return FileResult(base, [TARGET_UNREACHABLE.finding(location, message)])
     fetch = _cached_fetch(client, base, first)
     result = FileResult(base, [], [Asset(location, "http-service")])
     for fingerprint in await recognise(fetch, catalog):
@@ -180,7 +261,7 @@ def _detected(
         "features": features,
         "fingerprint": f"{fingerprint.verified} ({fingerprint.verified_with})",
     }
-    return rules.PLATFORM_DETECTED.finding(location, f"{shown} at {location.path}; {features}", evidence)
+    return PLATFORM_DETECTED.finding(location, f"{shown} at {location.path}; {features}", evidence)
 
 
 def _open(fingerprint: fp.Fingerprint, location: Location, feature: fp.Feature, answer: Answer) -> Finding:
@@ -202,9 +283,7 @@ def _open(fingerprint: fp.Fingerprint, location: Location, feature: fp.Feature, 
     }
     if revealed:
         evidence["reveals"] = revealed.removeprefix(", ")
-    return rules.PLATFORM_OPEN.finding(
-        location, message, evidence, severity=attack.severity, capability=attack.capability
-    )
+    return PLATFORM_OPEN.finding(location, message, evidence, severity=attack.severity, capability=attack.capability)
 
 
 def _revealed(feature: fp.Feature, answer: Answer) -> str:
@@ -228,7 +307,7 @@ def _protected(
 ) -> Finding:
     message = f"{fingerprint.name} asks for credentials on every feature checked ({_statuses(verdicts)})"
     evidence = {"platform": fingerprint.id, "answers": _statuses(verdicts)}
-    return rules.PLATFORM_AUTH_ENFORCED.finding(location, message, evidence)
+    return PLATFORM_AUTH_ENFORCED.finding(location, message, evidence)
 
 
 def _unclear(
@@ -241,7 +320,7 @@ def _unclear(
         "fix": fingerprint.remediation,
         "auth_docs": fingerprint.auth_docs,
     }
-    return rules.PLATFORM_AUTH_UNKNOWN.finding(location, message, evidence)
+    return PLATFORM_AUTH_UNKNOWN.finding(location, message, evidence)
 
 
 def _vulnerable(

@@ -125,6 +125,7 @@ def attacks() -> dict[str, Attack]:
     return {
         slug: Attack(slug, Severity.parse(spec["severity"]), capabilities[spec["capability"]], spec["says"])
         for slug, spec in load_toml("platform_attacks.toml").items()
+        if isinstance(spec, dict)  # not the table's rule field
     }
 
 
