@@ -21,7 +21,7 @@ from .fixtures import notebook as fx
 
 def run(data: bytes, name: str = "nb.ipynb") -> FileResult:
     ctx = ScanContext(name, Limits(), default_policy(), dispatch)
-    notebook.analyze(ctx, Item(io.BytesIO(data), Location(name), len(data), name, 0))
+    ctx.scan(Item(io.BytesIO(data), Location(name), len(data), name, 0))  # the file-level sink lists and caps
     return ctx.result
 
 
@@ -309,8 +309,9 @@ def huge_unclosed_script_notebook() -> bytes:
 def test_many_handlers_are_capped():
     result = run(many_handlers_notebook())
     handlers = [f for f in result.findings if f.rule.id == "MLO311"]
-    assert len(handlers) == notebook.MAX_FINDINGS_PER_RULE + 1
-    assert handlers[-1].evidence["not_listed"] == str(100_000 - notebook.MAX_FINDINGS_PER_RULE)
+    cap = Limits().max_findings_per_rule
+    assert len(handlers) == cap + 1
+    assert handlers[-1].evidence["not_listed"] == str(100_000 - cap)
 
 
 def test_huge_unclosed_script_is_high():

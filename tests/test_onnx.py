@@ -14,6 +14,7 @@ import pytest
 
 from mloops import scan_path
 from mloops.core import Severity
+from mloops.limits import Limits
 from mloops.models import onnx as onnx_analyzer
 from tests.conftest import findings_at_least, rule_ids
 from tests.fixtures import protobuf_models as pm
@@ -186,10 +187,13 @@ def test_external_data_needs_a_location_and_byte_counts(scan):
     assert {finding.evidence["tensor"] for finding in by_rule(report, MALFORMED)} == {"A", "B", "C"}
 
 
-def test_findings_per_rule_are_capped(scan):
+def test_findings_per_rule_are_capped(tmp_path):
     tensors = [pm.external_tensor(f"W{i}", "/etc/passwd", [1]) for i in range(120)]
-    report = scan("many.onnx", pm.onnx_model_bytes([identity()], tensors))
-    assert onnx_analyzer.MAX_FINDINGS_PER_RULE < len(by_rule(report, ESCAPE)) <= onnx_analyzer.MAX_FINDINGS_PER_RULE + 1
+    path = tmp_path / "many.onnx"
+    path.write_bytes(pm.onnx_model_bytes([identity()], tensors))
+    escapes = by_rule(scan_path(str(path), limits=Limits(max_findings_per_rule=50)), ESCAPE)
+    assert len(escapes) == 50 + 1
+    assert [f.evidence["not_listed"] for f in escapes if "not_listed" in f.evidence] == ["70"]
 
 
 # ------------------------------------------------------------------ sizes

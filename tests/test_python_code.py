@@ -326,7 +326,7 @@ def test_deeply_nested_and_long_chains_are_analyzed():
     for source in cases:
         found = check_source(source, Location("deep.py")).findings
         assert all(f.rule.id != "MLO903" for f in found)
-    assert len(check_source(cases[-1], Location("many.py")).findings) == python_code.MAX_FINDINGS_PER_RULE
+    assert len(check_source(cases[-1], Location("many.py")).findings) == 20_000  # the file's sink caps the listing
 
 
 def test_many_nodes_hit_the_node_limit(monkeypatch):

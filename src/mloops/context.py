@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from . import registry, rules
 from .core import Asset, AttackClass, FileResult, Finding, Location, Severity
@@ -57,10 +57,17 @@ class ScanContext:
         self._unlisted: dict[str, tuple[int, Finding]] = {}  # rule id -> (count, worst finding) over the cap
         self._spent_reported = False
         self._surface: AttackClass | None = None  # the attack class of the format being analyzed
+        self._keys: set[tuple[str, Hashable]] = set()  # (rule id, key) of findings reported with a key
 
-    def report(self, finding: Finding) -> None:
-        """List the finding, or count it once its rule has ``max_findings_per_rule`` listed in this file:
-        a flood of findings (one per opcode, one per global) must not become a flood of output."""
+    def report(self, finding: Finding, key: Hashable | None = None) -> None:
+        """The one finding sink of a file. A finding whose rule already reported the same ``key`` in this file
+        is dropped (one finding per workload and problem, per operator and library, ...). Past
+        ``max_findings_per_rule`` listed findings of a rule, the rest are counted into one summary line: a
+        flood of findings (one per opcode, one per global) must not become a flood of output."""
+        if key is not None:
+            if (finding.rule.id, key) in self._keys:
+                return
+            self._keys.add((finding.rule.id, key))
         if finding.rule.shared and finding.surface is None and self._surface is not None:
             finding = finding._replace(surface=self._surface)
         findings = self.result.findings
@@ -74,6 +81,13 @@ class ScanContext:
             count, worst = self._unlisted.get(rule_id, (0, finding))
             self._unlisted[rule_id] = (count + 1, finding if finding.severity > worst.severity else worst)
         self._listed_length = len(findings)
+
+    def count_unlisted(self, finding: Finding, count: int) -> None:
+        """Count ``count`` findings like ``finding`` that an analyzer held back past the cap (it kept only as
+        many as could be listed) into the rule's summary line."""
+        if count > 0:
+            held, worst = self._unlisted.get(finding.rule.id, (0, finding))
+            self._unlisted[finding.rule.id] = (held + count, finding if finding.severity > worst.severity else worst)
 
     def _list_unlisted(self) -> None:
         """One summary per capped rule, at the worst severity it left out, so that nothing cut from the

@@ -452,7 +452,6 @@ class Reporter:
         self.location = location
         self.workload = workload
         self.role = role
-        self._seen: set[tuple[str, str]] = set()
 
     def __call__(
         self,
@@ -462,15 +461,13 @@ class Reporter:
         severity: Severity | None = None,
         raise_for_role: bool = False,
     ) -> None:
-        if (rule.id, what) in self._seen:
-            return
-        self._seen.add((rule.id, what))
         level = rule.severity if severity is None else severity
         if raise_for_role and self.role in table().raised_roles:
             level = Severity(min(level + 1, Severity.CRITICAL))
         message = f"{self.role} {self.workload}: {what}"
         evidence = {"workload": self.workload, "role": self.role, **evidence}
-        self.ctx.report(rule.finding(self.location, message, evidence, severity=level))
+        finding = rule.finding(self.location, message, evidence, severity=level)
+        self.ctx.report(finding, key=(self.location, self.workload, what))
 
 
 def check_host_path(report: Reporter, path: str, where: str) -> None:

@@ -176,7 +176,6 @@ CODE_UNSAFE_FALLBACK = Rule(
 MAX_SOURCE_BYTES = 512 * 1024  # hand-written scripts stay far below; ast.parse takes ~2 s on 512 KiB of dense calls
 MAX_NODES = 400_000
 MAX_NAME_CHARS = 256  # qualified names built through alias chains (a = b.x; c = a.x; ...) stay short
-MAX_FINDINGS_PER_RULE = 50
 MAX_CAPABILITY_NAMES = 100
 _MIN_SECRET_CHARS = 8  # shorter literals are placeholders ("xxx", "changeme")
 _PLACEHOLDER_HINTS = ("<", "${", "your", "xxxx", "***", "...", "changeme", "placeholder")
@@ -386,7 +385,6 @@ class _Emitter:
         self.location = location
         self.findings: list[Finding] = []
         self.credentials: set[str] = set()
-        self._counts: dict[str, int] = {}
         self._line_offsets = _line_byte_offsets(source)
         self._encoded = source.encode("utf-8", "surrogatepass")
 
@@ -406,10 +404,6 @@ class _Emitter:
         evidence: dict[str, str],
         severity: Severity | None = None,
     ) -> None:
-        count = self._counts.get(rule.id, 0)
-        self._counts[rule.id] = count + 1
-        if count >= MAX_FINDINGS_PER_RULE:
-            return
         line = node.lineno
         offset = self._line_offsets[line - 1] + node.col_offset if line <= len(self._line_offsets) else None
         evidence = {**evidence, "line": str(line)}

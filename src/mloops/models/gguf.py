@@ -21,7 +21,6 @@ from ..registry import Format
 DEFAULT_ALIGNMENT = 32
 GGML_MAX_DIMS = 4
 GGML_MAX_NAME = 64  # ggml refuses tensor names of 64 bytes or more
-MAX_TENSOR_FINDINGS = 5
 MAX_TOKEN_BYTES = 256
 _INT64_MAX = (1 << 63) - 1
 
@@ -210,11 +209,8 @@ def _check_tensors(ctx: ScanContext, item: Item, parsed: parser.Parsed, infos_en
         if item.size is not None and end > item.size:
             problems.append((tensor.at, f"tensor {tensor.name!r} needs bytes up to {end}, the file has {item.size}"))
         expected = tensor.offset + -(-nbytes // alignment) * alignment
-    for at, message in problems[:MAX_TENSOR_FINDINGS]:
+    for at, message in problems:
         ctx.report(rules.MALFORMED.finding(item.location.at(at), f"GGUF {message}"))
-    if len(problems) > MAX_TENSOR_FINDINGS:
-        more = f"{len(problems) - MAX_TENSOR_FINDINGS} more GGUF tensor infos are inconsistent"
-        ctx.report(rules.MALFORMED.finding(item.location, more))
     if expected is not None and item.size is not None and not problems:
         data_end = data_start + expected
         if item.size > data_end:

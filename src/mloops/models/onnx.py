@@ -61,7 +61,6 @@ ONNX_EXTERNAL_DATA_ESCAPE = Rule(
 
 
 MAX_IR_VERSION = 64  # one IR version per few ONNX releases (onnx 1.18 writes 11): far beyond is not ONNX
-MAX_FINDINGS_PER_RULE = 50  # a hostile file with a million bad tensors gets a summary, not a million lines
 MAX_FUNCTIONS = 100_000  # exporters write tens to hundreds
 MAX_OPERATORS = 10_000  # distinct (domain, operator) pairs outside the standard domains
 MAX_COUNTED_PAYLOAD = 64 << 20  # varint-packed arrays longer than this are not re-read to count values
@@ -240,21 +239,11 @@ class _Walker:
         self.item = item
         self.uses: dict[tuple[str, str], _Use] = {}
         self.local_functions: set[tuple[str, str]] = set()
-        self.reported: dict[str, int] = {}
 
     def report(
         self, rule: Rule, offset: int, message: str, evidence: dict[str, str], severity: Severity | None = None
     ) -> None:
-        count = self.reported.get(rule.id, 0) + 1
-        self.reported[rule.id] = count
-        if count <= MAX_FINDINGS_PER_RULE:
-            self.ctx.report(rule.finding(self.item.location.at(offset), message, evidence, severity=severity))
-        elif count == MAX_FINDINGS_PER_RULE + 1:
-            self.ctx.report(
-                rule.finding(
-                    self.item.location, f"more than {MAX_FINDINGS_PER_RULE} such findings; the rest are not listed"
-                )
-            )
+        self.ctx.report(rule.finding(self.item.location.at(offset), message, evidence, severity=severity))
 
     # --- the model and its graphs ---
 

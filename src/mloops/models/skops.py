@@ -44,8 +44,6 @@ CURRENT_PROTOCOL = 2  # the newest schema protocol skops 0.16 reads; skops refus
 # skops builds its tree recursively and, at Python's default recursion limit, fails between 200
 # and 250 levels; deeper schemas are reported, not followed.
 MAX_NODE_DEPTH = 256
-MAX_REPORTED = 200  # untrusted types listed per schema; the rest are counted
-MAX_PROBLEMS = 16  # structural problems listed per schema
 _PATH_CHARS = 240
 _NAME_CHARS = 300
 
@@ -259,19 +257,11 @@ class _Walk:
         entry.uses.add(use)
 
     def report(self) -> None:
-        for message, path in self.problems[:MAX_PROBLEMS]:
+        for message, path in self.problems:
             evidence = {"path": str(path)} if path is not None else {}
             self.ctx.report(rules.MALFORMED.finding(self.item.location, f"skops schema: {message}", evidence))
-        if len(self.problems) > MAX_PROBLEMS:
-            message = f"skops schema: {len(self.problems) - MAX_PROBLEMS} further problem(s) not listed"
-            self.ctx.report(rules.MALFORMED.finding(self.item.location, message))
-        names = sorted(self.untrusted)
-        for dotted in names[:MAX_REPORTED]:
+        for dotted in sorted(self.untrusted):
             self._report_type(dotted, self.untrusted[dotted])
-        if len(names) > MAX_REPORTED:
-            message = f"skops needs {len(names) - MAX_REPORTED} further untrusted type(s) not listed"
-            evidence = {"untrusted_types": str(len(names))}
-            self.ctx.report(SKOPS_UNTRUSTED_TYPE.finding(self.item.location, message, evidence))
 
     def _report_type(self, dotted: str, entry: _Untrusted) -> None:
         policy = self.ctx.policy

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections import Counter
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -77,7 +76,6 @@ MAX_ATTR_STRINGS = 64  # the first strings of an attribute are enough to judge i
 MAX_ATTR_FUNCS = 4096
 MAX_CONST_STRINGS = 64
 MAX_STRING = 4096
-MAX_FINDINGS_PER_OP = 20
 HEAD_BYTES = 64 * 1024  # what sniffing saw; detection is repeated on it to tell the three messages apart
 
 DT_STRING = 7
@@ -659,12 +657,8 @@ class _Program:
                 message += f"; {rule.attr} = {hits.value!r}"
                 evidence[rule.attr] = hits.value
             self._finding(node.offset, message, evidence, rule)
-        reported: Counter[str] = Counter()
         for origin in self.origins:
             if origin.severity is None:
-                continue
-            reported[origin.node.op] += 1
-            if reported[origin.node.op] > MAX_FINDINGS_PER_OP:
                 continue
             node, rule = origin.node, origin.rule
             message = f"{node.op} node {node.name!r} in {origin.scope.label} {rule.why}, and " + "; ".join(

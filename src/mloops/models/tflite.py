@@ -92,7 +92,6 @@ class _Model:
         self.opcodes: list[tuple[int, str | None]] = []  # (builtin code, custom code)
         self.buffer_count = 0
         self.custom_used: Counter[str] = Counter()
-        self.flex_seen: set[tuple[str, str]] = set()  # (custom code, TensorFlow op) already reported
 
     def check(self) -> None:
         model = root_table(self.reader)
@@ -175,9 +174,6 @@ class _Model:
         if options is None:
             raise DecodeError(f"Flex operator {custom} has no NodeDef", operator.position)
         op = _flex_tensorflow_op(self.reader, options)
-        if (custom, op) in self.flex_seen:
-            return
-        self.flex_seen.add((custom, op))
         where = self.item.location.at(options.start)
         evidence = {"custom_code": custom, "tensorflow_op": op, "subgraph": str(subgraph), "operator": str(index)}
         # The Flex delegate runs the TensorFlow kernel itself. A .tflite has no saver functions that
@@ -189,11 +185,12 @@ class _Model:
             self.ctx.report(
                 tensorflow.TENSORFLOW_DANGEROUS_OP.finding(
                     where, message, evidence, severity=severity, capability=rule.capability
-                )
+                ),
+                key=(custom, op),  # one finding per Flex operator and TensorFlow op, however many nodes use it
             )
         elif op != custom[len(FLEX_PREFIX) :]:
             message = f"Flex operator {custom} carries a NodeDef for a different TensorFlow op, {op}"
-            self.ctx.report(rules.MALFORMED.finding(where, message, evidence))
+            self.ctx.report(rules.MALFORMED.finding(where, message, evidence), key=(custom, op))
 
     def report_custom_operators(self) -> None:
         if not self.custom_used:

@@ -20,10 +20,11 @@ from html import unescape
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .. import registry, rules
+from .. import rules
 from ..context import Item, ScanContext
 from ..core import AttackClass, Capability, ParseError, Rule, Severity
 from ..data import load_toml
+from ..limits import Limits
 from ..mlcode import python_code, secrets
 from ..parsers import html_tokens, js_calls
 from ..registry import Format
@@ -164,7 +165,8 @@ NOTEBOOK_KNOWN_RENDERER = Rule(
 
 
 MAX_NOTEBOOK_BYTES = 128 << 20  # notebooks with inlined plotting bundles reach tens of MiB
-MAX_FINDINGS_PER_RULE = 50  # a hostile notebook with a million handlers gets a summary, not a million lines
+# Findings of a srcdoc document held per rule until its frame is judged: a memory bound; the rest are counted.
+HELD_PER_RULE = Limits().max_findings_per_rule
 MAX_WIDGET_STRINGS = 200_000  # string values looked at in saved widget state
 MAX_NESTING = 8  # output widgets hold outputs that may hold output widgets
 MAX_TEMPLATE_CHARS = 8 << 20  # running scripts longer than this are only compared by hash
@@ -477,31 +479,20 @@ def _frame_reader(ctx: ScanContext, item: Item) -> FrameReader:
 
 
 class Reporter:
-    """Caps findings per rule, so hostile notebooks cannot flood the report."""
+    """Reports a notebook finding where it sits in the notebook's JSON (the context caps floods)."""
 
     def __init__(self, ctx: ScanContext, item: Item, frame_file: FrameReader = _no_frame_files) -> None:
         self.ctx = ctx
         self.item = item
         self.frame_file = frame_file
-        self.counts: dict[str, int] = {}
 
     def __call__(self, rule: Rule, where: Where, what: str, severity: Severity | None = None, **more: str) -> None:
-        count = self.counts.get(rule.id, 0) + 1
-        self.counts[rule.id] = count
-        if count <= MAX_FINDINGS_PER_RULE:
-            message = f"{what} at {where.path}"
-            self.ctx.report(rule.finding(self.item.location, message, where.evidence(**more), severity=severity))
+        message = f"{what} at {where.path}"
+        self.ctx.report(rule.finding(self.item.location, message, where.evidence(**more), severity=severity))
 
     def unlisted(self, rule: Rule, count: int) -> None:
-        """Counts findings a nested document kept back beyond the cap, for the summary."""
-        self.counts[rule.id] = max(self.counts.get(rule.id, 0), MAX_FINDINGS_PER_RULE) + count
-
-    def summarize(self) -> None:
-        for rule in registry.all_rules():
-            extra = self.counts.get(rule.id, 0) - MAX_FINDINGS_PER_RULE
-            if extra > 0:
-                message = f"{extra} more findings of this kind in the notebook were not listed"
-                self.ctx.report(rule.finding(self.item.location, message, {"not_listed": str(extra)}))
+        """Findings a nested document held back beyond its buffer: counted into the rule's summary line."""
+        self.ctx.count_unlisted(rule.finding(self.item.location, "held back"), count)
 
 
 def _snippet(text: str) -> str:
@@ -732,18 +723,18 @@ class _Held(_Worst):
     def __call__(self, rule: Rule, where: Where, what: str, severity: Severity | None = None, **more: str) -> None:
         super().__call__(rule, where, what, severity)
         self.counts[rule] = self.counts.get(rule, 0) + 1
-        if self.counts[rule] <= MAX_FINDINGS_PER_RULE:
+        if self.counts[rule] <= HELD_PER_RULE:
             self.kept.append((rule, where, what, severity, more))
 
     def unlisted(self, rule: Rule, count: int) -> None:
-        self.counts[rule] = max(self.counts.get(rule, 0), MAX_FINDINGS_PER_RULE) + count
+        self.counts[rule] = max(self.counts.get(rule, 0), HELD_PER_RULE) + count
 
     def replay(self, report: Reporter | _Worst) -> None:
         for rule, where, what, severity, more in self.kept:
             report(rule, where, what, severity, **more)
         for rule, count in self.counts.items():
-            if count > MAX_FINDINGS_PER_RULE:
-                report.unlisted(rule, count - MAX_FINDINGS_PER_RULE)
+            if count > HELD_PER_RULE:
+                report.unlisted(rule, count - HELD_PER_RULE)
 
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "0.0.0.0", ""})
@@ -832,8 +823,6 @@ def analyze(ctx: ScanContext, item: Item) -> None:
         message = f"notebook is not valid notebook JSON: {_snippet(str(exc))}"
         ctx.report(rules.MALFORMED.finding(item.location, message, {"error": type(exc).__name__}))
         return
-    finally:
-        report.summarize()
     credentials: set[str] = set()
     for index, source in code_cells(notebook):
         checked = python_code.check_source(source, item.location.child(f"cell {index}"))
