@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Hashable
+from typing import Protocol
 
 from . import registry, rules
 from .core import Asset, AttackClass, FileResult, Finding, Location, Severity
@@ -153,4 +154,9 @@ class ScanContext:
             self._surface = outer  # the item's own format decided its findings' class, not its parent's
 
 
-Handler = Callable[[ScanContext, Item], None]  # an analyzer or source: judges one item into the context
+class Handler(Protocol):
+    """The interface of every analyzer and source: judge one item (a file, an archive member, a nested stream)
+    into the context - record its format label, report findings, scan what it contains. Registered through
+    a format's ``handler`` or a layout's member roles (registry.py)."""
+
+    def __call__(self, ctx: ScanContext, item: Item, /) -> None: ...

@@ -225,20 +225,26 @@ class FileResult:
         return sorted({a.format for a in self.assets})
 
 
+class EndpointResult(FileResult):
+    """What one answering endpoint of ``mloops probe`` showed; ``path`` is its URL."""
+
+
+class EnvironmentResult(FileResult):
+    """What ``audit-env`` found in one Python environment (``path``: its interpreter) or ``inspect-runtime`` in
+    the running container (``path``: the root it read)."""
+
+
 class Report:
+    """The results of one ``mloops scan``: one per file, and per folder that could not be read."""
+
+    subject = "files"  # what the results are about, as the reports name it
+
     def __init__(
-        self,
-        files: list[FileResult],
-        duration_seconds: float,
-        dataset_folders: list[str] | None = None,
-        subject: str = "files",
-        probed: int = 0,
+        self, files: list[FileResult], duration_seconds: float, dataset_folders: list[str] | None = None
     ) -> None:
-        self.files = files  # one result per file, per answering endpoint, or for the audited environment
+        self.files = files
         self.duration_seconds = duration_seconds
         self.dataset_folders = dataset_folders or []  # folders laid out as datasets (card, metadata, script)
-        self.subject = subject  # "files" (scan), "endpoints" (probe), "environment" (audit-env), "runtime"
-        self.probed = probed  # endpoints a probe tried, answering or not
 
     @property
     def findings(self) -> list[Finding]:
@@ -263,3 +269,28 @@ class Report:
         if any(f.severity >= fail_on for r in self.files for f in r.findings):
             return 1
         return 0
+
+
+class ProbeReport(Report):
+    """The answering endpoints of one ``mloops probe``, and how many it tried."""
+
+    subject = "endpoints"
+
+    def __init__(self, endpoints: list[EndpointResult], duration_seconds: float, probed: int) -> None:
+        super().__init__(list(endpoints), duration_seconds)
+        self.probed = probed  # endpoints tried, answering or not
+
+
+class EnvironmentReport(Report):
+    """``mloops audit-env`` of one Python environment."""
+
+    subject = "environment"
+
+    def __init__(self, environment: EnvironmentResult, duration_seconds: float) -> None:
+        super().__init__([environment], duration_seconds)
+
+
+class RuntimeReport(EnvironmentReport):
+    """``mloops inspect-runtime`` of the container it runs in."""
+
+    subject = "runtime"

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from ..core import Asset, FileResult, Finding, Location, Report, Severity
+from ..core import Asset, EnvironmentResult, Finding, Location, RuntimeReport, Severity
 from . import deployment_checks as checks
 
 # Linux capability numbers (include/uapi/linux/capability.h).
@@ -54,15 +54,15 @@ def _read(root: str, relative: str) -> str | None:
         return None
 
 
-def inspect(root: str = "/", environment: Iterable[str] | None = None) -> Report:
+def inspect(root: str = "/", environment: Iterable[str] | None = None) -> RuntimeReport:
     started = time.monotonic()
     names = list(os.environ) if environment is None else list(environment)
     runtime = Runtime(root, names, _status(root), _mounts(root))
     location = Location(f"runtime:{os.path.abspath(root)}")
-    result = FileResult(location.path, [], [Asset(location, "runtime")])
+    result = EnvironmentResult(location.path, [], [Asset(location, "runtime")])
     for check in (_capabilities, _confinement, _sockets, _release_agent, _host_mounts, _token, _cloud, _gpus, _env):
         result.findings.extend(check(runtime, location))
-    return Report([result], time.monotonic() - started, subject="runtime")
+    return RuntimeReport(result, time.monotonic() - started)
 
 
 def _status(root: str) -> dict[str, str]:

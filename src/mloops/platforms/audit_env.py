@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from ..core import Asset, FileResult, Location, Report, UsageError
+from ..core import Asset, EnvironmentReport, EnvironmentResult, Location, UsageError
 from . import advisories
 
 # Run by the audited interpreter: names and versions of every installed distribution, as JSON.
@@ -42,12 +42,12 @@ def installed_packages(python: str) -> list[tuple[str, str]]:
         raise AuditError(f"{python}: unexpected package list ({exc})") from None
 
 
-def audit(python: str | None, table: tuple[advisories.Advisory, ...]) -> Report:
+def audit(python: str | None, table: tuple[advisories.Advisory, ...]) -> EnvironmentReport:
     """One result for the environment: an asset per audited package, an MLO510 per advisory that applies."""
     started = time.monotonic()
     interpreter = python or sys.executable
     path = os.path.abspath(interpreter) if os.sep in interpreter else interpreter
-    result = FileResult(path)
+    result = EnvironmentResult(path)
     audited = {advisory.package for advisory in table}
     for name, version in installed_packages(interpreter):
         package = advisories.normalize(name)
@@ -58,4 +58,4 @@ def audit(python: str | None, table: tuple[advisories.Advisory, ...]) -> Report:
         parsed = advisories.parse_version(version)
         if parsed is not None:
             result.findings += advisories.findings(table, name, parsed, location, f"installed for {path}")
-    return Report([result], time.monotonic() - started, subject="environment")
+    return EnvironmentReport(result, time.monotonic() - started)

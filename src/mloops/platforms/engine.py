@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
-from ..core import Asset, AttackClass, Capability, FileResult, Finding, Location, Report, Rule, Severity
+from ..core import Asset, AttackClass, Capability, EndpointResult, Finding, Location, ProbeReport, Rule, Severity
 from . import advisories
 from . import fingerprints as fp
 from .client import Client, Failure
@@ -115,11 +115,11 @@ def run(
     timeout: float,
     concurrency: int,
     progress: bool,
-) -> Report:
+) -> ProbeReport:
     started = time.monotonic()
     results = asyncio.run(_run_all(endpoints, catalog, table, timeout, concurrency, progress))
     answered = [result for result in results if result is not None]
-    return Report(answered, time.monotonic() - started, subject="endpoints", probed=len(endpoints))
+    return ProbeReport(answered, time.monotonic() - started, len(endpoints))
 
 
 async def _run_all(
@@ -129,13 +129,13 @@ async def _run_all(
     timeout: float,
     concurrency: int,
     progress: bool,
-) -> list[FileResult | None]:
+) -> list[EndpointResult | None]:
     client = Client(timeout, concurrency)
     bar = _Progress(len(endpoints), progress)
     # Endpoints start in batches so that a /16 sweep does not hold a million coroutines at once.
     slots = asyncio.Semaphore(max(concurrency * 2, 16))
 
-    async def one(endpoint: Endpoint) -> FileResult | None:
+    async def one(endpoint: Endpoint) -> EndpointResult | None:
         async with slots:
             try:
                 return await probe_endpoint(client, endpoint, catalog, table)
@@ -151,7 +151,7 @@ async def _run_all(
 
 async def probe_endpoint(
     client: Client, endpoint: Endpoint, catalog: tuple[fp.Fingerprint, ...], table: tuple[advisories.Advisory, ...]
-) -> FileResult | None:
+) -> EndpointResult | None:
     base = endpoint.base
     first = await client.fetch(base, ROOT)
     if _wants_tls(first) and base.startswith("http://"):
@@ -162,9 +162,9 @@ async def probe_endpoint(
         if not endpoint.explicit:
             return None  # a closed port in a sweep
         message = f"no HTTP answer from {base}: {first.reason}"
-        return FileResult(base, [TARGET_UNREACHABLE.finding(location, message)])
+        return EndpointResult(base, [TARGET_UNREACHABLE.finding(location, message)])
     fetch = _cached_fetch(client, base, first)
-    result = FileResult(base, [], [Asset(location, "http-service")])
+    result = EndpointResult(base, [], [Asset(location, "http-service")])
     for fingerprint in await recognise(fetch, catalog):
         result.assets.append(Asset(location, fingerprint.id))
         result.findings.extend(await assess(fetch, fingerprint, location, table))

@@ -1,17 +1,24 @@
-"""Reporters: one module a format, each with ``render(report, fail_on) -> str``."""
+"""Reporters: one module a format, each with a ``render`` function that is a ``Render``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib import import_module
+from typing import Protocol
 
 from ..core import Report, Severity
 
-Render = Callable[[Report, Severity], str]
+
+class Render(Protocol):
+    """The interface of a report format: the whole report as text, given the severity that fails the run
+    (which the report states, with the exit code it leads to)."""
+
+    def __call__(self, report: Report, fail_on: Severity, /) -> str: ...
+
 
 FORMATS = {"text": "text", "json": "json_report", "sarif": "sarif"}  # format -> module in this package
 
 
 def reporter(name: str) -> Render:
     """The render function of a format; its module is imported only when that format is asked for."""
-    return import_module(f"{__name__}.{FORMATS[name]}").render
+    render: Render = import_module(f"{__name__}.{FORMATS[name]}").render
+    return render

@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from .. import __version__, formats
-from ..core import Finding, Report, Severity
+from ..core import Finding, ProbeReport, Report, Severity
 
 SCHEMA_VERSION = 1
 
@@ -60,7 +60,7 @@ def render(report: Report, fail_on: Severity) -> str:
             "files_by_format": formats.summarize(report.files),
             "inventory": formats.inventory(report),
             "dataset_folders": report.dataset_folders,
-            **({"endpoints_probed": report.probed} if report.subject == "endpoints" else {}),
+            **({"endpoints_probed": report.probed} if isinstance(report, ProbeReport) else {}),
         },
         "files": files,
         "findings": [finding_dict(f) for f in report.findings],

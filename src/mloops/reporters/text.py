@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import __version__, formats
-from ..core import Finding, Report, Severity
+from ..core import Finding, ProbeReport, Report, Severity
 
 WIDTH = 100
 
@@ -86,7 +86,7 @@ def _inventory_lines(report: Report) -> list[str]:
 
 def _header(report: Report) -> str:
     took = f"in {report.duration_seconds:.2f} s"
-    if report.subject == "endpoints":
+    if isinstance(report, ProbeReport):
         return f"mloops {__version__}: {report.probed} endpoint(s) probed, {len(report.files)} answered, {took}"
     if report.subject == "runtime":
         return f"mloops {__version__}: runtime inspected {took}"
