@@ -8,7 +8,7 @@ loaders read it differently.
 from __future__ import annotations
 
 from . import registry
-from .sources.compressed import COMPRESSION_EXTENSIONS
+from .sources.compressed import without_compression
 
 HEAD_BYTES = 64 * 1024
 
@@ -16,15 +16,7 @@ HEAD_BYTES = 64 * 1024
 def has_model_extension(name: str) -> bool:
     """Whether a file of this name is expected to be a model (its content is then reported when no format
     claims it); the extensions are the formats' own, from the registry."""
-    return without_compression(name).endswith(registry.model_extensions())
-
-
-def without_compression(name: str) -> str:
-    lower = name.lower()
-    for ext in COMPRESSION_EXTENSIONS:
-        if lower.endswith(ext):
-            return lower[: -len(ext)]
-    return lower
+    return without_compression(name).lower().endswith(registry.model_extensions())
 
 
 # What a file named like a model may really be: a download that returned an error page, an image

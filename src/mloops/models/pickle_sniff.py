@@ -13,7 +13,8 @@ from ..limits import Budget, LimitExceeded, Limits
 from ..picklevm.policy import default_policy
 from ..picklevm.reader import Reader
 from ..picklevm.vm import Machine, Malformed, Name, Observer
-from ..sniff import HEAD_BYTES, without_compression
+from ..sniff import HEAD_BYTES
+from ..sources.compressed import without_compression
 
 # Names a pickle loader is pointed at: a stream there that imports anything before it breaks is
 # judged as a pickle, because the loader runs those imports before it fails.
@@ -24,7 +25,7 @@ PICKLE_EXTENSIONS = (
 
 
 def has_pickle_extension(name: str) -> bool:
-    return without_compression(name).endswith(PICKLE_EXTENSIONS)
+    return without_compression(name).lower().endswith(PICKLE_EXTENSIONS)
 
 
 def detect(head: bytes, name: str) -> bool:

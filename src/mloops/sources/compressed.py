@@ -39,7 +39,7 @@ def scan_joblib_zfile(ctx: ScanContext, item: Item) -> None:
 
 
 def _scan_stream(ctx: ScanContext, item: Item, stream: Decompressed, kind: str, inner_name: str | None = None) -> None:
-    name = _inner_name(item.name) if inner_name is None else inner_name
+    name = without_compression(item.name) if inner_name is None else inner_name
     ctx.scan(item.child(stream, f"<{kind}>", None, name))
     if stream.corrupt:
         ctx.report(rules.MALFORMED_CONTAINER.finding(item.location, f"{kind} stream is damaged: {stream.corrupt}"))
@@ -47,7 +47,8 @@ def _scan_stream(ctx: ScanContext, item: Item, stream: Decompressed, kind: str, 
         ctx.report(rules.MALFORMED_CONTAINER.finding(item.location, f"{kind} stream ends before its end marker"))
 
 
-def _inner_name(name: str) -> str:
+def without_compression(name: str) -> str:
+    """The name without its compression extension (model.pkl.gz -> model.pkl), as the decompressed stream's."""
     lower = name.lower()
     for ext in COMPRESSION_EXTENSIONS:
         if lower.endswith(ext):
