@@ -33,8 +33,10 @@ def test_every_rule_is_declared_with_keywords_and_found_by_the_catalog():
 
 
 def _named_rules(table: dict) -> list[str]:
+    """A table's `rule = "id"`, `rules = [ids]` or `[rules]` (list name -> id)."""
     named = [table["rule"]] if isinstance(table.get("rule"), str) else []
-    return named + list(table.get("rules", {}).values())
+    rules = table.get("rules", [])
+    return named + list(rules.values() if isinstance(rules, dict) else rules)
 
 
 def test_data_tables_name_their_rules_in_fields_and_the_loading_package_emits_them():
