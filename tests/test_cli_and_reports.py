@@ -83,15 +83,13 @@ def test_unreadable_file_is_an_operational_error_not_a_pass(tmp_path: Path):
 
 
 def test_scanner_crash_becomes_a_finding_and_exit_2(tmp_path: Path, monkeypatch):
-    import dataclasses
-
     from mloops import registry
     from mloops.models import pickle_stream
 
     def explode(*_args, **_kwargs):
         raise RuntimeError("boom")
 
-    exploding = dataclasses.replace(registry.catalog()["pickle"], handler=explode)
+    exploding = registry.catalog()["pickle"]._replace(handler=explode)
     monkeypatch.setitem(registry.catalog(), "pickle", exploding)
     path = tmp_path / "m.pkl"
     path.write_bytes(EVIL)

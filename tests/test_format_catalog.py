@@ -3,9 +3,12 @@ declaration, and a label no module declares fails loudly instead of counting as 
 
 from __future__ import annotations
 
+import ast
 import io
 import pathlib
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -105,3 +108,33 @@ def test_shared_findings_take_the_attack_class_of_the_surface_they_occur_in(tmp_
     assert ("MLO901", AttackClass.CONTAINER_ESCAPE) in classes["pod.yaml"], classes
     assert ("MLO201", AttackClass.MALICIOUS_MODEL) in classes["model.pkl"], classes
     assert registry.surfaces()["notebook"] is AttackClass.NOTEBOOK_XSS and "zip" not in registry.surfaces()
+
+
+def test_every_module_that_declares_formats_is_found_by_the_catalog():
+    declared = set()
+    for package in registry.PACKAGES:
+        for path in (SRC / package).glob("*.py"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            if any(
+                isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "FORMATS" for t in n.targets)
+                for n in tree.body
+            ):
+                declared.add(f"mloops.{package}.{path.stem}")
+    found = {module.__name__ for module in registry._modules(registry._DECLARES)}
+    assert declared == found and len(found) > 30
+
+
+def test_a_one_file_scan_imports_no_helper_it_does_not_need():
+    """Start-up: the catalog imports the declaring modules only (bench/startup.py times it)."""
+    code = (
+        "import sys, pickle, tempfile\n"
+        "path = tempfile.mkstemp(suffix='.pkl')[1]\n"
+        "open(path, 'wb').write(pickle.dumps([1, 2]))\n"
+        "for name in ('jinja2', 'dataclasses'): sys.modules.pop(name, None)\n"
+        "before = set(sys.modules)\n"
+        "from mloops import scan_path\n"
+        "scan_path(path)\n"
+        "print(sorted({'jinja2', 'dataclasses', 'yaml'} & (set(sys.modules) - before)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

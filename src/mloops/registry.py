@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import functools
 import importlib
-import pkgutil
+import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from .context import Handler
@@ -25,8 +24,7 @@ GROUPS = ("model", "data", "notebook", "source", "deployment", "other")
 PACKAGES = ("sources", "models", "datasets", "notebooks", "mlcode", "deployments")
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     """An archive layout a loader recognises by its member names, and the role each member then has."""
 
     container: str  # "zip" or "tar": the archive the names are read from
@@ -36,8 +34,7 @@ class Layout:
     fallback: bool = False  # only when no layout of a lower order matched
 
 
-@dataclass(frozen=True)
-class Format:
+class Format(NamedTuple):
     """One format label: what it can do (kind), what a user calls it (title), how it is found and judged.
 
     kind = "code"     loading can run code or call named objects by design; mloops scans for that
@@ -90,16 +87,31 @@ def catalog() -> dict[str, Format]:
 
 
 def _declared() -> list[Format]:
-    return [fmt for module in _modules() for fmt in getattr(module, "FORMATS", ())]
+    return [fmt for module in _modules(_DECLARES) for fmt in module.FORMATS]
 
 
-def _modules() -> list[ModuleType]:
-    return [m for name in PACKAGES for m in _package_modules(importlib.import_module(f"{__package__}.{name}"))]
+# A module that declares formats says so at the start of a line; only those are imported to build the
+# catalog, so that a scan does not pay for helpers it may never use (chat_template imports Jinja2).
+_DECLARES = b"\nFORMATS = "
 
 
-def _package_modules(package: ModuleType) -> list[ModuleType]:
-    names = sorted(module.name for module in pkgutil.iter_modules(package.__path__))
+def _modules(declaring: bytes | None = None) -> list[ModuleType]:
+    packages = (importlib.import_module(f"{__package__}.{name}") for name in PACKAGES)
+    return [module for package in packages for module in _package_modules(package, declaring)]
+
+
+def _package_modules(package: ModuleType, declaring: bytes | None = None) -> list[ModuleType]:
+    """The modules of a package in name order; with ``declaring``, only those whose source holds it."""
+    folder = package.__path__[0]
+    names = sorted(name[:-3] for name in os.listdir(folder) if name.endswith(".py") and name != "__init__.py")
+    if declaring is not None:
+        names = [name for name in names if declaring in _source(os.path.join(folder, name + ".py"))]
     return [importlib.import_module(f"{package.__name__}.{name}") for name in names]
+
+
+def _source(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
 
 
 @functools.cache
@@ -127,9 +139,7 @@ def surfaces() -> dict[str, AttackClass]:
         package = importlib.import_module(f"{__package__}.{name}")
         attack_class = getattr(package, "ATTACK_CLASS", None)
         if attack_class is not None:
-            found.update(
-                (fmt.label, attack_class) for m in _package_modules(package) for fmt in getattr(m, "FORMATS", ())
-            )
+            found.update((fmt.label, attack_class) for m in _package_modules(package, _DECLARES) for fmt in m.FORMATS)
     return found
 
 

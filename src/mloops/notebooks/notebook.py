@@ -17,7 +17,6 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from html import unescape
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from .. import rules
@@ -461,6 +460,8 @@ def _frame_reader(ctx: ScanContext, item: Item) -> FrameReader:
     """Reads the document a frame's relative src names, when the notebook is a file on disk: JupyterLab resolves
     such URLs against the notebook's folder. Only plain paths below that folder (no dot segments, hidden names,
     escapes, queries or links out of it); anything else gives None, and the frame stays HIGH."""
+    from pathlib import Path  # with urllib and ipaddress: paid by scans that meet a notebook only
+
     notebook_file = Path(ctx.result.path)
     if item.depth != 0 or not notebook_file.is_file():
         return _no_frame_files
