@@ -15,15 +15,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import peers
+
+ROOT = peers.ROOT  # importing peers put the repository root on the path
 
 from bench.sections import replace_section  # noqa: E402
 
 from mloops import scan_path  # noqa: E402
 from mloops.core import Severity  # noqa: E402
 
-FIXTURES = ROOT / "tests" / "fixtures" / "manifests"
+FIXTURES = ROOT / "corpus" / "manifests"
 VENV = ROOT / "bench" / ".venv-checkov"
 SECTION = "## Cross-check with checkov"
 
@@ -147,7 +148,7 @@ def main() -> None:
         SECTION,
         "",
         f"`bench/checkov_crosscheck.py`: the generic pod checks both tools have ({len(PAIRS)} checkov ids mapped to "
-        f"mloops rules), on the {len(files)} Kubernetes and Dockerfile fixtures of `tests/fixtures/manifests`; "
+        f"mloops rules), on the {len(files)} Kubernetes and Dockerfile fixtures of `corpus/manifests`; "
         f"checkov {version}. A pair counts once per resource and rule (mloops at LOW or above). Compose files "
         "are left out: checkov has no Compose framework.",
         "",

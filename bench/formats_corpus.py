@@ -16,12 +16,12 @@ from typing import NamedTuple
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-from tests.fixtures import gguf_models as gm
-from tests.fixtures import keras_models as km
-from tests.fixtures import labelled_formats as lf
-from tests.fixtures import protobuf_models as pm
-from tests.fixtures import safe_formats as sf
-from tests.fixtures import torch_archives as ta
+from corpus import gguf_models as gm
+from corpus import keras_models as km
+from corpus import labelled_formats as lf
+from corpus import protobuf_models as pm
+from corpus import safe_formats as sf
+from corpus import torch_archives as ta
 
 
 class Case(NamedTuple):

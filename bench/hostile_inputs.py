@@ -1,4 +1,4 @@
-"""Run every hostile input of tests/fixtures/hostile.py through the CLI and print a Markdown table.
+"""Run every hostile input of corpus/hostile.py through the CLI and print a Markdown table.
 
     .venv/bin/python bench/hostile_inputs.py [--only NAME ...] [--hang-guard SECONDS]
 
@@ -17,11 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import peers
+
+ROOT = peers.ROOT  # importing peers put the repository root on the path
 
 from bench import sections  # noqa: E402
-from tests.fixtures import hostile  # noqa: E402
+from corpus import hostile  # noqa: E402
 
 TARGET_SECONDS = 60.0
 TARGET_RSS_MIB = 1024.0
@@ -90,7 +91,7 @@ def main() -> int:
         print(row, flush=True)
     if args.write:
         intro = (
-            f"`bench/hostile_inputs.py` on {time.strftime('%Y-%m-%d')}: each input of `tests/fixtures/hostile.py` "
+            f"`bench/hostile_inputs.py` on {time.strftime('%Y-%m-%d')}: each input of `corpus/hostile.py` "
             f"through `mloops scan --format json` with the default limits. Targets: under {TARGET_SECONDS:.0f} s and "
             f"{TARGET_RSS_MIB:.0f} MiB, a valid JSON report, no traceback, the expected finding."
         )

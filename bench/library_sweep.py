@@ -1,4 +1,4 @@
-"""The "never cry wolf" library sweep: every catalog of tests/fixtures/library_objects.py, scanned.
+"""The "never cry wolf" library sweep: every catalog of corpus/library_objects.py, scanned.
 
 For each library (those the test extras install, and the bench-only ones when installed):
 objects built, skipped (build, save, import), entries and files scanned, entries with findings at
@@ -19,11 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import peers
+
+ROOT = peers.ROOT  # importing peers put the repository root on the path
 
 from bench import sections  # noqa: E402
-from tests.fixtures import library_objects as lo  # noqa: E402
+from corpus import library_objects as lo  # noqa: E402
 
 from mloops.core import Severity  # noqa: E402
 
@@ -135,7 +136,7 @@ def section(rows: list[str], totals: collections.Counter[str]) -> list[str]:
         "## Library sweep",
         "",
         f"`bench/library_sweep.py` on {time.strftime('%Y-%m-%d')}: every public picklable type the catalogs of "
-        "`tests/fixtures/library_objects.py` construct from each library (enum members found by walking modules, "
+        "`corpus/library_objects.py` construct from each library (enum members found by walking modules, "
         "every pandas dtype, array, index, offset and time zone, every scikit-learn estimator fitted, torch modules, "
         "optimizers, schedulers and distributed checkpoints, ...), saved with pickle protocols 0-5, joblib and the "
         "library's own save function, scanned with `mloops.scan_path`. An entry is a file or a saved folder; "

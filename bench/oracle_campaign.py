@@ -26,8 +26,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import peers
+
+ROOT = peers.ROOT  # importing peers put the repository root on the path
 
 from bench import sections  # noqa: E402 - needs the repository on sys.path first
 from bench.parts import campaign_parts  # noqa: E402

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The scripts import the repository's own packages (corpus: the input makers shared with the tests; fuzz;
+# bench) from here: this is the one place that puts the repository root on the path.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 WORK = ROOT / "bench" / "work"
 PEERS = ROOT / "bench" / ".venv-peers"
 # h5py and onnx: the peers' Keras H5 and ONNX scanners need them, and a user of those formats has them.

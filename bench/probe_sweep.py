@@ -14,15 +14,15 @@ import contextlib
 import json
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import peers
 
-from tests.fixtures import servers  # noqa: E402
+ROOT = peers.ROOT  # importing peers put the repository root on the path
+
+from corpus import servers  # noqa: E402
 
 FIRST, LAST = 21000, 21999
 TARGET_SECONDS = 15

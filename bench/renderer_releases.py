@@ -23,12 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import peers
+
+ROOT = peers.ROOT  # importing peers put the repository root on the path
 
 from bench import sections  # noqa: E402
+from corpus import kernel_outputs  # noqa: E402
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError  # noqa: E402
-from tests.fixtures import kernel_outputs  # noqa: E402
 
 from mloops import scan_path  # noqa: E402
 from mloops.core import Severity  # noqa: E402

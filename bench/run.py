@@ -27,19 +27,19 @@ import json
 import os
 import platform
 import shutil
-import sys
 import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import peers
+
+ROOT = peers.ROOT  # importing peers put the repository root on the path
 
 from bench import code_tree, formats_corpus, probe_sweep, sections  # noqa: E402
 from bench.peers import PEERS, WORK, Run, install_tools, measure, median_run, version_of  # noqa: E402
-from tests.fixtures import benign, malicious  # noqa: E402
+from corpus import benign, malicious  # noqa: E402
 
 
 @dataclass
@@ -108,7 +108,7 @@ def build_safetensors(path: Path, tensor_bytes: int) -> Path:
 
 
 def build_onnx(path: Path, tensor_bytes: int) -> Path:
-    from tests.fixtures import protobuf_models
+    from corpus import protobuf_models
 
     return path if path.exists() else protobuf_models.big_onnx(path, tensor_bytes)
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from corpus.scanning import scan_bytes
 
-from mloops import scan_path
 from mloops.core import Finding, Report, Severity
 
 
@@ -26,12 +26,6 @@ def rule_ids(report: Report) -> set[str]:
 
 def findings_at_least(report: Report, severity: Severity) -> list[Finding]:
     return [f for f in report.findings if f.severity >= severity]
-
-
-def scan_bytes(tmp_path: Path, name: str, data: bytes) -> Report:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return scan_path(str(path))
 
 
 @pytest.fixture

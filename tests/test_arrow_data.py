@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 import pickle
@@ -14,6 +13,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from corpus import arrow_data as fx
+from corpus.arrow_data import (
+    HOSTILE,
+    _benign_parquet,
+    _deeply_nested_list,
+    analyze,
+    hostile_name,
+    large_parquet,
+    wide_parquet,
+)
 
 from mloops.context import Item, ScanContext
 from mloops.core import FileResult, Location, Severity
@@ -21,8 +30,6 @@ from mloops.datasets import arrow_data
 from mloops.limits import Limits
 from mloops.picklevm.policy import default_policy
 from mloops.scan import dispatch
-
-from .fixtures import arrow_data as fx
 
 
 class CountingStream(io.BytesIO):
@@ -34,13 +41,6 @@ class CountingStream(io.BytesIO):
         chunk = super().read(size)
         self.bytes_read += len(chunk)
         return chunk
-
-
-def analyze(name: str, data: bytes) -> FileResult:
-    assert arrow_data.detect(data[: 64 * 1024], name), name
-    ctx = ScanContext(name, Limits(), default_policy(), dispatch)
-    arrow_data.analyze(ctx, Item(io.BytesIO(data), Location(name), len(data), name, 0))
-    return ctx.result
 
 
 def ids(result: FileResult) -> set[str]:
@@ -187,83 +187,6 @@ def test_installed_pyarrow_reads_the_file_without_unpickling(tmp_path):
 # ------------------------------------------------------------ hostile and broken footers
 
 
-def _parquet_with_footer(footer: bytes) -> bytes:
-    return b"PAR1" + footer + struct.pack("<I", len(footer)) + b"PAR1"
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if not value:
-            return bytes(out + bytes([byte]))
-        out.append(byte | 0x80)
-
-
-def _parquet_with_arrow_schema(encoded: bytes) -> bytes:
-    table = pa.table({"a": [1, 2]}).replace_schema_metadata({"ARROW:schema": encoded})
-    sink = io.BytesIO()
-    pq.write_table(table, sink)  # pyarrow keeps an ARROW:schema entry it is given
-    return sink.getvalue()
-
-
-def _schema_message_with_huge_field_count() -> bytes:
-    """A hand-built Message FlatBuffer whose Schema claims 2^31 - 1 fields."""
-    message = bytearray(48)
-    struct.pack_into("<I", message, 0, 16)  # root table at 16
-    struct.pack_into("<HHHHH", message, 4, 10, 12, 0, 4, 8)  # vtable: header_type at +4, header at +8
-    struct.pack_into("<iBxxxI", message, 16, 12, 1, 12)  # header_type Schema; header table at 24 + 12
-    struct.pack_into("<HHHH", message, 28, 8, 8, 0, 4)  # Schema vtable: fields at +4
-    struct.pack_into("<iII", message, 36, 8, 4, 0x7FFFFFFF)  # fields vector at 44 with its count
-    return b"\xff\xff\xff\xff" + struct.pack("<i", len(message)) + bytes(message)
-
-
-def _deeply_nested_list(depth: int) -> bytes:
-    kind: pa.DataType = pa.int8()
-    for _ in range(depth):
-        kind = pa.list_(kind)
-    return fx.ipc_stream_bytes(pa.schema([pa.field("deep", kind)]).empty_table())
-
-
-def _benign_parquet() -> bytes:
-    return fx.parquet_bytes(fx.benign_table())
-
-
-def _benign_arrow() -> bytes:
-    return fx.ipc_file_bytes(fx.benign_table())
-
-
-HOSTILE = {
-    "footer length past EOF": lambda: _benign_parquet()[:-8] + struct.pack("<I", 2**32 - 1) + b"PAR1",
-    "parquet truncated": lambda: _benign_parquet()[:-100],
-    "parquet too short": lambda: b"PAR1PAR1",
-    "footer garbage": lambda: _parquet_with_footer(b"\xff" * 64),
-    "thrift list of 2^60 structs": lambda: _parquet_with_footer(b"\x15\x02\x19\xfc" + _varint(2**60)),
-    "thrift map of 2^60 entries": lambda: _parquet_with_footer(b"\x1b" + _varint(2**60) + b"\x88"),
-    "thrift binary of 2^62 bytes": lambda: _parquet_with_footer(b"\x68" + _varint(2**62) + b"x"),
-    "thrift nested 100000 deep": lambda: _parquet_with_footer(b"\x29\x1c" + b"\x1c" * 100_000),
-    "thrift varint without end": lambda: _parquet_with_footer(b"\x15" + b"\xff" * 40),
-    "schema children lie": lambda: _parquet_with_footer(b"\x15\x02\x19\x1c\x55\x0a\x00\x16\x02\x19\x0c\x00"),
-    "arrow schema not base64": lambda: _parquet_with_arrow_schema(b"%%% not base64 %%%"),
-    "arrow schema garbage": lambda: _parquet_with_arrow_schema(base64.b64encode(b"\xff" * 8 + b"\x01" * 40)),
-    "arrow schema huge field count": lambda: _parquet_with_arrow_schema(
-        base64.b64encode(_schema_message_with_huge_field_count())
-    ),
-    "arrow file footer past start": lambda: _benign_arrow()[:-10] + struct.pack("<i", 2**31 - 1) + b"ARROW1",
-    "arrow file footer garbage": lambda: _benign_arrow()[:-10] + b"\xff\xff\xff\x7f" + b"ARROW1",
-    "arrow file truncated": lambda: _benign_arrow()[:-3],
-    "arrow stream huge message": lambda: b"\xff\xff\xff\xff" + struct.pack("<i", 2**31 - 1) + b"\0" * 64,
-    "arrow stream huge field count": _schema_message_with_huge_field_count,
-    "arrow fields nested 100 deep": lambda: _deeply_nested_list(100),
-}
-HOSTILE_NAMES = {"arrow file": "x.arrow", "arrow stream": "x.arrows", "arrow fields": "x.arrows"}
-
-
-def hostile_name(case: str) -> str:
-    return next((value for key, value in HOSTILE_NAMES.items() if case.startswith(key)), "x.parquet")
-
-
 # The speed of these scans is measured by bench/unit_speed.py.
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_footers_are_malformed(case):
@@ -278,14 +201,6 @@ def test_nesting_within_arrows_limit_is_accepted():
 def test_encrypted_footer_is_not_passed():
     data = _benign_parquet()[:-4] + b"PARE"
     assert ids(analyze("x.parquet", data)) == {"MLO901"}
-
-
-def large_parquet() -> bytes:
-    return fx.parquet_bytes(pa.table({f"c{i}": pa.array(range(200_000), pa.int64()) for i in range(20)}))
-
-
-def wide_parquet() -> bytes:
-    return fx.parquet_bytes(pa.table({f"column_{i}": pa.array([i], pa.int32()) for i in range(5000)}))
 
 
 def test_only_the_footer_of_a_large_parquet_file_is_read():

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from corpus import benign
 
 from mloops import scan_path
 from mloops.core import Severity
 
 from .conftest import worst
-from .fixtures import benign
 
 
 @pytest.mark.parametrize("case", benign.ALL, ids=lambda case: case.name)

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from corpus import archives
 
 from mloops import scan_path
 from mloops.cli import main
 from mloops.core import Severity
 from mloops.picklevm.assemble import PickleBuilder
 from mloops.reporters import FORMATS, reporter
-
-from .fixtures import archives
 
 EVIL = PickleBuilder(2).call("os", "system", "id").stop().build()
 MEDIUM_ONLY = PickleBuilder(2).global_("mypkg.models", "Net").push(()).newobj().stop().build()

@@ -14,6 +14,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from corpus import archives
 
 from mloops import scan_path
 from mloops.context import Item, ScanContext
@@ -24,7 +25,6 @@ from mloops.picklevm.policy import default_policy
 from mloops.scan import dispatch
 
 from .conftest import rule_ids, worst
-from .fixtures import archives
 
 EVIL = PickleBuilder(2).call("os", "system", "id").stop().build()
 CLEAN = pickle.dumps({"epoch": 1}, protocol=2)

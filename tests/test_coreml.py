@@ -13,17 +13,17 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from corpus import protobuf_models as pm
+from corpus.protobuf_models import lfield, vfield
 
 from mloops import scan_path
 from mloops.core import Capability, Severity
 from mloops.models import coreml, onnx, tensorflow
 from mloops.sniff import sniff
 from tests.conftest import findings_at_least, rule_ids
-from tests.fixtures import protobuf_models as pm
-from tests.fixtures.protobuf_models import lfield, vfield
 
 pytest.importorskip("coremltools")
-from tests.fixtures import coreml_models as cm
+from corpus import coreml_models as cm
 
 CUSTOM_MODEL, CUSTOM_LAYER, ESCAPE, UNKNOWN, LINKED = "MLO135", "MLO136", "MLO137", "MLO138", "MLO139"
 MALFORMED, SCAN_LIMIT = "MLO201", "MLO901"

@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from corpus import dataset_folders as fx
+from corpus.prove import code_runs
 
 from mloops import scan_path
 from mloops.cli import main
 from mloops.core import Severity
 from mloops.reporters import reporter
-
-from .fixtures import dataset_folders as fx
-from .fixtures.prove import code_runs
 
 LOAD_DATASET = """
 import os, sys

@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
+from corpus.deployments import alias_bomb, huge_config_map
+from corpus.scanning import scan_text
 
 from mloops import scan_path
 from mloops.core import Severity
 from mloops.sniff import sniff
 
-FIXTURES = Path(__file__).parent / "fixtures" / "manifests"
+FIXTURES = Path(__file__).resolve().parent.parent / "corpus" / "manifests"
 SECURE = [
     "kserve_secure.yaml",
     "deployment_hardened.yaml",
@@ -29,12 +31,6 @@ def scan(name: str):
 
 def found(report, rule_id: str) -> list:
     return [f for f in report.findings if f.rule.id == rule_id]
-
-
-def scan_text(tmp_path: Path, name: str, text: str):
-    path = tmp_path / name
-    path.write_text(text)
-    return scan_path(str(path))
 
 
 @pytest.mark.parametrize("name", SECURE)
@@ -147,20 +143,6 @@ def test_detection_is_by_content(tmp_path: Path):
 
 
 # ------------------------------------------------------------ hostile input
-
-
-def alias_bomb() -> str:
-    levels = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
-    for level in range(1, 9):
-        previous = f"*a{level - 1}"
-        levels.append(f"a{level}: &a{level} [{', '.join([previous] * 10)}]")
-    return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\ndata:\n" + "\n".join(
-        "  " + line for line in levels
-    )
-
-
-def huge_config_map() -> str:
-    return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata:\n" + "  k: v\n" * 1_500_000
 
 
 # The speed of these scans is measured by bench/unit_speed.py.

@@ -152,7 +152,7 @@ def test_structured_dtype_with_an_object_field_is_unpickled_by_numpy(scan):
 def test_npz_members_are_checked_by_content(scan):
     buffer = io.BytesIO()
     np.savez(buffer, clean=np.ones(3))
-    from .fixtures import archives
+    from corpus import archives
 
     data = archives.make_zip({"clean.npy": npy(np.ones(3)), "evil.npy": b"\x93NUMPY" + b"junk", "x.npy": EVIL})
     report = scan("bundle.npz", data)

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import gzip
-import struct
 from pathlib import Path
 
 import gguf
 import jinja2
 import pytest
+from corpus import gguf_models as models
+from corpus.gguf_models import (
+    HOSTILE,
+    HUGE_VALUE_TEMPLATES,
+    TEMPLATE_KEY,
+    F32x4,
+    gguf_file,
+    kv_str,
+    tensor_info,
+)
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mloops import scan_path
@@ -17,10 +26,6 @@ from mloops.mlcode import chat_template
 from mloops.models.gguf import GGML_TYPES, detect
 
 from .conftest import findings_at_least, rule_ids
-from .fixtures import gguf_models as models
-from .fixtures.gguf_models import gguf_file, kv, kv_str, kv_strings, kv_u32, tensor_info
-
-TEMPLATE_KEY = "tokenizer.chat_template"
 
 
 def only_notes(report) -> list[str]:
@@ -293,20 +298,6 @@ def test_one_issue_per_line_names_the_whole_chain():
     assert issues[0].evidence["expression"].startswith("cycler.__init__.__globals__")
 
 
-# Templates whose constants would fold into huge values, and whether each hands attr a computed name.
-HUGE_VALUE_TEMPLATES = {
-    "mul": ("{{ x|attr('a' * 10**12) }}", True),
-    "percent-width": ("{{ x|attr('%999999999s' % 'a') }}", True),
-    "format-width": ("{{ x|attr('{:999999999}'.format('a')) }}", True),
-    "replace": ("{{ x|attr(('a' * 4000).replace('', 'bbbb')) }}", True),
-    "doubling": (
-        "{% set a = 'ab' %}" + "".join(f"{{% set a = a ~ a %}}{{% set b{i} = a ~ a %}}" for i in range(200)),
-        False,
-    ),
-    "long-concat": ("{{ " + "'a' ~ " * 3000 + "'b' }}", False),
-}
-
-
 @pytest.mark.parametrize("name", HUGE_VALUE_TEMPLATES)
 def test_folding_never_computes_huge_values(name: str):
     source, computed_attr = HUGE_VALUE_TEMPLATES[name]
@@ -332,53 +323,6 @@ def test_node_limit_reports_and_keeps_what_it_saw(monkeypatch: pytest.MonkeyPatc
 
 
 # ---------------------------------------------------------------------- hostile and malformed headers
-
-
-def _array_header(element_type: int, count: int) -> bytes:
-    return struct.pack("<IQ", element_type, count)
-
-
-def _nested(depth: int) -> bytes:
-    payload = _array_header(0, 0)
-    for _ in range(depth - 1):
-        payload = _array_header(9, 1) + payload
-    return payload
-
-
-F32x4 = tensor_info("w", [4], 0, 0)
-HOSTILE = {
-    "magic-only": b"GGUF",
-    "truncated-counts": b"GGUF\x03\x00\x00\x00\x01\x00",
-    "version-0": gguf_file([], version=0),
-    "version-4": gguf_file([], version=4),
-    "key-length-2^63": gguf_file([struct.pack("<Q", 1 << 63) + b"abc"]),
-    "kv-count-2^40": gguf_file([kv_u32("a", 1)], kv_count=1 << 40),
-    "tensor-count-2^40": gguf_file([], tensor_count=1 << 40),
-    "string-value-2^63": gguf_file([kv("a", 8, struct.pack("<Q", 1 << 63))]),
-    "array-of-2^50-uint64": gguf_file([kv("a", 9, _array_header(10, 1 << 50))]),
-    "string-array-2^40": gguf_file([kv("a", 9, _array_header(8, 1 << 40))]),
-    "string-element-2^63": gguf_file(
-        [kv("a", 9, _array_header(8, 2) + b"\1" + b"\0" * 7 + b"x" + struct.pack("<Q", 1 << 63))]
-    ),
-    "arrays-nested-too-deep": gguf_file([kv("a", 9, _nested(9))]),
-    "unknown-value-type": gguf_file([kv("a", 13, b"\0" * 8)]),
-    "array-of-unknown-type": gguf_file([kv("a", 9, _array_header(99, 1))]),
-    "n_dims-2^31": gguf_file([], [models.gguf_string("w") + struct.pack("<I", 1 << 31) + b"\0" * 64]),
-    "five-dims": gguf_file([], [tensor_info("w", [1, 1, 1, 1, 1], 0, 0)], b"\0" * 32),
-    "shape-overflows-64-bits": gguf_file([], [tensor_info("w", [1 << 40, 1 << 40], 0, 0)], b"\0" * 32),
-    "offset-past-eof": gguf_file([], [tensor_info("w", [4], 0, 1 << 40)], b"\0" * 32),
-    "data-past-eof": gguf_file([], [tensor_info("w", [1024], 0, 0)], b"\0" * 32),
-    "misaligned-offset": gguf_file([], [F32x4, tensor_info("v", [4], 0, 40)], b"\0" * 64),
-    "gap-between-tensors": gguf_file([], [F32x4, tensor_info("v", [4], 0, 64)], b"\0" * 96),
-    "overlapping-tensors": gguf_file([], [F32x4, tensor_info("v", [4], 0, 0)], b"\0" * 64),
-    "duplicate-key": gguf_file([kv_u32("a", 1), kv_u32("a", 2)]),
-    "duplicate-tensor-name": gguf_file([], [F32x4, tensor_info("w", [4], 0, 32)], b"\0" * 64),
-    "tensor-name-64-bytes": gguf_file([], [tensor_info("w" * 64, [4], 0, 0)], b"\0" * 32),
-    "row-not-whole-blocks": gguf_file([], [tensor_info("q", [33], 8, 0)], b"\0" * 64),
-    "alignment-not-power-of-two": gguf_file([kv_u32("general.alignment", 48)], [F32x4], b"\0" * 48),
-    "alignment-not-uint32": gguf_file([kv("general.alignment", 10, struct.pack("<Q", 32))], [F32x4], b"\0" * 32),
-    "chat-template-not-a-string": gguf_file([kv_strings(TEMPLATE_KEY, ["{{ x }}"])]),
-}
 
 
 @pytest.mark.parametrize("name", HOSTILE)

@@ -1,6 +1,6 @@
 """Hostile input against the scanner itself: every bomb, flood and trap ends with a finding.
 
-Each input of tests/fixtures/hostile.py goes through the real CLI in a child process. The run
+Each input of corpus/hostile.py goes through the real CLI in a child process. The run
 must end (a hang guard of several minutes only, never a speed check: speed is in
 bench/hostile_inputs.py) with exit 1 or 2, no traceback, a valid and small JSON report
 holding the expected finding, no rule listed more than the per-rule cap in one file, and a
@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from corpus import archives, hostile
 
 from mloops import scan_path
 from mloops.context import Item, ScanContext
@@ -29,7 +30,6 @@ from mloops.sources.tar import resolve
 from mloops.streams import Decompressed, InMemory, Window, random_access
 
 from .conftest import rule_ids
-from .fixtures import archives, hostile
 
 HANG_GUARD = 300.0  # seconds: only a guard against a hang
 MAX_JSON_BYTES = 1 * MiB

@@ -8,6 +8,7 @@ import io
 import re
 
 import pytest
+from corpus import notebook as fx
 
 from mloops.context import Item, ScanContext
 from mloops.core import FileResult, Location, Severity
@@ -16,8 +17,6 @@ from mloops.notebooks import notebook
 from mloops.parsers import js_calls
 from mloops.picklevm.policy import default_policy
 from mloops.scan import dispatch
-
-from .fixtures import notebook as fx
 
 folium = pytest.importorskip("folium")
 plugins = pytest.importorskip("folium.plugins")

@@ -21,6 +21,16 @@ from typing import NamedTuple
 import h5py
 import numpy as np
 import pytest
+from corpus import keras_models as km
+from corpus import prove
+from corpus.keras_models import (
+    ATTRIBUTE,
+    DENSE,
+    dense_h5,
+    hostile_files,
+    hostile_marshal_blobs,
+    keras_config,
+)
 
 from mloops import scan_path
 from mloops.core import Report, Severity
@@ -28,10 +38,6 @@ from mloops.parsers import hdf5, pymarshal
 from mloops.picklevm.assemble import PickleBuilder
 
 from .conftest import findings_at_least, rule_ids, worst
-from .fixtures import keras_models as km
-from .fixtures import prove
-
-ATTRIBUTE, CONTINUATION = 0x0C, 0x10
 
 
 def by_rule(report, rule_id):
@@ -157,14 +163,6 @@ def test_reader_agrees_with_h5py_on_every_group(tmp_path, options):
             assert {a.name: a.strings for a in file.attributes(group)} == expected, group
 
 
-def dense_h5(path: Path) -> Path:
-    with h5py.File(path, "w", libver="latest") as h5:
-        h5.attrs["huge"] = np.bytes_(b"x" * 100_000)  # above the heap's managed size: a huge object
-        for index in range(20_000):  # a version 2 B-tree two levels deep, a heap with indirect blocks
-            h5.attrs[f"a{index:05d}"] = f"{index}"
-    return path
-
-
 def test_reader_walks_deep_b_trees_and_huge_heap_objects(tmp_path):
     path = dense_h5(tmp_path / "dense.h5")
     with open(path, "rb") as stream:
@@ -224,15 +222,6 @@ def test_keras_v3_foreign_module_reference_is_high(malicious, tmp_path):
 
 
 # ------------------------------------------------------------------ config judgement
-
-DENSE = {"module": "keras.layers", "class_name": "Dense", "config": {"name": "d", "units": 1}, "registered_name": None}
-
-
-def keras_config(*layers: dict, compile_config: dict | None = None) -> dict:
-    config = {"module": "keras", "class_name": "Sequential", "config": {"name": "s", "layers": [DENSE, *layers]}}
-    if compile_config:
-        config["compile_config"] = compile_config
-    return config
 
 
 def keras_zip(config: dict | bytes) -> bytes:
@@ -372,78 +361,12 @@ def test_marshal_walker_reads_names_and_constants():
     assert {"str", "upper", "range"} <= set(result.names) and "constant" in result.constants
 
 
-def hostile_marshal_blobs() -> list[bytes]:
-    data = marshal.dumps((lambda x: __import__("os").system("id")).__code__)
-    blobs = [data[:cut] for cut in range(len(data))]
-    blobs += [b"\xe3" + b"\x00" * 20 + b"\xf3\xff\xff\xff\x7f", b"(" + struct.pack("<I", 2**31) + b"N", b"[" * 5000]
-    blobs += [b"c" * 1000, b"{" * 300 + b"0", b"r\x05\x00\x00\x00"]
-    generator = random.Random(7)
-    blobs += [bytes(generator.randrange(256) for _ in range(generator.randrange(1, 300))) for _ in range(300)]
-    return blobs
-
-
 def test_marshal_walker_survives_hostile_bytes():
     for blob in hostile_marshal_blobs():  # no exception escapes; its speed: bench/unit_speed.py
         pymarshal.code_strings(blob)
 
 
 # ------------------------------------------------------------------ hostile HDF5
-
-
-def vlen_attribute(name: str, length: int, collection: int, index: int = 1) -> bytes:
-    vlen_string = bytes([0x19, 0x01, 0, 0]) + struct.pack("<I", 16) + km.string_type(1)
-    return km.attribute(name, struct.pack("<IQI", length, collection, index), datatype=vlen_string)
-
-
-def global_heap(size: int, objects: list[tuple[int, bytes]]) -> bytes:
-    """A global heap collection claiming ``size`` bytes; padded to that size when it is small."""
-    body = b"".join(struct.pack("<HH4xQ", i, 1, len(data)) + data + bytes(-len(data) % 8) for i, data in objects)
-    collection = b"GCOL" + bytes([1, 0, 0, 0]) + struct.pack("<Q", size) + body
-    return collection.ljust(size, b"\0") if size < 1 << 20 else collection
-
-
-def with_heap(attribute_at, heap: bytes) -> bytes:
-    """A file whose attribute points at a global heap collection placed right after the root header."""
-    address = len(km.hdf5_file([(ATTRIBUTE, attribute_at(0))], tail=heap)) - len(heap)
-    return km.hdf5_file([(ATTRIBUTE, attribute_at(address))], tail=heap)
-
-
-def hostile_files() -> dict[str, bytes]:
-    config = json.dumps(keras_config()).encode()
-    good = km.hdf5_file([(ATTRIBUTE, km.attribute("model_config", config))])
-    return {
-        "root-past-eof": km.hdf5_file([], root=1 << 40),
-        "root-undefined-size": km.hdf5_file([], root=(1 << 64) - 2),
-        "elements-2^60": km.hdf5_file(
-            [(ATTRIBUTE, km.attribute("model_config", b"x", space=km.simple_space(1 << 30, 1 << 30)))]
-        ),
-        "string-2^31-bytes": km.hdf5_file(
-            [(ATTRIBUTE, km.attribute("model_config", b"x", datatype=km.string_type(1 << 31)))]
-        ),
-        "continuation-loop": km.hdf5_file([(CONTINUATION, km.continuation(km.ROOT + 16, 64))]),
-        "continuation-past-eof": km.hdf5_file([(CONTINUATION, km.continuation(1 << 50, 1 << 40))]),
-        "continuation-huge": km.hdf5_file([(CONTINUATION, km.continuation(km.ROOT, (1 << 63) - 1))]),
-        "vlen-heap-past-eof": km.hdf5_file([(ATTRIBUTE, vlen_attribute("model_config", 10, 1 << 40))]),
-        "vlen-length-4GiB": with_heap(
-            lambda at: vlen_attribute("model_config", 2**32 - 1, at),
-            global_heap(4096, [(1, config)]),
-        ),
-        "vlen-missing-object": with_heap(
-            lambda at: vlen_attribute("model_config", 4, at, index=9), global_heap(64, [(1, b"abcd")])
-        ),
-        "vlen-repeated-object": with_heap(
-            lambda at: vlen_attribute("model_config", 4, at),
-            global_heap(96, [(1, b"abcd"), (1, b"efgh")]),
-        ),
-        "collection-size-2^62": with_heap(
-            lambda at: vlen_attribute("model_config", 4, at), global_heap(1 << 62, [(1, b"abcd")])
-        ),
-        "truncated-superblock": good[:60],
-        "truncated-header": good[: km.ROOT + 30],
-        "eof-beyond-file": km.hdf5_file([(ATTRIBUTE, km.attribute("model_config", config))], eof=1 << 40),
-        "bad-header-version": good[: km.ROOT] + b"\x07" + good[km.ROOT + 1 :],
-        "bad-offset-size": good[:13] + b"\x05" + good[14:],
-    }
 
 
 @pytest.mark.parametrize("name,data", list(hostile_files().items()), ids=list(hostile_files()))

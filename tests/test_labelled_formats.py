@@ -2,7 +2,7 @@
 TFLite and PMML. Benign files get their label and nothing above INFO; broken ones are MLO201, never a
 pass and never a scanner error; PMML with a DOCTYPE is MLO190; other files are not mistaken for these.
 
-Flax and TFLite fixtures are structural (neither library is installed): see tests/fixtures/labelled_formats.py.
+Flax and TFLite fixtures are structural (neither library is installed): see corpus/labelled_formats.py.
 """
 
 from __future__ import annotations
@@ -18,13 +18,23 @@ import sys
 import msgpack
 import numpy as np
 import pytest
+from corpus import labelled_formats as lf
+from corpus.archives import make_zip
+from corpus.labelled_formats import (
+    UBJ_EXABYTE_ARRAY,
+    _patch_u32,
+    _tree_sizes_line,
+    flax_map_claiming_billions,
+    flax_with_hostile_dimensions,
+    large_xgboost_json,
+    lightgbm_with_huge_tree_sizes,
+    tflite_vector_claiming_a_billion,
+)
 
 from mloops.core import Severity
 from mloops.sniff import sniff
 
 from .conftest import findings_at_least, rule_ids, worst
-from .fixtures import labelled_formats as lf
-from .fixtures.archives import make_zip
 
 LABELS = {"xgboost-json", "xgboost-ubj", "lightgbm-text", "flax-msgpack", "tflite", "pmml"}
 
@@ -151,12 +161,6 @@ def test_data_after_an_xgboost_document_is_reported(scan, tmp_path, suffix):
     assert trailing.location.offset == len(data)
 
 
-# Hostile sizes below must be refused without reading or allocating; bench/unit_speed.py measures that.
-UBJ_EXABYTE_ARRAY = b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner{L\x00\x00\x00\x00\x00\x00\x00\x01w[$d#L" + struct.pack(
-    ">q", 1 << 60
-)
-
-
 def test_ubj_typed_array_claiming_exabytes_is_malformed(scan):
     assert_malformed(scan("model.ubj", UBJ_EXABYTE_ARRAY), "xgboost-ubj")
 
@@ -164,13 +168,6 @@ def test_ubj_typed_array_claiming_exabytes_is_malformed(scan):
 def test_ubj_deep_nesting_is_bounded(scan):
     data = b"{i\x07learner{i\x01k" + b"[" * 10_000
     assert_malformed(scan("model.ubj", data), "xgboost-ubj")
-
-
-def large_xgboost_json(tmp_path) -> bytes:
-    document = json.loads(lf.xgboost_model(tmp_path, ".json", trees=20, depth=6))
-    trees = document["learner"]["gradient_booster"]["model"]["trees"]
-    document["learner"]["gradient_booster"]["model"]["trees"] = trees * (45_000 // len(trees))
-    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def test_large_xgboost_json_is_streamed(scan, tmp_path):
@@ -186,16 +183,6 @@ def test_large_xgboost_json_is_streamed(scan, tmp_path):
 def test_truncated_lightgbm_model_is_malformed(scan, tmp_path, marker):
     data = lf.lightgbm_model(tmp_path)
     assert_malformed(scan("model.txt", data[: data.index(marker) + 3]), "lightgbm-text")
-
-
-def _tree_sizes_line(data: bytes) -> bytes:
-    return data[data.index(b"tree_sizes=") :].split(b"\n", 1)[0]
-
-
-def lightgbm_with_huge_tree_sizes(tmp_path) -> bytes:
-    data = lf.lightgbm_model(tmp_path)
-    line = _tree_sizes_line(data)
-    return data.replace(line, b"tree_sizes=" + b" ".join([str(1 << 62).encode()] * len(line.split(b"=")[1].split())))
 
 
 def test_lightgbm_tree_sizes_that_disagree_are_malformed(scan, tmp_path):
@@ -225,10 +212,6 @@ def test_flax_array_whose_shape_disagrees_with_its_bytes_is_malformed(scan):
     assert "48" in finding.message and finding.evidence["path"] == "params/kernel"
 
 
-def flax_with_hostile_dimensions() -> bytes:
-    return lf.flax_bytes({"params": {"kernel": lf.flax_array((1 << 62, 1 << 62), "float32", bytes(8))}})
-
-
 def test_flax_array_with_hostile_dimensions_or_dtype_is_malformed(scan):
     assert_malformed(scan("m.msgpack", flax_with_hostile_dimensions()))
     assert_malformed(scan("m.msgpack", lf.flax_bytes({"p": {"k": lf.flax_array((2,), "object", bytes(16))}})))
@@ -243,10 +226,6 @@ def test_flax_extension_that_hides_extra_bytes_is_malformed(scan):
 def test_flax_unknown_extension_type_is_malformed(scan):
     state = {"params": {"kernel": lf.flax_ndarray(np.ones(2)), "x": msgpack.ExtType(42, b"data")}}
     assert_malformed(scan("m.msgpack", lf.flax_bytes(state)), "flax-msgpack")
-
-
-def flax_map_claiming_billions() -> bytes:
-    return b"\xdf\xff\xff\xff\xff" + b"\xa6params" + bytes(lf.flax_bytes({"k": lf.flax_ndarray(np.ones(1))}))
 
 
 def test_flax_map_claiming_billions_of_entries_is_malformed(scan):
@@ -304,24 +283,11 @@ def test_flex_operator_with_broken_options_is_malformed(scan):
     assert_malformed(scan("model.tflite", lf.tflite_model("FlexWriteFile", bytes(options))), "tflite")
 
 
-def _patch_u32(data: bytes, offset: int, value: int) -> bytes:
-    return data[:offset] + struct.pack("<I", value) + data[offset + 4 :]
-
-
 def test_tflite_root_and_vtable_offsets_out_of_bounds_are_malformed(scan):
     data = lf.tflite_model()
     assert_malformed(scan("m.tflite", _patch_u32(data, 0, 0x7FFF_FF00)))
     root = struct.unpack("<I", data[:4])[0]
     assert_malformed(scan("m.tflite", data[:root] + struct.pack("<i", -(1 << 30)) + data[root + 4 :]), "tflite")
-
-
-def tflite_vector_claiming_a_billion() -> bytes:
-    data = lf.tflite_model()
-    root = struct.unpack("<I", data[:4])[0]
-    vtable = root - struct.unpack("<i", data[root : root + 4])[0]
-    field = root + struct.unpack("<H", data[vtable + 4 + 2 * 2 : vtable + 6 + 2 * 2])[0]  # subgraphs
-    vector = field + struct.unpack("<I", data[field : field + 4])[0]
-    return _patch_u32(data, vector, 1 << 30)
 
 
 def test_tflite_vector_claiming_a_billion_elements_is_malformed(scan):

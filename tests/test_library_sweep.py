@@ -1,5 +1,5 @@
 """Never cry wolf, swept from the libraries themselves: every object a library's catalog builds
-(tests/fixtures/library_objects.py), saved as its users save it, scans with nothing above MEDIUM.
+(corpus/library_objects.py), saved as its users save it, scans with nothing above MEDIUM.
 
 The libraries are imported directly: they are in the test extras, and a missing one must fail
 the sweep rather than let it pass with nothing scanned.
@@ -28,11 +28,10 @@ import spacy  # noqa: F401
 import statsmodels  # noqa: F401
 import torch  # noqa: F401
 import xgboost  # noqa: F401
+from corpus import library_objects as lo
 
 from mloops.core import Severity
 from mloops.picklevm.policy import default_policy
-
-from .fixtures import library_objects as lo
 
 # Objects each catalog builds today, less a margin: far fewer means the enumeration broke.
 MINIMUM_OBJECTS = {

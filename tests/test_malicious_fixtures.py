@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from corpus import malicious, prove
 
 from mloops import scan_path
 from mloops.core import Severity
 
 from .conftest import findings_at_least, worst
-from .fixtures import malicious, prove
 
 
 @pytest.fixture(params=malicious.ALL, ids=lambda case: case.name)

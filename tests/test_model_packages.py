@@ -9,11 +9,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from corpus.prove import code_runs
 
 from mloops.core import Severity
 from mloops.scan import scan_path
-
-from .fixtures.prove import code_runs
 
 # Saves an MLflow pyfunc model whose loader_module is a file of the model's code paths (what
 # mlflow.pyfunc.save_model(loader_module=..., code_paths=[...]) writes), or a scikit-learn model.

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
 import pickle
 import re
 
 import pytest
+from corpus import notebook as fx
+from corpus.notebook import huge_unclosed_script_notebook, many_handlers_notebook, run
 
 from mloops import scan_path
-from mloops.context import Item, ScanContext
-from mloops.core import FileResult, Location, Severity
+from mloops.core import FileResult, Severity
 from mloops.limits import Limits
 from mloops.notebooks import notebook
-from mloops.picklevm.policy import default_policy
-from mloops.scan import dispatch
-
-from .fixtures import notebook as fx
-
-
-def run(data: bytes, name: str = "nb.ipynb") -> FileResult:
-    ctx = ScanContext(name, Limits(), default_policy(), dispatch)
-    notebook.analyze(ctx, Item(io.BytesIO(data), Location(name), len(data), name, 0))
-    return ctx.result
 
 
 def ids_at_least(result: FileResult, severity: Severity) -> set[str]:
@@ -296,14 +286,6 @@ def test_malformed_notebooks_are_flagged(variant):
     result = run(MALFORMED[variant](good))
     ids = {f.rule.id for f in result.findings}
     assert "MLO201" in ids and "MLO903" not in ids, described(result)
-
-
-def many_handlers_notebook() -> bytes:
-    return fx.output_notebook("text/html", '<a onclick="x()">a</a>' * 100_000)  # 2.2 MB of handlers
-
-
-def huge_unclosed_script_notebook() -> bytes:
-    return fx.output_notebook("text/html", "<script>" + "a" * (20 << 20))
 
 
 # Their speed is measured by bench/unit_speed.py.

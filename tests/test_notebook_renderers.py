@@ -10,12 +10,11 @@ import pathlib
 import re
 
 import pytest
+from corpus import kernel_outputs
 
 from mloops import scan_path
 from mloops.core import Severity
 from mloops.notebooks import notebook
-
-from .fixtures import kernel_outputs
 
 # One xdist worker runs these: each kernel takes a few seconds to start and import its library.
 pytestmark = pytest.mark.xdist_group("kernels")

@@ -11,13 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from corpus import protobuf_models as pm
+from corpus.protobuf_models import length_past_the_end, nesting_bomb, overlong_varint
 
 from mloops import scan_path
 from mloops.core import Severity
 from mloops.limits import Limits
 from mloops.models import onnx as onnx_analyzer
 from tests.conftest import findings_at_least, rule_ids
-from tests.fixtures import protobuf_models as pm
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
@@ -245,24 +246,6 @@ def test_two_gib_model_is_valid(tmp_path):
 def assert_malformed(report) -> None:
     assert MALFORMED in rule_ids(report)
     assert "MLO903" not in rule_ids(report)
-
-
-# Hostile protobuf; how fast each fails is measured by bench/unit_speed.py.
-def length_past_the_end() -> bytes:
-    return pm.vfield(1, 9) + pm.key(7, 2) + pm.varint(1 << 40) + pm.lfield(1, pm.lfield(4, "Relu"))
-
-
-def overlong_varint() -> bytes:
-    node = pm.lfield(4, "Relu") + pm.key(20, 0) + b"\xff" * 12 + b"\x01"
-    return pm.vfield(1, 9) + pm.lfield(2, "x") + pm.lfield(7, pm.lfield(1, node))
-
-
-def nesting_bomb() -> bytes:
-    graph = pm.lfield(1, pm.lfield(4, "Relu"))
-    for _ in range(200):  # graph > node > attribute > graph ...: far past protobuf's recursion limit
-        attribute = pm.lfield(1, "then_branch") + pm.lfield(6, graph)
-        graph = pm.lfield(1, pm.lfield(4, "If") + pm.lfield(5, attribute))
-    return pm.vfield(1, 9) + pm.lfield(7, graph)
 
 
 def test_truncated_model(tmp_path, scan):

@@ -271,7 +271,7 @@ def test_frame_longer_than_the_file_is_reported_but_scanning_goes_on(scan):
 
 
 def test_legacy_torch_storage_bytes_are_not_mistaken_for_trailing_data(scan):
-    from .fixtures.malicious import legacy_torch
+    from corpus.malicious import legacy_torch
 
     data = legacy_torch(pickle.dumps({"w": 1}, protocol=2)) + b"\x06" + b"\x00" * 7 + b"\xff" * 24
     report = scan("model.pt", data)

@@ -14,11 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from corpus.probing import of, platforms, probe
+from corpus.servers import BIN, free_port, jupyter, mlflow_server, server
 
 from mloops.core import Severity
-
-from .fixtures.probing import of, platforms, probe
-from .fixtures.servers import BIN, free_port, jupyter, mlflow_server, server
 
 
 def installed(module: str) -> None:

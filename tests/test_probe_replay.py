@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from corpus import replay_server
+from corpus.probing import of, platforms, probe
 
 from mloops.core import Severity
 from mloops.platforms import engine, fingerprints
 from mloops.platforms.targets import Endpoint
-
-from .fixtures import replay_server
-from .fixtures.probing import of, platforms, probe
 
 REPLAYED = [f.id for f in fingerprints.fingerprints() if f.verified == "replayed"]
 PROTECTED = [platform for platform in REPLAYED if "protected" in replay_server.load(platform)]

@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from corpus import replay_server
 
 from mloops.core import Location, Severity
 from mloops.platforms import advisories
@@ -19,8 +20,6 @@ from mloops.platforms import fingerprints as fp
 from mloops.platforms.audit_env import audit
 from mloops.platforms.client import Client
 from mloops.platforms.targets import Endpoint, TargetError, expand, parse_ports
-
-from .fixtures import replay_server
 
 # ------------------------------------------------------------ fingerprints are data, and read-only
 

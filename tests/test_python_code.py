@@ -6,6 +6,7 @@ import io
 import textwrap
 
 import pytest
+from corpus.python_code import deep_sources
 
 from mloops.context import Item, ScanContext
 from mloops.core import Location, Severity
@@ -311,16 +312,6 @@ def test_huge_source_is_a_scan_limit_not_a_crash():
     assert finding.rule.id == "MLO901"
 
 
-def deep_sources() -> list[str]:
-    return [
-        "x = " + "a." * 50_000 + "b\n",
-        "x = " + "a + " * 50_000 + "a\n",
-        "x = " + "-" * 50_000 + "1\n",
-        "a0 = m\n" + "".join(f"a{i + 1} = a{i}.x\n" for i in range(20_000)),  # alias chain, quadratic if unbounded
-        "import torch as T\n" + "T.load(f)\n" * 20_000,
-    ]
-
-
 def test_deeply_nested_and_long_chains_are_analyzed():
     cases = deep_sources()  # how fast: bench/unit_speed.py
     for source in cases:
@@ -407,9 +398,9 @@ def test_analyze_oversized_file_is_noted():
 
 
 def test_oversized_file_at_a_dataset_root_is_high(tmp_path):
-    from mloops import scan_path
+    from corpus import dataset_folders
 
-    from .fixtures import dataset_folders
+    from mloops import scan_path
 
     script = dataset_folders.hub_layout(tmp_path / "reviews", "#" * (python_code.MAX_SOURCE_BYTES + 1))
     found = {(f.rule.id, f.severity) for f in scan_path(str(script)).findings}

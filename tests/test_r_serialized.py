@@ -2,7 +2,7 @@
 found by walking the stream, never by loading it; benign data and models stay quiet.
 
 Files under tests/data/r/ were written by R 4.2.2 (bench/make_r_fixtures.R); the rest is built byte
-by byte in tests/fixtures/r_objects.py. No test needs R.
+by byte in corpus/r_objects.py. No test needs R.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pickle
 from pathlib import Path
 
 import pytest
+from corpus import r_objects as r
 
 from mloops import scan_path
 from mloops.core import Severity
@@ -20,7 +21,6 @@ from mloops.models.r_serialized import detect
 from mloops.sniff import sniff
 
 from .conftest import findings_at_least, rule_ids, worst
-from .fixtures import r_objects as r
 
 DATA = Path(__file__).resolve().parent / "data" / "r"
 BENIGN_REAL = [

@@ -14,9 +14,7 @@ from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-from mloops import scan_path
-
-from .fixtures import (
+from corpus import (
     gguf_models,
     keras_models,
     labelled_formats,
@@ -24,6 +22,8 @@ from .fixtures import (
     safe_formats,
     torch_archives,
 )
+
+from mloops import scan_path
 
 HEAVY = [
     "torch", "keras", "tensorflow", "onnx", "h5py", "numpy", "gguf", "safetensors", "skops",

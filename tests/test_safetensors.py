@@ -7,6 +7,14 @@ import struct
 from pathlib import Path
 
 import pytest
+from corpus import safe_formats
+from corpus.safe_formats import (
+    OVERFLOWING_SHAPES,
+    many_tensors_safetensors,
+    safetensors_bytes,
+    sparse_four_gib_safetensors,
+    tensor,
+)
 
 from mloops import scan_path
 from mloops.core import Severity
@@ -15,8 +23,6 @@ from mloops.models import safetensors as analyzer
 from mloops.sniff import sniff
 
 from .conftest import rule_ids, worst
-from .fixtures import safe_formats
-from .fixtures.safe_formats import safetensors_bytes, tensor
 
 
 def only_safe_note(report) -> bool:
@@ -256,26 +262,6 @@ def test_a_header_broken_everywhere_yields_a_bounded_report(scan):
 
 
 # ------------------------------------------------------------------ hostile sizes
-
-
-def sparse_four_gib_safetensors(path):
-    header = json.dumps({"w": tensor("F32", [1 << 30], 0, 4 << 30)}).encode()
-    with open(path, "wb") as handle:
-        handle.write(struct.pack("<Q", len(header)) + header)
-        handle.truncate(8 + len(header) + (4 << 30))  # sparse: 4 GiB that take no disk
-    return path
-
-
-def many_tensors_safetensors() -> bytes:
-    header = {f"layer.{i}.weight": tensor("BF16", [4], 8 * i, 8 * i + 8) for i in range(100_000)}
-    return safetensors_bytes(header, b"\x00" * 800_000)
-
-
-OVERFLOWING_SHAPES = {
-    "two-huge-dims": [1 << 63, 1 << 63],
-    "ten-thousand-dims": [2] * 10_000,
-    "usize-max-dim": [(1 << 64) - 1, 2],
-}
 
 
 # How fast these are checked (the data never read, no big arithmetic) is measured by bench/unit_speed.py.

@@ -20,16 +20,14 @@ import uuid
 import zlib
 
 import pytest
+from corpus.secret_texts import big_image_output, hostile_runs, scan_text
 
 from mloops import rules
 from mloops.context import ScanContext
-from mloops.core import Capability, Location, Report, Severity
-from mloops.limits import Limits
+from mloops.core import Capability, Report, Severity
 from mloops.mlcode import secrets
-from mloops.mlcode.secrets import MAX_TEXT_CHARS, Secret, find_secrets, redact, report_secrets
-from mloops.picklevm.policy import default_policy
+from mloops.mlcode.secrets import MAX_TEXT_CHARS, Secret, find_secrets, redact
 from mloops.reporters import FORMATS, reporter
-from mloops.scan import dispatch
 
 RNG = random.Random(4)
 
@@ -94,12 +92,6 @@ CASES = [
     ("MLflow tracking credential", f'{{"MLFLOW_TRACKING_PASSWORD": "{MLFLOW_PASSWORD}"}}', MLFLOW_PASSWORD),
     ("High-entropy secret value", f'config = {{"client_secret": "{HIGH_ENTROPY}"}}', HIGH_ENTROPY),
 ]
-
-
-def scan_text(text: str, where: dict[str, str] | None = None) -> ScanContext:
-    ctx = ScanContext("nb.ipynb", Limits(), default_policy(), dispatch)
-    report_secrets(ctx, Location("nb.ipynb"), text, where or {"cell": "3", "output": "0"})
-    return ctx
 
 
 def rendered(ctx: ScanContext) -> dict[str, str]:
@@ -243,15 +235,6 @@ def model_config() -> str:
 )
 def test_no_false_alarm_on_ordinary_notebook_content(text):
     assert find_secrets(text) == []
-
-
-def big_image_output() -> str:
-    return base64.b64encode(os.urandom(38 * 1024 * 1024)).decode()  # about 50 MB of base64
-
-
-def hostile_runs() -> list[str]:
-    lines = "\n".join(base64.b64encode(os.urandom(57)).decode() for _ in range(30_000))  # ~2.3 MB
-    return [lines, "eyJ-" * 250_000, "sk-" * 330_000, "aws key " * 125_000, "://a:" * 200_000]
 
 
 # How fast these are searched is measured by bench/unit_speed.py.

@@ -10,6 +10,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from corpus import safe_formats
+from corpus.safe_formats import LR, call, deeply_nested_skops, literal, mapping, node, sequence, skops_file, wide_skops
 
 from mloops import scan_path
 from mloops.core import Severity
@@ -17,8 +19,6 @@ from mloops.limits import Limits
 from mloops.models import skops as analyzer
 
 from .conftest import findings_at_least, rule_ids, worst
-from .fixtures import safe_formats
-from .fixtures.safe_formats import call, literal, mapping, node, sequence, skops_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -148,7 +148,6 @@ def test_unknown_third_party_class_is_high(tmp_path):
 
 # ------------------------------------------------------------------ the same answer as skops, case by case
 
-LR = ("sklearn.linear_model._logistic", "LogisticRegression")
 HINGE = ("sklearn.linear_model._sgd_fast", "Hinge")
 
 # Schemas that exercise each of skops' per-node trust rules; skops answers for each.
@@ -307,31 +306,10 @@ def test_a_schema_hidden_in_an_archive_of_another_layout_is_still_read(tmp_path,
     assert reported_types(report) == {"os.system"} and worst(report) == Severity.CRITICAL
 
 
-def nested_lists(depth: int) -> dict:
-    state = literal(1)
-    for _ in range(depth):
-        state = sequence(state, loader="ListNode")
-    return state
-
-
-def deeply_nested_skops(depth: int) -> bytes:
-    # skops itself hits Python's recursion limit near 250 levels; 3000 is too deep even to parse.
-    return skops_file(nested_lists(depth)) if depth < 1000 else _deep_raw(depth)
-
-
 @pytest.mark.parametrize("depth", [analyzer.MAX_NODE_DEPTH + 40, 3000])
 def test_deep_nesting_is_bounded(tmp_path, depth):
     report = scan_path(str(write(tmp_path, "deep.skops", deeply_nested_skops(depth))))  # speed: bench/unit_speed.py
     assert "MLO201" in rule_ids(report) and "MLO903" not in rule_ids(report)
-
-
-def _deep_raw(depth: int) -> bytes:
-    opening = '{"__class__": "list", "__module__": "builtins", "__loader__": "ListNode", "content": ['
-    text = opening * depth + "]}" * depth
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("schema.json", text)
-    return buffer.getvalue()
 
 
 def test_many_untrusted_types_yield_a_bounded_report(tmp_path):
@@ -340,10 +318,6 @@ def test_many_untrusted_types_yield_a_bounded_report(tmp_path):
     untrusted = [f for f in report.findings if f.rule.id == "MLO180"]
     assert len(untrusted) == 200 + 1  # the context's cap, then one summary line
     assert [f.evidence["not_listed"] for f in untrusted if "not_listed" in f.evidence] == ["800"]
-
-
-def wide_skops() -> bytes:
-    return skops_file(mapping(**{f"k{i}": sequence(literal(i), node("ObjectNode", *LR)) for i in range(20_000)}))
 
 
 def test_a_wide_schema_is_walked(tmp_path):

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from corpus.gguf_models import BENIGN_TEMPLATES, PAYLOADS, payload
+from corpus.template_carriers import CARRIERS, Carrier, render_plain
 
 from mloops.core import Severity
 from mloops.scan import scan_path
-from tests.fixtures.gguf_models import BENIGN_TEMPLATES, PAYLOADS, payload
-from tests.fixtures.template_carriers import CARRIERS, Carrier, render_plain
 
 CARRIER_IDS = [carrier.name for carrier in CARRIERS]
 

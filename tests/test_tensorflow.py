@@ -1,7 +1,7 @@
 """TensorFlow SavedModel, frozen GraphDef and Keras SavedModel metadata.
 
 TensorFlow is not installed and not needed: every fixture here is built byte by byte to TensorFlow's
-.proto definitions (tests/fixtures/protobuf_models.py) and is structural only, never loaded. The
+.proto definitions (corpus/protobuf_models.py) and is structural only, never loaded. The
 benign ones copy what TensorFlow writes: the TF2 saver functions (SaveV2, RestoreV2,
 MergeV2Checkpoints, StringJoin, ShardedFilename on the caller's file prefix), the TF1 Saver's
 nodes, vocabulary tables fed from assets. The hostile ones hide file operations in function
@@ -11,12 +11,18 @@ libraries or fix checkpoint paths themselves.
 from __future__ import annotations
 
 import pytest
+from corpus import protobuf_models as pm
+from corpus.protobuf_models import attr_func, attr_list_s, attr_s, const_string, function, graph_def, node
+from corpus.tensorflow_graphs import (
+    big_frozen_graph,
+    graph_with_nested_function_attributes,
+    graph_with_overlong_varint,
+    saved_model_length_past_the_end,
+)
 
 from mloops.core import Capability, Severity
 from mloops.models import tensorflow
 from tests.conftest import findings_at_least, rule_ids
-from tests.fixtures import protobuf_models as pm
-from tests.fixtures.protobuf_models import attr_func, attr_list_s, attr_s, const_string, function, graph_def, node
 
 OP, MALFORMED, LAMBDA = "MLO140", "MLO201", "MLO130"
 
@@ -272,22 +278,6 @@ def assert_malformed(report) -> None:
     assert "MLO903" not in rule_ids(report)
 
 
-# Hostile protobuf; how fast each fails is measured by bench/unit_speed.py.
-def saved_model_length_past_the_end() -> bytes:
-    return pm.vfield(1, 1) + pm.key(2, 2) + pm.varint(1 << 50) + pm.lfield(2, b"")
-
-
-def graph_with_overlong_varint() -> bytes:
-    return pm.lfield(1, pm.lfield(1, "x") + pm.lfield(2, "Relu") + pm.key(9, 0) + b"\xff" * 11)
-
-
-def graph_with_nested_function_attributes() -> bytes:
-    nested = attr_func("__inference_leaf")
-    for _ in range(200):  # AttrValue.func > NameAttrList.attr > AttrValue ...: past protobuf's recursion limit
-        nested = pm.lfield(10, pm.lfield(1, "f") + pm.lfield(2, pm.lfield(1, "a") + pm.lfield(2, nested)))
-    return graph_def([node("x", "Placeholder"), node("m", "MapDataset", ("x",), f=nested)])
-
-
 def test_truncated_saved_model(scan):
     data = pm.benign_tf2_saved_model()
     assert_malformed(scan("saved_model.pb", data[: len(data) * 2 // 3]))
@@ -309,11 +299,6 @@ def test_ops_before_the_break_are_still_reported(scan):
     data = graph_def([node("x", "Placeholder"), node("leak", "ReadFile", ("x",))])
     report = scan("graph.pb", data + pm.key(1, 2) + pm.varint(500))
     assert {OP, MALFORMED} <= rule_ids(report)
-
-
-def big_frozen_graph(tmp_path):
-    after = [node("MatMul", "MatMul", ("input", "weights")), node("leak", "ReadFile", ("input",))]
-    return pm.big_frozen_graph(tmp_path / "frozen_graph.pb", 2 * 1024**3, after)
 
 
 def test_two_gib_frozen_graph_is_scanned_past_its_weights(tmp_path):

@@ -13,19 +13,22 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from corpus import torch_archives as T
+from corpus.torch_archives import (
+    LARGE_CODE_BODY,
+    LARGE_NEMO_CONFIGS,
+    OVERSIZED_CODE_BODY,
+    edit_code,
+    scripted_with_code,
+)
 
 from mloops import scan_path
 from mloops.core import Report, Severity
 from mloops.parsers.yaml_keys import find_keys
 
 from .conftest import findings_at_least, rule_ids, worst
-from .fixtures import torch_archives as T
 
 torch = pytest.importorskip("torch")
-
-
-def edit_code(data: bytes, body: bytes) -> bytes:
-    return T.edit_member(data, T.code_member(data), lambda _: body)
 
 
 def scan(path: Path, data: bytes | None = None) -> Report:
@@ -241,15 +244,6 @@ def test_garbage_data_pkl_in_torchscript_archive_is_malformed(tmp_path: Path):
     assert "MLO201" in rule_ids(report)
 
 
-LARGE_CODE = "".join(f"  x{i} = torch.add(x{i - 1}, {i})\n" for i in range(1, 30_000))
-LARGE_CODE_BODY = f"def forward(x0: Tensor) -> Tensor:\n{LARGE_CODE}  return x0\n".encode()
-OVERSIZED_CODE_BODY = b"x = 1\n" * ((5 << 20) // 6 + 1)
-
-
-def scripted_with_code(path: Path, body: bytes) -> bytes:
-    return edit_code(T.scripted("linear", path), body)
-
-
 # How fast these scan (linearly: about 3 s on an idle machine) is measured by bench/unit_speed.py.
 def test_large_code_file_is_parsed(tmp_path: Path):
     path = tmp_path / "m.pt"
@@ -443,16 +437,6 @@ def test_malformed_nemo_config_is_malformed(tmp_path: Path, config: bytes):
         archive.addfile(info, io.BytesIO(config))
     report = scan(tmp_path / "bad.nemo", out.getvalue())
     assert "MLO201" in rule_ids(report) and "MLO903" not in rule_ids(report)
-
-
-LARGE_NEMO_CONFIGS = {
-    "many-blocks": "".join(
-        f"layer_{i}:\n  _target_: nemo.collections.asr.modules.ConformerEncoder\n  d: 1\n" for i in range(45_000)
-    ),
-    "one-long-line": "flow: {"
-    + ", ".join(["_target_: nemo.collections.asr.modules.ConformerEncoder"] * 60_000)
-    + "}\n",
-}
 
 
 @pytest.mark.parametrize("name", LARGE_NEMO_CONFIGS)
