@@ -138,3 +138,19 @@ def test_a_one_file_scan_imports_no_helper_it_does_not_need():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_summary_of_a_capped_shared_rule_keeps_the_surface_of_its_findings():
+    from mloops import rules
+    from mloops.core import AttackClass
+
+    def broken_notebook(ctx: ScanContext, item: Item) -> None:
+        ctx.record(item, "notebook")
+        for index in range(3):
+            ctx.report(rules.MALFORMED.finding(item.location, f"problem {index}"))
+
+    ctx = ScanContext("nb.ipynb", Limits(max_findings_per_rule=1), default_policy(), broken_notebook)
+    ctx.scan(Item(io.BytesIO(b"{}"), Location("nb.ipynb"), 2, "nb.ipynb", 0))
+    findings = ctx.result.findings
+    assert [f.evidence.get("not_listed") for f in findings] == [None, "2"]
+    assert {f.attack_class for f in findings} == {AttackClass.NOTEBOOK_XSS}

@@ -69,8 +69,7 @@ class ScanContext:
             if (finding.rule.id, key) in self._keys:
                 return
             self._keys.add((finding.rule.id, key))
-        if finding.rule.shared and finding.surface is None and self._surface is not None:
-            finding = finding._replace(surface=self._surface)
+        finding = self._on_surface(finding)
         findings = self.result.findings
         if len(findings) != self._listed_length:  # someone edited the list directly: count again
             self._listed = Counter(f.rule.id for f in findings)
@@ -87,8 +86,15 @@ class ScanContext:
         """Count ``count`` findings like ``finding`` that an analyzer held back past the cap (it kept only as
         many as could be listed) into the rule's summary line."""
         if count > 0:
+            finding = self._on_surface(finding)
             held, worst = self._unlisted.get(finding.rule.id, (0, finding))
             self._unlisted[finding.rule.id] = (held + count, finding if finding.severity > worst.severity else worst)
+
+    def _on_surface(self, finding: Finding) -> Finding:
+        """A shared rule's finding with the attack class of the format being analyzed."""
+        if finding.rule.shared and finding.surface is None and self._surface is not None:
+            return finding._replace(surface=self._surface)
+        return finding
 
     def _list_unlisted(self) -> None:
         """One summary per capped rule, at the worst severity it left out, so that nothing cut from the
@@ -96,9 +102,8 @@ class ScanContext:
         for rule_id, (count, worst) in self._unlisted.items():
             message = f"... and {count} more {rule_id} findings in this file were not listed"
             evidence = {"not_listed": str(count), "listed": str(self.limits.max_findings_per_rule)}
-            self.result.findings.append(
-                worst.rule.finding(Location(self.result.path), message, evidence, severity=worst.severity)
-            )
+            summary = worst.rule.finding(Location(self.result.path), message, evidence, severity=worst.severity)
+            self.result.findings.append(summary._replace(surface=worst.surface))
         self._unlisted.clear()
 
     def read_all(self, item: Item, limit: int, what: str, severity: Severity | None = None) -> bytes | None:

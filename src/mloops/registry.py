@@ -2,7 +2,8 @@
 formats it recognises or records in a module-level ``FORMATS`` tuple, and sniffing, dispatch, archive
 layouts and the per-format summary are all derived from those declarations.
 
-A new format is one module with its ``FORMATS`` (and the ``RULES`` it emits): nothing else lists it.
+A new format is one module with its ``FORMATS`` and the ``Rule`` declarations of what it reports: nothing else
+lists them (``all_rules`` finds every module-level rule).
 """
 
 from __future__ import annotations

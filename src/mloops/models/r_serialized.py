@@ -1082,7 +1082,6 @@ R_NATIVE_REFERENCE = Rule(
     severities="info, low",
 )
 
-RULES = (R_PROMISE, R_FUNCTION, R_PACKAGE, R_ALTREP, R_NATIVE_REFERENCE)
 
 FORMATS = (
     Format(
@@ -1091,7 +1090,7 @@ FORMATS = (
         "R serialized object (.rds, .RData)",
         handler=analyze,
         detect=detect,
-        order=120,  # after the binary model formats, before the pickle check: "X" and "B" are pickle opcodes
+        order=125,  # after the binary model formats, before the pickle check: "X" and "B" are pickle opcodes
         extensions=(".rds", ".rdata", ".rda"),
     ),
 )
