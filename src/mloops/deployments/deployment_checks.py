@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+from .. import registry
 from ..context import ScanContext
 from ..core import AttackClass, Capability, Location, Rule, Severity
 from ..data import load_toml
@@ -340,8 +341,8 @@ PLATFORM_STARTED_OPEN = Rule(
 )
 
 
-MODEL_EXTENSIONS = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".joblib", ".h5", ".keras", ".ckpt", ".safetensors",
-                    ".onnx", ".gguf", ".pb", ".mar", ".tar.gz", ".zip")  # fmt: skip
+# Besides the formats' own model extensions: what model URIs often end with (weights, packed archives).
+_URI_EXTENSIONS = (".bin", ".tar.gz", ".zip")
 
 
 class PlatformStart(NamedTuple):
@@ -494,7 +495,7 @@ def check_capabilities(report: Reporter, added: Any, container: str) -> None:
 
 def check_model_uri(report: Reporter, key: str, value: Any) -> None:
     if isinstance(value, str) and value.strip().lower().startswith("http://"):
-        model_like = value.lower().split("?")[0].endswith(MODEL_EXTENSIONS)
+        model_like = value.lower().split("?")[0].endswith((*registry.model_extensions(), *_URI_EXTENSIONS))
         message = f"downloads its model over plain HTTP ({key}: {value[:200]})"
         severity = Severity.HIGH if model_like or report.role == "model server" else Severity.MEDIUM
         report(MODEL_URI_PLAIN_HTTP, message, {"key": key, "uri": value[:200]}, severity=severity)
