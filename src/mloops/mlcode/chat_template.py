@@ -29,7 +29,6 @@ from . import template_files
 
 MAX_SOURCE_CHARS = 256 * 1024  # real chat templates stay under 64 KiB; Jinja2 lexes about 150 KiB/s
 MAX_NODES = 100_000  # the longest real templates have a few thousand
-MAX_LINES_REPORTED = 20
 _MAX_CANDIDATES = 32  # values one expression may take once names and branches are followed
 _MAX_FOLD_DEPTH = 40
 _MAX_FOLDED_CHARS = 4096
@@ -216,11 +215,6 @@ class _Analysis:
             for line, name in self.format_walks:
                 self._hit(line, "escape", Severity.CRITICAL, name, "a format string", f"{{….{name}}}")
         issues = [self._issue(line, hits) for line, hits in sorted(self.hits.items())]
-        if len(issues) > MAX_LINES_REPORTED:
-            rest = len(issues) - MAX_LINES_REPORTED
-            worst = max(issue.severity for issue in issues[MAX_LINES_REPORTED:])
-            issues = issues[:MAX_LINES_REPORTED]
-            issues.append(Issue("escape", worst, f"{rest} more lines with findings", None, {}))
         if self.truncated:
             message = f"template has more than {MAX_NODES} syntax nodes; the rest was not analysed"
             issues.append(Issue("limit", Severity.HIGH, message, None, {}))
