@@ -225,6 +225,16 @@ class FileResult:
         return sorted({a.format for a in self.assets})
 
 
+class RemoteResult(FileResult):
+    """A remote object scanned where it is stored (``path``: its URI): its size, what the scan read of it, and
+    its version (ETag or revision) when the store gives one."""
+
+    size: int | None = None
+    bytes_read = 0
+    requests = 0
+    version: str | None = None
+
+
 class EndpointResult(FileResult):
     """What one answering endpoint of ``mloops probe`` showed; ``path`` is its URL."""
 

@@ -98,10 +98,10 @@ _DECLARES = b"\nFORMATS = "
 
 def _modules(declaring: bytes | None = None) -> list[ModuleType]:
     packages = (importlib.import_module(f"{__package__}.{name}") for name in PACKAGES)
-    return [module for package in packages for module in _package_modules(package, declaring)]
+    return [module for package in packages for module in package_modules(package, declaring)]
 
 
-def _package_modules(package: ModuleType, declaring: bytes | None = None) -> list[ModuleType]:
+def package_modules(package: ModuleType, declaring: bytes | None = None) -> list[ModuleType]:
     """The modules of a package in name order; with ``declaring``, only those whose source holds it."""
     folder = package.__path__[0]
     names = sorted(name[:-3] for name in os.listdir(folder) if name.endswith(".py") and name != "__init__.py")
@@ -123,7 +123,7 @@ def all_rules() -> tuple[Rule, ...]:
     from . import picklevm, platforms, rules
     from .core import Rule
 
-    modules = [rules, *_modules(), *_package_modules(picklevm), *_package_modules(platforms)]
+    modules = [rules, *_modules(), *package_modules(picklevm), *package_modules(platforms)]
     found = {id(v): v for module in modules for v in vars(module).values() if isinstance(v, Rule)}
     ids = [rule.id for rule in found.values()]
     twice = sorted({i for i in ids if ids.count(i) > 1})
@@ -140,7 +140,7 @@ def surfaces() -> dict[str, AttackClass]:
         package = importlib.import_module(f"{__package__}.{name}")
         attack_class = getattr(package, "ATTACK_CLASS", None)
         if attack_class is not None:
-            found.update((fmt.label, attack_class) for m in _package_modules(package, _DECLARES) for fmt in m.FORMATS)
+            found.update((fmt.label, attack_class) for m in package_modules(package, _DECLARES) for fmt in m.FORMATS)
     return found
 
 

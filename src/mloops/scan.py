@@ -6,11 +6,12 @@ import os
 import stat
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
 
 from . import formats, registry, rules
 from .context import Item, ScanContext
-from .core import FileResult, Location, Report, Severity, UsageError
+from .core import FileResult, Location, RemoteResult, Report, Severity, UsageError
 from .datasets import dataset_folder
 from .deployments import deployment_tree
 from .limits import Limits
@@ -18,8 +19,11 @@ from .models.pickle_sniff import has_pickle_extension
 from .picklevm.policy import default_policy
 from .sniff import HEAD_BYTES, has_model_extension, non_model_content, sniff
 from .sources import zip
+from .sources.remote import is_remote, known_schemes, open_remote
+from .sources.remote.interface import RangeStream, RemoteError
 
 GIT_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+REMOTE_TIMEOUT = 30.0  # seconds per request to a remote store
 
 
 def dispatch(ctx: ScanContext, item: Item) -> None:
@@ -86,10 +90,43 @@ def scan_file(path: str, limits: Limits, layouts: tuple[str, ...] = ()) -> FileR
     ``layouts`` gives the file a role from its folder (a dataset root), as archive layouts do for members.
     """
     ctx = ScanContext(path, limits, default_policy(), dispatch)
-    try:
+
+    def scan() -> None:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             ctx.scan(Item(handle, Location(path), size, os.path.basename(path), 0, layouts))
+
+    _guarded(ctx, scan)
+    return ctx.result
+
+
+def scan_remote(uri: str, limits: Limits, timeout: float = REMOTE_TIMEOUT) -> RemoteResult:
+    """Scan one remote object where it is stored, reading only the byte ranges the analyzers ask for."""
+    ctx = ScanContext(uri, limits, default_policy(), dispatch)
+    opened: list[RangeStream] = []
+
+    def scan() -> None:
+        remote = open_remote(uri, timeout)
+        opened.append(RangeStream(remote))
+        name = urllib.parse.urlsplit(uri).path.rsplit("/", 1)[-1]
+        ctx.scan(Item(opened[0], Location(uri), remote.size, name, 0))
+
+    _guarded(ctx, scan)
+    result = RemoteResult(uri, ctx.result.findings, ctx.result.assets)
+    if opened:
+        stream = opened[0]
+        result.size, result.version = stream.remote.size, stream.remote.version
+        result.bytes_read, result.requests = stream.remote.bytes_fetched, stream.remote.requests
+    return result
+
+
+def _guarded(ctx: ScanContext, scan: Callable[[], None]) -> None:
+    """Run a whole-file scan; what goes wrong becomes a finding, never a pass, then the format note."""
+    path = ctx.result.path
+    try:
+        scan()
+    except RemoteError as exc:
+        ctx.report(rules.UNREADABLE.finding(Location(path), str(exc)))
     except OSError as exc:
         ctx.report(rules.UNREADABLE.finding(Location(path), f"cannot read: {exc.strerror or exc}"))
     except RecursionError:
@@ -104,7 +141,6 @@ def scan_file(path: str, limits: Limits, layouts: tuple[str, ...] = ()) -> FileR
             )
         )
     _add_format_note(ctx.result)
-    return ctx.result
 
 
 def _add_format_note(result: FileResult) -> None:
@@ -213,13 +249,19 @@ AUTO_PARALLEL_FILES = 256
 
 
 def scan_path(*paths: str, jobs: int | None = 1, limits: Limits | None = None) -> Report:
-    """Scan files and folders; the Python API behind ``mloops scan``.
+    """Scan files, folders and remote objects (``https://...``); the Python API behind ``mloops scan``.
 
     ``jobs=None`` uses every CPU when there are enough files to repay the worker start-up.
     """
     limits = limits or Limits()
     started = time.monotonic()
-    files, unreadable = collect_files(paths, limits)
+    remote = [path for path in paths if is_remote(path)]
+    for uri in remote:
+        if not uri.lower().startswith(tuple(known_schemes())):
+            raise UsageError(
+                f"{uri}: mloops reads no remote store of this kind (it reads {', '.join(known_schemes())})"
+            )
+    files, unreadable = collect_files([path for path in paths if not is_remote(path)], limits)
     datasets = dataset_folder.dataset_folders(files)
     layouts = _folder_layouts(files, datasets)
     if deployment_tree.auth_layer_files(files):  # the tree's manifests are judged together
@@ -234,6 +276,7 @@ def scan_path(*paths: str, jobs: int | None = 1, limits: Limits | None = None) -
             results = list(pool.map(scan_file, files, [limits] * len(files), layouts, chunksize=chunksize))
     else:
         results = list(map(scan_file, files, [limits] * len(files), layouts))
+    results += [scan_remote(uri, limits) for uri in remote]
     return Report(unreadable + results, time.monotonic() - started, [folder.path for folder in datasets])
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from .. import __version__, formats
-from ..core import Finding, ProbeReport, Report, Severity
+from ..core import Finding, ProbeReport, RemoteResult, Report, Severity
 
 SCHEMA_VERSION = 1
 
@@ -43,6 +43,7 @@ def render(report: Report, fail_on: Severity) -> str:
                 "formats": result.formats,
                 "max_severity": None if worst is None else worst.label,
                 "findings": len(result.findings),
+                **({"remote": _remote(result)} if isinstance(result, RemoteResult) else {}),
             }
         )
     document = {
@@ -66,3 +67,13 @@ def render(report: Report, fail_on: Severity) -> str:
         "findings": [finding_dict(f) for f in report.findings],
     }
     return json.dumps(document, indent=2) + "\n"
+
+
+def _remote(result: RemoteResult) -> dict[str, Any]:
+    """What a remote scan read of the object: the verdict's cost in bytes and requests."""
+    return {
+        "size": result.size,
+        "bytes_read": result.bytes_read,
+        "requests": result.requests,
+        "version": result.version,
+    }

@@ -1,0 +1,95 @@
+"""A file server on 127.0.0.1 that answers HTTP range requests (RFC 9110 §14) from a folder, the way object
+stores and artifact servers do, and counts what it sends. Some path prefixes misbehave on purpose:
+
+    /private/...   401 without credentials
+    /busy/...      429 with Retry-After: 0 for the first request of each path, then normal answers
+    /norange/...   200 with the whole file, ignoring Range
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+_RANGE = re.compile(r"bytes=(\d+)-(\d+)$")
+
+
+class RangeServer(ThreadingHTTPServer):
+    def __init__(self, root: Path) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.root = root
+        self.sent: Counter[str] = Counter()  # body bytes sent per path
+        self.busy_seen: set[str] = set()
+        self.lock = threading.Lock()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/{name}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: RangeServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def do_GET(self) -> None:
+        prefix, _, name = self.path.lstrip("/").partition("/")
+        if prefix not in ("files", "private", "busy", "norange"):
+            self._status(404)
+            return
+        if prefix == "private" and self.headers.get("Authorization") is None:
+            self._status(401)
+            return
+        if prefix == "busy":
+            with self.server.lock:
+                first = self.path not in self.server.busy_seen
+                self.server.busy_seen.add(self.path)
+            if first:
+                self._status(429, {"Retry-After": "0"})
+                return
+        path = self.server.root / name
+        if not name or not path.is_file():
+            self._status(404)
+            return
+        data = path.read_bytes()
+        match = _RANGE.match(self.headers.get("Range", ""))
+        if prefix == "norange" or match is None:
+            self._send(200, data, {})
+            return
+        start, end = int(match.group(1)), min(int(match.group(2)), len(data) - 1)
+        if start >= len(data):
+            self._status(416, {"Content-Range": f"bytes */{len(data)}"})
+            return
+        etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+        headers = {"Content-Range": f"bytes {start}-{end}/{len(data)}", "ETag": etag}
+        self._send(206, data[start : end + 1], headers)
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for key, value in {**headers, "Content-Length": str(len(body))}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+        with self.server.lock:
+            self.server.sent[self.path] += len(body)
+
+    def _status(self, status: int, headers: dict[str, str] | None = None) -> None:
+        self._send(status, b"", headers or {})
+
+
+@contextmanager
+def range_server(root: Path) -> Iterator[RangeServer]:
+    server = RangeServer(root)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,40 @@
+"""Remote sources: objects scanned where they are stored, read by byte ranges and never downloaded whole.
+
+``interface.py`` is what every remote source gives the scanner (an object with a size and a way to read a
+range of it) and the stream the analyzers read it through; each kind of store is one module declaring the
+URL prefixes it reads in ``SCHEMES`` and opening them with ``open_object(uri, timeout)`` (``http.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from types import ModuleType
+
+from .interface import RemoteError, RemoteObject
+
+
+def is_remote(target: str) -> bool:
+    """Whether a scan target names a remote object (``scheme://...``) rather than a local path."""
+    scheme, separator, _ = target.partition("://")
+    return bool(separator) and scheme.isalpha()
+
+
+def known_schemes() -> list[str]:
+    return [scheme for module in _sources() for scheme in module.SCHEMES]
+
+
+def open_remote(uri: str, timeout: float) -> RemoteObject:
+    """The object ``uri`` names, from the source module that declares its scheme."""
+    for module in _sources():
+        if uri.lower().startswith(module.SCHEMES):
+            found: RemoteObject = module.open_object(uri, timeout)
+            return found
+    raise RemoteError(f"{uri}: no remote source reads this scheme (mloops reads {', '.join(known_schemes())})")
+
+
+@functools.cache
+def _sources() -> list[ModuleType]:
+    from ... import registry
+
+    return registry.package_modules(sys.modules[__name__], b"\nSCHEMES = ")

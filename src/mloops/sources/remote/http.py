@@ -1,0 +1,102 @@
+"""``https://`` (and ``http://``) artifact URLs, read by HTTP range requests (RFC 9110 §14).
+
+Only GET with a Range header and HEAD are sent, to the URL the user named (redirects are followed as
+urllib does). A server that ignores ranges is refused rather than downloaded whole: the point of a remote
+scan is to read only what the verdict needs.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from email.message import Message
+
+from ... import __version__
+from .interface import BLOCK, RemoteError
+
+SCHEMES = ("http://", "https://")  # the URL prefixes this source reads
+RETRIES = 3  # answers 429 or 503 are asked again, after the Retry-After the server gives (bounded below)
+MAX_RETRY_AFTER = 30.0
+DEFAULT_RETRY_AFTER = 1.0
+
+
+class HttpObject:
+    """One URL, its size learnt from the server, read by ranges."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.uri = url
+        self.timeout = timeout
+        self.bytes_fetched = 0
+        self.requests = 0
+        # The first block tells the size (Content-Range) and is the first thing every format reads.
+        self.head, headers = self._get(0, BLOCK)
+        self.size = _total_size(url, headers, len(self.head))
+        self.version = headers.get("ETag")
+
+    def read_range(self, start: int, length: int, /) -> bytes:
+        if length <= 0:
+            return b""
+        data, _ = self._get(start, length)
+        if len(data) != length:
+            raise RemoteError(f"{self.uri}: the server sent {len(data)} bytes for a range of {length}")
+        return data
+
+    def _get(self, start: int, length: int) -> tuple[bytes, Message]:
+        request = urllib.request.Request(
+            self.uri,
+            headers={"Range": f"bytes={start}-{start + length - 1}", "User-Agent": f"mloops/{__version__}"},
+        )
+        for attempt in range(RETRIES + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                    if answer.status != 206:
+                        raise RemoteError(f"{self.uri}: the server does not serve byte ranges (HTTP {answer.status})")
+                    data = answer.read(length + 1)
+                    self.requests += 1
+                    self.bytes_fetched += len(data)
+                    return data, answer.headers
+            except urllib.error.HTTPError as error:
+                if error.code == 416 and start == 0:  # an empty object has no byte 0
+                    return b"", error.headers
+                if error.code in (429, 503) and attempt < RETRIES:
+                    time.sleep(_retry_after(error.headers.get("Retry-After")))
+                    continue
+                raise RemoteError(f"{self.uri}: {_explain(error.code)} (HTTP {error.code})") from None
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+                reason = getattr(error, "reason", error)
+                raise RemoteError(f"{self.uri}: unreachable ({reason})") from None
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _total_size(url: str, headers: Message, received: int) -> int:
+    """The object's size from ``Content-Range: bytes FIRST-LAST/SIZE``."""
+    total = (headers.get("Content-Range") or "").rpartition("/")[2]
+    if not total.isdigit():
+        if received == 0:
+            return 0
+        raise RemoteError(f"{url}: the server gives no object size (Content-Range)")
+    return int(total)
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(max(float(value or DEFAULT_RETRY_AFTER), 0.0), MAX_RETRY_AFTER)
+    except ValueError:  # an HTTP date: wait the default
+        return DEFAULT_RETRY_AFTER
+
+
+def _explain(code: int) -> str:
+    if code in (401, 403):
+        return "the server asks for credentials or refuses them"
+    if code == 404:
+        return "not found"
+    if code == 416:
+        return "empty object"
+    if code in (429, 503):
+        return f"still rate-limited after {RETRIES} retries"
+    return "the server refused the request"
+
+
+def open_object(uri: str, timeout: float) -> HttpObject:
+    return HttpObject(uri, timeout)
