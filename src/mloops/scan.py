@@ -6,7 +6,6 @@ import os
 import stat
 import time
 import traceback
-import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 
 from . import formats, registry, rules
@@ -108,7 +107,7 @@ def scan_remote(uri: str, limits: Limits, timeout: float = REMOTE_TIMEOUT) -> Re
     def scan() -> None:
         remote = open_remote(uri, timeout)
         opened.append(RangeStream(remote))
-        name = urllib.parse.urlsplit(uri).path.rsplit("/", 1)[-1]
+        name = uri.split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]  # the object's own name
         ctx.scan(Item(opened[0], Location(uri), remote.size, name, 0))
 
     _guarded(ctx, scan)
