@@ -4,6 +4,7 @@ stores and artifact servers do, and counts what it sends. Some path prefixes mis
     /private/...   401 without credentials
     /busy/...      429 with Retry-After: 0 for the first request of each path, then normal answers
     /norange/...   200 with the whole file, ignoring Range
+    /liar/...      claims the file is a terabyte long (Content-Range), then serves what it has
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         prefix, _, name = self.path.lstrip("/").partition("/")
-        if prefix not in ("files", "private", "busy", "norange"):
+        if prefix not in ("files", "private", "busy", "norange", "liar"):
             self._status(404)
             return
         if prefix == "private" and self.headers.get("Authorization") is None:
@@ -67,7 +68,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._status(416, {"Content-Range": f"bytes */{len(data)}"})
             return
         etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
-        headers = {"Content-Range": f"bytes {start}-{end}/{len(data)}", "ETag": etag}
+        total = 1 << 40 if prefix == "liar" else len(data)
+        headers = {"Content-Range": f"bytes {start}-{end}/{total}", "ETag": etag}
         self._send(206, data[start : end + 1], headers)
 
     def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:

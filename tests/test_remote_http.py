@@ -82,6 +82,7 @@ def test_a_large_safetensors_file_costs_its_header(tmp_path: Path):
         ("files/missing.pkl", "not found (HTTP 404)"),
         ("private/model.pkl", "asks for credentials or refuses them (HTTP 401)"),
         ("norange/model.pkl", "does not serve byte ranges (HTTP 200)"),
+        ("liar/model.pkl", "the server sent 5 bytes for a range of"),  # it claimed a terabyte
     ],
 )
 def test_remote_failures_are_one_clear_finding_and_exit_2(tmp_path: Path, path: str, said: str):

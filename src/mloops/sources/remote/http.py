@@ -92,7 +92,7 @@ def _explain(code: int) -> str:
     if code == 404:
         return "not found"
     if code == 416:
-        return "empty object"
+        return "the object is shorter than the server said"
     if code in (429, 503):
         return f"still rate-limited after {RETRIES} retries"
     return "the server refused the request"
