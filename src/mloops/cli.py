@@ -25,8 +25,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mloops {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    scan = commands.add_parser("scan", help="scan files and folders")
-    scan.add_argument("paths", nargs="+", metavar="PATH")
+    scan = commands.add_parser("scan", help="scan files, folders and remote models")
+    scan.add_argument(
+        "paths", nargs="+", metavar="PATH", help="a file, a folder, an http(s) URL, models:/, runs:/ or mlflow://"
+    )
+    scan.add_argument("--mlflow-uri", metavar="URI", help="the MLflow tracking server of models:/ and runs:/ targets")
     _output_options(scan)
     scan.add_argument(
         "--jobs",
@@ -187,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _audit_env(args)
         if args.command == "inspect-runtime":
             return _inspect_runtime(args)
+        if args.mlflow_uri:
+            os.environ["MLFLOW_TRACKING_URI"] = args.mlflow_uri  # read as MLflow's own clients read it
         return _emit(scan_path(*args.paths, jobs=args.jobs), args)
     except UsageError as exc:
         print(f"mloops: error: {exc}", file=sys.stderr)

@@ -18,7 +18,7 @@ from .models.pickle_sniff import has_pickle_extension
 from .picklevm.policy import default_policy
 from .sniff import HEAD_BYTES, has_model_extension, non_model_content, sniff
 from .sources import zip
-from .sources.remote import is_remote, known_schemes, open_remote
+from .sources.remote import expand_remote, is_remote, known_schemes, open_remote
 from .sources.remote.interface import RangeStream, RemoteError
 
 GIT_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
@@ -117,6 +117,15 @@ def scan_remote(uri: str, limits: Limits, timeout: float = REMOTE_TIMEOUT) -> Re
         result.size, result.version = stream.remote.size, stream.remote.version
         result.bytes_read, result.requests = stream.remote.bytes_fetched, stream.remote.requests
     return result
+
+
+def scan_remote_target(target: str, limits: Limits, timeout: float = REMOTE_TIMEOUT) -> list[FileResult]:
+    """Every object a remote target names (one URL, a model version's files, a whole registry), scanned."""
+    try:
+        objects = expand_remote(target, timeout)
+    except RemoteError as exc:
+        return [FileResult(target, [rules.UNREADABLE.finding(Location(target), str(exc))])]
+    return [scan_remote(uri, limits, timeout) for uri in objects]
 
 
 def _guarded(ctx: ScanContext, scan: Callable[[], None]) -> None:
@@ -275,7 +284,7 @@ def scan_path(*paths: str, jobs: int | None = 1, limits: Limits | None = None) -
             results = list(pool.map(scan_file, files, [limits] * len(files), layouts, chunksize=chunksize))
     else:
         results = list(map(scan_file, files, [limits] * len(files), layouts))
-    results += [scan_remote(uri, limits) for uri in remote]
+    results += [result for uri in remote for result in scan_remote_target(uri, limits)]
     return Report(unreadable + results, time.monotonic() - started, [folder.path for folder in datasets])
 
 

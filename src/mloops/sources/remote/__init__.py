@@ -8,20 +8,33 @@ URL prefixes it reads in ``SCHEMES`` and opening them with ``open_object(uri, ti
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from types import ModuleType
 
 from .interface import RemoteError, RemoteObject
 
+# ``https://...``, ``models:/...``: a scheme of two letters at least (``C:/`` is a Windows drive).
+_REMOTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:/")
+
 
 def is_remote(target: str) -> bool:
-    """Whether a scan target names a remote object (``scheme://...``) rather than a local path."""
-    scheme, separator, _ = target.partition("://")
-    return bool(separator) and scheme.isalpha()
+    """Whether a scan target names a remote object rather than a local path (decided without importing the
+    sources: every scan asks)."""
+    return _REMOTE.match(target) is not None
 
 
 def known_schemes() -> list[str]:
     return [scheme for module in _sources() for scheme in module.SCHEMES]
+
+
+def expand_remote(uri: str, timeout: float) -> list[str]:
+    """The objects a target names: itself, or every file of a model version, run or registry."""
+    for module in _sources():
+        if uri.lower().startswith(module.SCHEMES):
+            expand = getattr(module, "expand", None)
+            return [uri] if expand is None else list(expand(uri, timeout))
+    raise RemoteError(f"{uri}: no remote source reads this scheme (mloops reads {', '.join(known_schemes())})")
 
 
 def open_remote(uri: str, timeout: float) -> RemoteObject:

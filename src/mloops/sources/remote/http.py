@@ -24,15 +24,16 @@ DEFAULT_RETRY_AFTER = 1.0
 class HttpObject:
     """One URL, its size learnt from the server, read by ranges."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, headers: dict[str, str] | None = None) -> None:
         self.uri = url
         self.timeout = timeout
+        self.headers = {**(headers or {}), "User-Agent": f"mloops/{__version__}"}
         self.bytes_fetched = 0
         self.requests = 0
         # The first block tells the size (Content-Range) and is the first thing every format reads.
-        self.head, headers = self._get(0, BLOCK)
-        self.size = _total_size(url, headers, len(self.head))
-        self.version = headers.get("ETag")
+        self.head, answered = self._get(0, BLOCK)
+        self.size = _total_size(url, answered, len(self.head))
+        self.version = answered.get("ETag")
 
     def read_range(self, start: int, length: int, /) -> bytes:
         if length <= 0:
@@ -44,8 +45,7 @@ class HttpObject:
 
     def _get(self, start: int, length: int) -> tuple[bytes, Message]:
         request = urllib.request.Request(
-            self.uri,
-            headers={"Range": f"bytes={start}-{start + length - 1}", "User-Agent": f"mloops/{__version__}"},
+            self.uri, headers={**self.headers, "Range": f"bytes={start}-{start + length - 1}"}
         )
         for attempt in range(RETRIES + 1):
             try:

@@ -1,0 +1,197 @@
+"""Models where MLflow keeps them: ``models:/NAME/VERSION``, ``models:/NAME@ALIAS``, ``models:/NAME`` (every
+version), ``runs:/RUN_ID/PATH`` and ``mlflow://HOST:PORT`` (the whole registry: every registered model, every
+version, every artifact).
+
+The tracking server is ``MLFLOW_TRACKING_URI`` (``mlflow://`` names its own); credentials come from MLflow's
+usual variables (``MLFLOW_TRACKING_TOKEN``, or ``MLFLOW_TRACKING_USERNAME`` and ``MLFLOW_TRACKING_PASSWORD``).
+Only GET requests of the REST API are sent; artifacts are read through the server's artifact proxy
+(``mlflow-artifacts:``) by range requests, like any ``https://`` object. A version's files are named
+``models:/NAME/VERSION/FILE`` in the report.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+from ... import __version__
+from .http import HttpObject
+from .interface import RemoteError
+
+SCHEMES = ("models:/", "runs:/", "mlflow://")
+MAX_OBJECTS = 100_000  # artifacts one target may expand to: a registry walk is bounded like any other input
+_PROXIED = "mlflow-artifacts:/"
+
+
+def expand(uri: str, timeout: float) -> list[str]:
+    """The artifact files ``uri`` names, each as an object URI ``open_object`` reads."""
+    if uri.startswith("mlflow://"):
+        server = _server("http://" + uri.removeprefix("mlflow://").strip("/"), timeout)
+        versions = [(m, v) for m in server.registered_models() for v in server.versions(m)]
+        return [f"{uri.rstrip('/')}/{name}/{version}/{path}" for name, version, path in server.files_of(versions)]
+    server = _server(_tracking_uri(uri), timeout)
+    if uri.startswith("runs:/"):
+        run_id, _, path = uri.removeprefix("runs:/").partition("/")
+        return [f"runs:/{run_id}/{name}" for name in server.list_files(server.run_root(run_id), path)]
+    name, version = _model_and_version(server, uri)
+    versions = [(name, version)] if version else [(name, v) for v in server.versions(name)]
+    return [f"models:/{n}/{v}/{path}" for n, v, path in server.files_of(versions)]
+
+
+def open_object(uri: str, timeout: float) -> HttpObject:
+    if uri.startswith("mlflow://"):
+        host, name, version, path = uri.removeprefix("mlflow://").split("/", 3)
+        server = _server(f"http://{host}", timeout)
+        return server.artifact(server.version_root(name, version), path)
+    server = _server(_tracking_uri(uri), timeout)
+    if uri.startswith("runs:/"):
+        run_id, _, path = uri.removeprefix("runs:/").partition("/")
+        return server.artifact(server.run_root(run_id), path)
+    name, version, path = uri.removeprefix("models:/").split("/", 2)
+    return server.artifact(server.version_root(name, version), path)
+
+
+def _server(base: str, timeout: float) -> Server:
+    """One client per server and credentials, so that a version's artifact root is looked up once for all its
+    files."""
+    return _client(base, timeout, tuple(_credentials().items()))
+
+
+@functools.cache
+def _client(base: str, timeout: float, credentials: tuple[tuple[str, str], ...]) -> Server:
+    return Server(base, timeout, dict(credentials))
+
+
+def _tracking_uri(uri: str) -> str:
+    tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not tracking.startswith(("http://", "https://")):
+        raise RemoteError(f"{uri}: set MLFLOW_TRACKING_URI to the tracking server's http(s) address")
+    return tracking.rstrip("/")
+
+
+def _model_and_version(server: Server, uri: str) -> tuple[str, str | None]:
+    """``models:/NAME/VERSION`` or ``models:/NAME@ALIAS`` (one version) or ``models:/NAME`` (all)."""
+    target = uri.removeprefix("models:/").strip("/")
+    if "@" in target:
+        name, alias = target.split("@", 1)
+        found = server.get("registered-models/alias", name=name, alias=alias)
+        return name, str(found["model_version"]["version"])
+    name, _, version = target.partition("/")
+    return name, version or None
+
+
+class Server:
+    """A tracking server's REST API, read-only."""
+
+    def __init__(self, base: str, timeout: float, headers: dict[str, str]) -> None:
+        self.base = base
+        self.timeout = timeout
+        self.headers = headers
+
+    def get(self, endpoint: str, **query: str) -> dict[str, Any]:
+        url = f"{self.base}/api/2.0/mlflow/{endpoint}?{urllib.parse.urlencode(query)}"
+        request = urllib.request.Request(url, headers={**self.headers, "User-Agent": f"mloops/{__version__}"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                found: dict[str, Any] = json.loads(answer.read(64 << 20))
+                return found
+        except urllib.error.HTTPError as error:
+            hint = "; set MLFLOW_TRACKING_TOKEN, or _USERNAME and _PASSWORD" if error.code in (401, 403) else ""
+            raise RemoteError(f"{self.base}: {endpoint} answered HTTP {error.code}{hint}") from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+            raise RemoteError(f"{self.base}: unreachable ({getattr(error, 'reason', error)})") from None
+        except ValueError:
+            raise RemoteError(f"{self.base}: {endpoint} answered something other than JSON") from None
+
+    def pages(self, endpoint: str, key: str, **query: str) -> Iterator[dict[str, Any]]:
+        token = ""
+        while True:
+            found = self.get(endpoint, **query, **({"page_token": token} if token else {}))
+            yield from found.get(key, [])
+            token = found.get("next_page_token", "")
+            if not token:
+                return
+
+    def registered_models(self) -> list[str]:
+        return [model["name"] for model in self.pages("registered-models/search", "registered_models")]
+
+    def versions(self, name: str) -> list[str]:
+        found = self.pages("model-versions/search", "model_versions", filter=f"name='{name}'")
+        return sorted((str(v["version"]) for v in found), key=int)
+
+    @functools.cache  # noqa: B019 - one lookup per version while its files are read (servers live as long)
+    def version_root(self, name: str, version: str) -> str:
+        return self.get("model-versions/get-download-uri", name=name, version=version)["artifact_uri"]
+
+    @functools.cache  # noqa: B019
+    def run_root(self, run_id: str) -> str:
+        return self.get("runs/get", run_id=run_id)["run"]["info"]["artifact_uri"]
+
+    def files_of(self, versions: list[tuple[str, str]]) -> Iterator[tuple[str, str, str]]:
+        count = 0
+        for name, version in versions:
+            for path in self.list_files(self.version_root(name, version), ""):
+                count += 1
+                if count > MAX_OBJECTS:
+                    raise RemoteError(f"{self.base}: more than {MAX_OBJECTS} artifacts; scan fewer models at a time")
+                yield name, version, path
+
+    def list_files(self, root: str, path: str) -> list[str]:
+        """The files under ``path`` of an artifact root, recursively (a file names itself)."""
+        start = _proxied_path(self.base, root)
+        files: list[str] = []
+        pending = [path.strip("/")]
+        while pending:
+            current = pending.pop()
+            query = {"path": f"{start}/{current}".strip("/")}
+            listed = self.get_artifacts(query)
+            if not listed and current:
+                files.append(current)  # a file lists as nothing: it is the object itself
+            for entry in listed:
+                child = f"{current}/{entry['path'].rsplit('/', 1)[-1]}".strip("/")
+                (pending if entry.get("is_dir") else files).append(child)
+            if len(files) + len(pending) > MAX_OBJECTS:
+                raise RemoteError(f"{self.base}: more than {MAX_OBJECTS} artifacts under {root}")
+        return sorted(files)
+
+    def get_artifacts(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        url = f"{self.base}/api/2.0/mlflow-artifacts/artifacts?{urllib.parse.urlencode(query)}"
+        request = urllib.request.Request(url, headers={**self.headers, "User-Agent": f"mloops/{__version__}"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                files: list[dict[str, Any]] = json.loads(answer.read(64 << 20)).get("files", [])
+                return files
+        except urllib.error.HTTPError as error:
+            raise RemoteError(f"{self.base}: listing artifacts answered HTTP {error.code}") from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+            raise RemoteError(f"{self.base}: unreachable ({getattr(error, 'reason', error)})") from None
+
+    def artifact(self, root: str, path: str) -> HttpObject:
+        url = f"{self.base}/api/2.0/mlflow-artifacts/artifacts/{_proxied_path(self.base, root)}/{path}"
+        return HttpObject(url, self.timeout, self.headers)
+
+
+def _proxied_path(base: str, root: str) -> str:
+    """The artifact proxy's path of an artifact root; roots elsewhere (S3, a server's local disk) are not read."""
+    if not root.startswith(_PROXIED):
+        raise RemoteError(
+            f"{base}: artifacts are stored at {root}, which only the artifact proxy would let mloops read"
+        )
+    return root.removeprefix(_PROXIED).strip("/")
+
+
+def _credentials() -> dict[str, str]:
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if user and password:
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    return {}

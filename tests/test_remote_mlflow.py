@@ -1,0 +1,139 @@
+"""Models scanned in a real MLflow registry started on 127.0.0.1: registered through MLflow's own client as a
+user would, read back by models:/, an alias, every version, runs:/ and the whole registry (mlflow://), with
+artifacts read by range requests through the artifact proxy; basic auth with and without credentials."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from corpus.servers import BIN, free_port, server
+
+from mloops import scan_path
+from mloops.core import Severity
+
+REGISTER = """
+import os, sys
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+from sklearn.linear_model import LogisticRegression
+
+marker = sys.argv[1]
+
+class Booby(mlflow.pyfunc.PythonModel):
+    def __reduce__(self):  # what an attacker uploads: loading the model runs a command
+        return (os.system, (f"touch {marker}",))
+
+X, y = np.array([[0.0], [1.0]]), [0, 1]
+for C in (1.0, 0.5):  # two versions of the benign model
+    mlflow.sklearn.log_model(LogisticRegression(C=C).fit(X, y), name="model", registered_model_name="benign")
+with mlflow.start_run() as run:
+    mlflow.pyfunc.log_model(name="model", python_model=Booby(), registered_model_name="booby")
+    with open("weights.npy", "wb") as handle:
+        np.save(handle, np.zeros(3))
+    mlflow.log_artifact("weights.npy", "extra")
+MlflowClient().set_registered_model_alias("booby", "champion", "1")
+print(run.info.run_id)
+"""
+
+
+def start(tmp_path: Path, *extra: str, env: dict[str, str] | None = None):
+    port = free_port()
+    command = [
+        str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--artifacts-destination", str(tmp_path / "a"),
+        *extra,
+    ]  # fmt: skip
+    return port, server(command, f"http://127.0.0.1:{port}/health", tmp_path / "mlflow.log", tmp_path, env)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("mlflow")
+    port, running = start(tmp_path)
+    with running:
+        uri = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+        registered = subprocess.run(
+            [sys.executable, "-c", REGISTER, str(tmp_path / "marker")],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=True,
+        )  # fmt: skip
+        yield uri, registered.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def tracking(registry, monkeypatch):
+    uri, run_id = registry
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri, run_id
+
+
+def paths(report) -> list[str]:
+    return [result.path for result in report.files]
+
+
+def worst(report) -> Severity:
+    return max(f.severity for f in report.findings)
+
+
+def test_a_benign_version_is_clean_and_a_booby_trapped_one_critical(tracking):
+    benign = scan_path("models:/benign/1")
+    assert "models:/benign/1/MLmodel" in paths(benign) and worst(benign) < Severity.HIGH
+    booby = scan_path("models:/booby/1")
+    (pickled,) = [r for r in booby.files if r.path.endswith("python_model.pkl")]
+    assert max(f.severity for f in pickled.findings) == Severity.CRITICAL
+    assert all(0 < r.bytes_read <= (r.size or 0) + 64 * 1024 for r in booby.files)
+
+
+def test_an_alias_every_version_and_a_run_path(tracking):
+    _, run_id = tracking
+    assert paths(scan_path("models:/booby@champion")) == paths(scan_path("models:/booby/1"))
+    every = paths(scan_path("models:/benign"))
+    assert any(p.startswith("models:/benign/1/") for p in every) and any(
+        p.startswith("models:/benign/2/") for p in every
+    )
+    (weights,) = scan_path(f"runs:/{run_id}/extra").files
+    assert weights.path == f"runs:/{run_id}/extra/weights.npy" and weights.assets[0].format == "npy"
+
+
+def test_the_whole_registry(registry):
+    uri, _ = registry
+    host = uri.removeprefix("http://")
+    report = scan_path(f"mlflow://{host}")
+    models = {path.split("/")[3] + "/" + path.split("/")[4] for path in paths(report)}
+    assert models == {"benign/1", "benign/2", "booby/1"}
+    assert report.exit_code(Severity.HIGH) == 1
+
+
+def test_the_cli_takes_the_tracking_server_as_an_option(registry):
+    uri, _ = registry
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    command = [sys.executable, "-m", "mloops", "scan", "models:/booby/1", "--mlflow-uri", uri, "--format", "json"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    document = json.loads(result.stdout)
+    assert result.returncode == 1 and {f["severity"] for f in document["findings"]} >= {"critical"}
+    without = subprocess.run(command[:5], capture_output=True, text=True, env=env, timeout=120)
+    assert without.returncode == 2 and "MLFLOW_TRACKING_URI" in without.stdout
+
+
+def test_basic_auth_without_and_with_credentials(tmp_path: Path, monkeypatch):
+    password = "a-Long-test-passw0rd"
+    env = {"MLFLOW_AUTH_ADMIN_PASSWORD": password, "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only"}
+    port, running = start(tmp_path, "--app-name", "basic-auth", env=env)
+    with running:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        (refused,) = scan_path("models:/anything/1").findings
+        assert (
+            refused.rule.id == "MLO902" and "HTTP 401" in refused.message and "MLFLOW_TRACKING_TOKEN" in refused.message
+        )
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+        (missing,) = scan_path("models:/anything/1").findings  # authenticated: the model does not exist
+        assert missing.rule.id == "MLO902" and "HTTP 401" not in missing.message
