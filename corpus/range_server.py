@@ -77,9 +77,9 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in {**headers, "Content-Length": str(len(body))}.items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(body)
-        with self.server.lock:
+        with self.server.lock:  # counted before it is sent: the client may read on before this thread runs again
             self.server.sent[self.path] += len(body)
+        self.wfile.write(body)
 
     def _status(self, status: int, headers: dict[str, str] | None = None) -> None:
         self._send(status, b"", headers or {})

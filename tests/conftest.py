@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,9 +13,11 @@ from mloops.core import Finding, Report, Severity
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist, keep tests marked xdist_group on one worker (the oracle's zygote costs 15 s
-    and 1.5 GB each), whatever distribution the command line asked for."""
+    and 1.5 GB each), whatever distribution the command line asked for. The CLI's result cache goes to a
+    folder of this run, never the user's."""
     if getattr(config.option, "dist", "no") == "load":
         config.option.dist = "loadgroup"
+    os.environ["MLOOPS_CACHE_DIR"] = tempfile.mkdtemp(prefix="mloops-test-cache-")
 
 
 def worst(report: Report) -> Severity:

@@ -7,11 +7,16 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .core import Report, Severity, UsageError
+from .limits import Limits
 from .reporters import FORMATS, reporter
 from .scan import scan_path
+
+if TYPE_CHECKING:
+    from .cache import ResultCache
 
 FAIL_ON = ("critical", "high", "medium", "low")
 
@@ -36,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive,
         help="files scanned in parallel processes (default: all CPUs when there are more than 256 files)",
     )
+    scan.add_argument("--no-cache", action="store_true", help="scan everything again, and keep no results")
+    scan.add_argument("--cache-dir", metavar="DIR", help="where results are kept (default: ~/.cache/mloops/results)")
 
     probe = commands.add_parser("probe", help="find exposed, unauthenticated and vulnerable ML platforms (read-only)")
     probe.add_argument("targets", nargs="*", metavar="TARGET", help="URL, host:port, host or CIDR network")
@@ -121,6 +128,14 @@ def _emit(report: Report, args: argparse.Namespace) -> int:
     return report.exit_code(fail_on)
 
 
+def _cache(args: argparse.Namespace) -> ResultCache | None:
+    from .cache import ResultCache, default_folder  # --help and the other commands never need it
+
+    if args.no_cache:
+        return None
+    return ResultCache(args.cache_dir or default_folder(), Limits())
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import build_workspace  # scanning never needs the demo builders
 
@@ -192,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _inspect_runtime(args)
         if args.mlflow_uri:
             os.environ["MLFLOW_TRACKING_URI"] = args.mlflow_uri  # read as MLflow's own clients read it
-        return _emit(scan_path(*args.paths, jobs=args.jobs), args)
+        return _emit(scan_path(*args.paths, jobs=args.jobs, cache=_cache(args)), args)
     except UsageError as exc:
         print(f"mloops: error: {exc}", file=sys.stderr)
         return 2

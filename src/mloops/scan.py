@@ -7,6 +7,7 @@ import stat
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from . import formats, registry, rules
 from .context import Item, ScanContext
@@ -17,9 +18,12 @@ from .limits import Limits
 from .models.pickle_sniff import has_pickle_extension
 from .picklevm.policy import default_policy
 from .sniff import HEAD_BYTES, has_model_extension, non_model_content, sniff
-from .sources import zip
+from .sources import zip as zip_archive
 from .sources.remote import expand_remote, is_remote, known_schemes, open_remote
 from .sources.remote.interface import RangeStream, RemoteError
+
+if TYPE_CHECKING:
+    from .cache import ResultCache
 
 GIT_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 REMOTE_TIMEOUT = 30.0  # seconds per request to a remote store
@@ -33,7 +37,7 @@ def dispatch(ctx: ScanContext, item: Item) -> None:
             return
     item.stream.seek(0)
     head = item.stream.read(4)
-    if head == zip.LOCAL_SIG:
+    if head == zip_archive.LOCAL_SIG:
         labels = ["zip"]  # read nothing more here: members are reached through the central directory
     else:
         head += item.stream.read(HEAD_BYTES - len(head))
@@ -51,7 +55,7 @@ def _appended_zip(item: Item) -> list[str]:
     """A ZIP whose data does not start the file (prepended data, pickle/ZIP polyglots)."""
     if item.size is None or item.size < 22:
         return []
-    return ["zip"] if zip.has_archive_at_end(item.stream, item.size) else []
+    return ["zip"] if zip_archive.has_archive_at_end(item.stream, item.size) else []
 
 
 def _unidentified(ctx: ScanContext, item: Item, head: bytes) -> None:
@@ -99,33 +103,49 @@ def scan_file(path: str, limits: Limits, layouts: tuple[str, ...] = ()) -> FileR
     return ctx.result
 
 
-def scan_remote(uri: str, limits: Limits, timeout: float = REMOTE_TIMEOUT) -> RemoteResult:
-    """Scan one remote object where it is stored, reading only the byte ranges the analyzers ask for."""
+def scan_remote(
+    uri: str, limits: Limits, timeout: float = REMOTE_TIMEOUT, cache: ResultCache | None = None
+) -> RemoteResult:
+    """Scan one remote object where it is stored, reading only the byte ranges the analyzers ask for; with a
+    cache, an object whose ETag or revision was scanned before is judged from its first request alone."""
     ctx = ScanContext(uri, limits, default_policy(), dispatch)
     opened: list[RangeStream] = []
+    keys: list[str | None] = []
+    earlier: list[FileResult] = []
 
     def scan() -> None:
         remote = open_remote(uri, timeout)
         opened.append(RangeStream(remote))
+        keys.append(cache.remote_key(uri, remote.version, remote.size) if cache else None)
+        hit = cache.get(keys[0]) if cache else None
+        if hit is not None:
+            earlier.append(hit)
+            return
         name = uri.split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]  # the object's own name
         ctx.scan(Item(opened[0], Location(uri), remote.size, name, 0))
 
     _guarded(ctx, scan)
-    result = RemoteResult(uri, ctx.result.findings, ctx.result.assets)
+    result = RemoteResult(
+        uri, *(earlier[0].findings, earlier[0].assets) if earlier else (ctx.result.findings, ctx.result.assets)
+    )
     if opened:
         stream = opened[0]
         result.size, result.version = stream.remote.size, stream.remote.version
         result.bytes_read, result.requests = stream.remote.bytes_fetched, stream.remote.requests
+    if cache and not earlier and keys:
+        cache.put(keys[0], result)
     return result
 
 
-def scan_remote_target(target: str, limits: Limits, timeout: float = REMOTE_TIMEOUT) -> list[FileResult]:
+def scan_remote_target(
+    target: str, limits: Limits, timeout: float = REMOTE_TIMEOUT, cache: ResultCache | None = None
+) -> list[FileResult]:
     """Every object a remote target names (one URL, a model version's files, a whole registry), scanned."""
     try:
         objects = expand_remote(target, timeout)
     except RemoteError as exc:
         return [FileResult(target, [rules.UNREADABLE.finding(Location(target), str(exc))])]
-    return [scan_remote(uri, limits, timeout) for uri in objects]
+    return [scan_remote(uri, limits, timeout, cache) for uri in objects]
 
 
 def _guarded(ctx: ScanContext, scan: Callable[[], None]) -> None:
@@ -256,10 +276,13 @@ def _is_regular(path: str) -> bool:
 AUTO_PARALLEL_FILES = 256
 
 
-def scan_path(*paths: str, jobs: int | None = 1, limits: Limits | None = None) -> Report:
+def scan_path(
+    *paths: str, jobs: int | None = 1, limits: Limits | None = None, cache: ResultCache | None = None
+) -> Report:
     """Scan files, folders and remote objects (``https://...``); the Python API behind ``mloops scan``.
 
-    ``jobs=None`` uses every CPU when there are enough files to repay the worker start-up.
+    ``jobs=None`` uses every CPU when there are enough files to repay the worker start-up. With ``cache``,
+    what was scanned before and has not changed is not read again.
     """
     limits = limits or Limits()
     started = time.monotonic()
@@ -274,6 +297,20 @@ def scan_path(*paths: str, jobs: int | None = 1, limits: Limits | None = None) -
     layouts = _folder_layouts(files, datasets)
     if deployment_tree.auth_layer_files(files):  # the tree's manifests are judged together
         layouts = [(*layout, deployment_tree.LAYOUT) for layout in layouts]
+    keys = [cache.local_key(path, layout) if cache else None for path, layout in zip(files, layouts, strict=True)]
+    results: list[FileResult | None] = [cache.get(key) if cache else None for key in keys]
+    todo = [index for index, result in enumerate(results) if result is None]
+    fresh = _scan_files([files[i] for i in todo], [layouts[i] for i in todo], limits, jobs)
+    for index, result in zip(todo, fresh, strict=True):
+        results[index] = result
+        if cache:
+            cache.put(keys[index], result)
+    scanned = [result for result in results if result is not None]
+    scanned += [result for uri in remote for result in scan_remote_target(uri, limits, cache=cache)]
+    return Report(unreadable + scanned, time.monotonic() - started, [folder.path for folder in datasets])
+
+
+def _scan_files(files: list[str], layouts: list[tuple[str, ...]], limits: Limits, jobs: int | None) -> list[FileResult]:
     if jobs is None:
         jobs = (os.cpu_count() or 1) if len(files) > AUTO_PARALLEL_FILES else 1
     if jobs > 1 and len(files) > 1:
@@ -281,11 +318,8 @@ def scan_path(*paths: str, jobs: int | None = 1, limits: Limits | None = None) -
 
         with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
             chunksize = max(1, len(files) // (jobs * 8))
-            results = list(pool.map(scan_file, files, [limits] * len(files), layouts, chunksize=chunksize))
-    else:
-        results = list(map(scan_file, files, [limits] * len(files), layouts))
-    results += [result for uri in remote for result in scan_remote_target(uri, limits)]
-    return Report(unreadable + results, time.monotonic() - started, [folder.path for folder in datasets])
+            return list(pool.map(scan_file, files, [limits] * len(files), layouts, chunksize=chunksize))
+    return list(map(scan_file, files, [limits] * len(files), layouts))
 
 
 def _folder_layouts(files: list[str], datasets: list[dataset_folder.DatasetFolder]) -> list[tuple[str, ...]]:
