@@ -20,6 +20,7 @@ WORK = ROOT / "bench" / "work"
 PEERS = ROOT / "bench" / ".venv-peers"
 # h5py and onnx: the peers' Keras H5 and ONNX scanners need them, and a user of those formats has them.
 PEER_PACKAGES = ["picklescan", "modelscan", "fickling", "modelaudit", "h5py", "onnx", "bandit", "detect-secrets"]
+PEER_PACKAGES += ["mlflow-skinny==3.17.2"]  # modelaudit's models:/ scans download through MLflow's client
 QUIET_ENV = {"PROMPTFOO_DISABLE_TELEMETRY": "1", "NO_ANALYTICS": "1", "DO_NOT_TRACK": "1"}
 TIMEOUT = 900
 
@@ -46,8 +47,8 @@ class Run:
     rss_mb: float
 
 
-def measure(command: list[str], stdout: Path | None = None) -> Run:
-    env = {**os.environ, **QUIET_ENV, **({"BENCH_STDOUT": str(stdout)} if stdout else {})}
+def measure(command: list[str], stdout: Path | None = None, env_extra: dict[str, str] | None = None) -> Run:
+    env = {**os.environ, **QUIET_ENV, **({"BENCH_STDOUT": str(stdout)} if stdout else {}), **(env_extra or {})}
     try:
         out = subprocess.run(
             [sys.executable, "-S", "-c", LAUNCHER, *command],

@@ -137,3 +137,9 @@ def test_basic_auth_without_and_with_credentials(tmp_path: Path, monkeypatch):
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
         (missing,) = scan_path("models:/anything/1").findings  # authenticated: the model does not exist
         assert missing.rule.id == "MLO902" and "HTTP 401" not in missing.message
+
+
+def test_one_file_of_a_version(tracking):
+    (result,) = scan_path("models:/booby/1/python_model.pkl").files
+    assert result.path == "models:/booby/1/python_model.pkl"
+    assert max(f.severity for f in result.findings) == Severity.CRITICAL

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from .. import __version__
 from ..core import Finding, Report, Rule, Severity
 from ..registry import all_rules
+from ..sources.remote import is_remote
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 
@@ -42,7 +43,7 @@ _SECURITY_SEVERITY = {
 def artifact_uri(path: str) -> str:
     """A clean URI: URLs (probe targets) as they are, relative paths stay relative (for uriBaseId-free
     upload), absolute ones become file:."""
-    if path.startswith(("http://", "https://")):
+    if is_remote(path):  # a URL, models:/, runs:/, mlflow://: already a URI
         return path
     pure = PurePath(path)
     if pure.is_absolute():

@@ -40,7 +40,11 @@ def expand(uri: str, timeout: float) -> list[str]:
     if uri.startswith("runs:/"):
         run_id, _, path = uri.removeprefix("runs:/").partition("/")
         return [f"runs:/{run_id}/{name}" for name in server.list_files(server.run_root(run_id), path)]
-    name, version = _model_and_version(server, uri)
+    name, version, inside = _model_and_version(server, uri)
+    if version and inside:  # one file or folder of a version
+        return [
+            f"models:/{name}/{version}/{path}" for path in server.list_files(server.version_root(name, version), inside)
+        ]
     versions = [(name, version)] if version else [(name, v) for v in server.versions(name)]
     return [f"models:/{n}/{v}/{path}" for n, v, path in server.files_of(versions)]
 
@@ -76,15 +80,17 @@ def _tracking_uri(uri: str) -> str:
     return tracking.rstrip("/")
 
 
-def _model_and_version(server: Server, uri: str) -> tuple[str, str | None]:
-    """``models:/NAME/VERSION`` or ``models:/NAME@ALIAS`` (one version) or ``models:/NAME`` (all)."""
+def _model_and_version(server: Server, uri: str) -> tuple[str, str | None, str]:
+    """``models:/NAME/VERSION[/PATH]`` or ``models:/NAME@ALIAS[/PATH]`` (one version, or a file or folder of it),
+    or ``models:/NAME`` (every version)."""
     target = uri.removeprefix("models:/").strip("/")
-    if "@" in target:
-        name, alias = target.split("@", 1)
+    head, _, inside = target.partition("/")
+    if "@" in head:
+        name, alias = head.split("@", 1)
         found = server.get("registered-models/alias", name=name, alias=alias)
-        return name, str(found["model_version"]["version"])
-    name, _, version = target.partition("/")
-    return name, version or None
+        return name, str(found["model_version"]["version"]), inside
+    version, _, inside = inside.partition("/")
+    return head, version or None, inside
 
 
 class Server:
@@ -174,7 +180,11 @@ class Server:
             raise RemoteError(f"{self.base}: unreachable ({getattr(error, 'reason', error)})") from None
 
     def artifact(self, root: str, path: str) -> HttpObject:
-        url = f"{self.base}/api/2.0/mlflow-artifacts/artifacts/{_proxied_path(self.base, root)}/{path}"
+        # Names come from the server's listing: quoted, so that none reaches another endpoint.
+        where = urllib.parse.quote(f"{_proxied_path(self.base, root)}/{path}", safe="/")
+        if any(part in ("", ".", "..") for part in where.split("/")):
+            raise RemoteError(f"{self.base}: artifact path {path!r} leaves its artifact root")
+        url = f"{self.base}/api/2.0/mlflow-artifacts/artifacts/{where}"
         return HttpObject(url, self.timeout, self.headers)
 
 
