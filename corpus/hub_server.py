@@ -1,0 +1,135 @@
+"""A stand-in for the Hugging Face Hub on 127.0.0.1, answering the documented endpoints a scan reads:
+
+    GET /api/{models|datasets}/ORG/NAME/revision/REV   {"id", "sha", "siblings": [{"rfilename"}]}
+    GET /api/{models|datasets}?author=ORG              a page of {"id"}, two a page, Link rel="next"
+    GET /[datasets/]ORG/NAME/resolve/REV/FILE          the file, by range requests
+
+Repositories are folders under ``root/models`` and ``root/datasets``; a repository whose name starts with
+"private-" answers 401 without ``Authorization: Bearer TOKEN``. Every repository has one commit, its name's hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+TOKEN = "hf_test_token"
+_RANGE = re.compile(r"bytes=(\d+)-(\d+)$")
+
+
+def commit_of(repo: str) -> str:
+    return hashlib.sha1(repo.encode()).hexdigest()
+
+
+class HubServer(ThreadingHTTPServer):
+    def __init__(self, root: Path) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.root = root
+        self.paths: list[str] = []  # every path asked for, in order
+        self.lock = threading.Lock()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: HubServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def do_GET(self) -> None:
+        with self.server.lock:
+            self.server.paths.append(self.path)
+        url = urllib.parse.urlsplit(self.path)
+        parts = [urllib.parse.unquote(part) for part in url.path.strip("/").split("/")]
+        if parts[:1] == ["api"] and len(parts) == 2:
+            self._listing(parts[1], urllib.parse.parse_qs(url.query))
+        elif parts[:1] == ["api"] and len(parts) == 6 and parts[4] == "revision":
+            self._info(parts[1], f"{parts[2]}/{parts[3]}", parts[5])
+        else:
+            kind = "datasets" if parts[:1] == ["datasets"] else "models"
+            parts = parts[1:] if kind == "datasets" else parts
+            if len(parts) >= 5 and parts[2] == "resolve":
+                self._file(kind, f"{parts[0]}/{parts[1]}", parts[3], "/".join(parts[4:]))
+            else:
+                self._answer(404, b"", {})
+
+    def _repo(self, kind: str, repo: str, revision: str) -> Path | None:
+        folder = self.server.root / kind / repo
+        if not folder.is_dir() or revision not in ("main", commit_of(repo)):
+            self._answer(404, b'{"error": "Repository not found"}', {})
+            return None
+        if repo.split("/")[1].startswith("private-") and self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            self._answer(401, b'{"error": "Invalid credentials"}', {})
+            return None
+        return folder
+
+    def _info(self, kind: str, repo: str, revision: str) -> None:
+        folder = self._repo(kind, repo, revision)
+        if folder is None:
+            return
+        files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+        body = {"id": repo, "sha": commit_of(repo), "siblings": [{"rfilename": name} for name in files]}
+        self._json(body, {})
+
+    def _listing(self, kind: str, query: dict[str, list[str]]) -> None:
+        author = query.get("author", [""])[0]
+        start = int(query.get("cursor", ["0"])[0])
+        folder = self.server.root / kind / author
+        repos = sorted(f"{author}/{p.name}" for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        headers = {}
+        if start + 2 < len(repos):
+            following = urllib.parse.urlencode({"author": author, "cursor": start + 2})
+            headers["Link"] = f'<{self.server.endpoint}/api/{kind}?{following}>; rel="next"'
+        self._json([{"id": repo} for repo in repos[start : start + 2]], headers)
+
+    def _file(self, kind: str, repo: str, revision: str, name: str) -> None:
+        folder = self._repo(kind, repo, revision)
+        if folder is None:
+            return
+        path = folder / name
+        match = _RANGE.match(self.headers.get("Range", ""))
+        if not path.is_file() or match is None:
+            self._answer(404 if not path.is_file() else 200, b"" if not path.is_file() else path.read_bytes(), {})
+            return
+        size = path.stat().st_size
+        start, end = int(match.group(1)), min(int(match.group(2)), size - 1)
+        if start >= size:
+            self._answer(416, b"", {"Content-Range": f"bytes */{size}"})
+            return
+        with path.open("rb") as handle:
+            handle.seek(start)
+            body = handle.read(end + 1 - start)
+        etag = f'"{commit_of(repo)}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"'
+        self._answer(206, body, {"Content-Range": f"bytes {start}-{end}/{size}", "ETag": etag})
+
+    def _json(self, body: object, headers: dict[str, str]) -> None:
+        self._answer(200, json.dumps(body).encode(), {"Content-Type": "application/json", **headers})
+
+    def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for key, value in {**headers, "Content-Length": str(len(body))}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@contextmanager
+def hub_server(root: Path) -> Iterator[HubServer]:
+    server = HubServer(root)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
