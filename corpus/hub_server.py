@@ -13,12 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 import urllib.parse
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import AbstractContextManager
 from pathlib import Path
+
+from .loopback import LoopbackServer, QuietHandler, serving
 
 TOKEN = "hf_test_token"
 _RANGE = re.compile(r"bytes=(\d+)-(\d+)$")
@@ -28,23 +27,15 @@ def commit_of(repo: str) -> str:
     return hashlib.sha1(repo.encode()).hexdigest()
 
 
-class HubServer(ThreadingHTTPServer):
+class HubServer(LoopbackServer):
     def __init__(self, root: Path) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.root = root
         self.paths: list[str] = []  # every path asked for, in order
-        self.lock = threading.Lock()
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     server: HubServer
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
 
     def do_GET(self) -> None:
         with self.server.lock:
@@ -123,13 +114,5 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-@contextmanager
-def hub_server(root: Path) -> Iterator[HubServer]:
-    server = HubServer(root)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+def hub_server(root: Path) -> AbstractContextManager[HubServer]:
+    return serving(HubServer(root))

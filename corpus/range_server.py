@@ -11,33 +11,28 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import AbstractContextManager
 from pathlib import Path
+
+from .loopback import LoopbackServer, QuietHandler, serving
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d+)$")
 
 
-class RangeServer(ThreadingHTTPServer):
+class RangeServer(LoopbackServer):
     def __init__(self, root: Path) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.root = root
         self.sent: Counter[str] = Counter()  # body bytes sent per path
         self.busy_seen: set[str] = set()
-        self.lock = threading.Lock()
 
     def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/{name}"
+        return f"{self.endpoint}/{name}"
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     server: RangeServer
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
 
     def do_GET(self) -> None:
         prefix, _, name = self.path.lstrip("/").partition("/")
@@ -89,13 +84,5 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, b"", headers or {})
 
 
-@contextmanager
-def range_server(root: Path) -> Iterator[RangeServer]:
-    server = RangeServer(root)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+def range_server(root: Path) -> AbstractContextManager[RangeServer]:
+    return serving(RangeServer(root))

@@ -32,7 +32,10 @@ def _parser() -> argparse.ArgumentParser:
 
     scan = commands.add_parser("scan", help="scan files, folders and remote models")
     scan.add_argument(
-        "paths", nargs="+", metavar="PATH", help="a file, a folder, an http(s) URL, models:/, runs:/, mlflow:// or hf://"
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="a file, a folder, an http(s) URL, models:/, runs:/, mlflow:// or hf://",
     )
     scan.add_argument("--mlflow-uri", metavar="URI", help="the MLflow tracking server of models:/ and runs:/ targets")
     _output_options(scan)

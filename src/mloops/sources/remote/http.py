@@ -7,10 +7,12 @@ scan is to read only what the verdict needs.
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.error
 import urllib.request
 from email.message import Message
+from typing import Any
 
 from ... import __version__
 from .interface import BLOCK, RemoteError
@@ -100,3 +102,19 @@ def _explain(code: int) -> str:
 
 def open_object(uri: str, timeout: float) -> HttpObject:
     return HttpObject(uri, timeout)
+
+
+def get_json(url: str, headers: dict[str, str], timeout: float, hint: str = "") -> tuple[Any, Message]:
+    """A store API's JSON answer to a GET, and its headers; a failure is one line (``hint`` follows a 401 or
+    403: which credentials the store reads)."""
+    request = urllib.request.Request(url, headers={**headers, "User-Agent": f"mloops/{__version__}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return json.loads(answer.read(64 << 20)), answer.headers
+    except urllib.error.HTTPError as error:
+        said = f"; {hint}" if hint and error.code in (401, 403) else ""
+        raise RemoteError(f"{url}: HTTP {error.code}{said}") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        raise RemoteError(f"{url}: unreachable ({getattr(error, 'reason', error)})") from None
+    except ValueError:
+        raise RemoteError(f"{url}: an answer that is not JSON") from None

@@ -10,15 +10,13 @@ what was scanned is pinned, and a later push cannot change it. Files are read by
 
 from __future__ import annotations
 
-import json
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
 
-from ... import __version__
-from .http import HttpObject
+from .http import HttpObject, get_json
 from .interface import RemoteError
 
 SCHEMES = ("hf://",)
@@ -119,14 +117,5 @@ class Hub:
 
     def _request(self, path: str) -> tuple[Any, str | None]:
         url = path if path.startswith(("http://", "https://")) else self.endpoint + path
-        request = urllib.request.Request(url, headers={**self.headers, "User-Agent": f"mloops/{__version__}"})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                return json.loads(answer.read(64 << 20)), answer.headers.get("Link")
-        except urllib.error.HTTPError as error:
-            hint = "; set HF_TOKEN for private or gated repositories" if error.code in (401, 403) else ""
-            raise RemoteError(f"{url}: HTTP {error.code}{hint}") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-            raise RemoteError(f"{self.endpoint}: unreachable ({getattr(error, 'reason', error)})") from None
-        except ValueError:
-            raise RemoteError(f"{url}: an answer that is not JSON") from None
+        found, headers = get_json(url, self.headers, self.timeout, "set HF_TOKEN for private or gated repositories")
+        return found, headers.get("Link")

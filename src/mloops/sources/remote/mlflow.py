@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 import os
 import urllib.error
 import urllib.parse
@@ -21,13 +20,13 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-from ... import __version__
-from .http import HttpObject
+from .http import HttpObject, get_json
 from .interface import RemoteError
 
 SCHEMES = ("models:/", "runs:/", "mlflow://")
 MAX_OBJECTS = 100_000  # artifacts one target may expand to: a registry walk is bounded like any other input
 _PROXIED = "mlflow-artifacts:/"
+_CREDENTIALS_HINT = "set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
 
 
 def expand(uri: str, timeout: float) -> list[str]:
@@ -103,18 +102,10 @@ class Server:
 
     def get(self, endpoint: str, **query: str) -> dict[str, Any]:
         url = f"{self.base}/api/2.0/mlflow/{endpoint}?{urllib.parse.urlencode(query)}"
-        request = urllib.request.Request(url, headers={**self.headers, "User-Agent": f"mloops/{__version__}"})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                found: dict[str, Any] = json.loads(answer.read(64 << 20))
-                return found
-        except urllib.error.HTTPError as error:
-            hint = "; set MLFLOW_TRACKING_TOKEN, or _USERNAME and _PASSWORD" if error.code in (401, 403) else ""
-            raise RemoteError(f"{self.base}: {endpoint} answered HTTP {error.code}{hint}") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-            raise RemoteError(f"{self.base}: unreachable ({getattr(error, 'reason', error)})") from None
-        except ValueError:
-            raise RemoteError(f"{self.base}: {endpoint} answered something other than JSON") from None
+        found, _ = get_json(url, self.headers, self.timeout, _CREDENTIALS_HINT)
+        if not isinstance(found, dict):
+            raise RemoteError(f"{url}: an answer MLflow does not give")
+        return found
 
     def pages(self, endpoint: str, key: str, **query: str) -> Iterator[dict[str, Any]]:
         token = ""
@@ -169,15 +160,11 @@ class Server:
 
     def get_artifacts(self, query: dict[str, str]) -> list[dict[str, Any]]:
         url = f"{self.base}/api/2.0/mlflow-artifacts/artifacts?{urllib.parse.urlencode(query)}"
-        request = urllib.request.Request(url, headers={**self.headers, "User-Agent": f"mloops/{__version__}"})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                files: list[dict[str, Any]] = json.loads(answer.read(64 << 20)).get("files", [])
-                return files
-        except urllib.error.HTTPError as error:
-            raise RemoteError(f"{self.base}: listing artifacts answered HTTP {error.code}") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-            raise RemoteError(f"{self.base}: unreachable ({getattr(error, 'reason', error)})") from None
+        found, _ = get_json(url, self.headers, self.timeout, _CREDENTIALS_HINT)
+        files = found.get("files", []) if isinstance(found, dict) else None
+        if not isinstance(files, list):
+            raise RemoteError(f"{url}: an answer MLflow does not give")
+        return files
 
     def artifact(self, root: str, path: str) -> HttpObject:
         # Names come from the server's listing: quoted, so that none reaches another endpoint.
