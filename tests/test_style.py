@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = ["src", "tests", "scripts", "bench", "fuzz"]
+TARGETS = ["src", "tests", "corpus", "scripts", "bench", "fuzz"]
 
 
 def test_ruff_check():
