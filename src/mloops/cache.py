@@ -63,12 +63,10 @@ class ResultCache:
     def put(self, key: str | None, result: FileResult) -> None:
         if key is None or any(f.rule.operational for f in result.findings):  # a failed read is never kept
             return
-        import tempfile  # paid by the first entry written, not by every start
-
+        temporary = os.path.join(self.folder, f".{key}.{os.getpid()}")  # written whole, then renamed into place
         try:
             os.makedirs(self.folder, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(prefix=".entry-", dir=self.folder)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            with open(temporary, "w", encoding="utf-8") as handle:
                 json.dump(_result_to(result), handle)
             os.replace(temporary, os.path.join(self.folder, key))
         except OSError:
@@ -81,14 +79,15 @@ class ResultCache:
 @functools.cache
 def package_fingerprint() -> str:
     """What the installed code, rules and allowlists are: each file's path, size and modification time."""
-    digest = hashlib.sha256()
-    for folder, names, files in sorted(os.walk(PACKAGE)):
-        names[:] = sorted(n for n in names if n != "__pycache__")
-        for name in sorted(files):
-            meta = os.stat(os.path.join(folder, name))
-            relative = os.path.relpath(os.path.join(folder, name), PACKAGE)
-            digest.update(f"{relative}|{meta.st_size}|{meta.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+    facts = []
+    for folder, names, files in os.walk(PACKAGE):
+        names[:] = [name for name in names if name != "__pycache__"]  # compiled copies of what is listed
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name in files:
+                    meta = entry.stat()
+                    facts.append(f"{os.path.relpath(entry.path, PACKAGE)}|{meta.st_size}|{meta.st_mtime_ns}")
+    return hashlib.sha256("\n".join(sorted(facts)).encode()).hexdigest()
 
 
 def _result_to(result: FileResult) -> dict[str, Any]:
