@@ -35,8 +35,14 @@ def source_of(ref: str) -> Path:
     return tree / "src"
 
 
-def commands(sample: Path) -> dict[str, list[str]]:
-    return {"mloops --help": ["--help"], "mloops scan (one pickle)": ["scan", str(sample)]}
+def commands(sample: Path) -> dict[str, dict[str, list[str]]]:
+    """Name -> the arguments each commit runs (the commit before has no result cache to turn off)."""
+    scan = ["scan", str(sample)]
+    return {
+        "mloops --help": {"before": ["--help"], "after": ["--help"]},
+        "mloops scan (one pickle)": {"before": scan, "after": scan},
+        "mloops scan --no-cache (one pickle)": {"before": scan, "after": [*scan, "--no-cache"]},
+    }
 
 
 def timed(src: Path, arguments: list[str]) -> tuple[float, float]:
@@ -68,7 +74,7 @@ def main() -> None:
     for _ in range(args.repeat):
         for name, arguments in commands(sample).items():
             for label, src in sources.items():
-                spent, rss = timed(src, arguments)
+                spent, rss = timed(src, arguments[label])
                 seconds.setdefault((name, label), []).append(spent)
                 memory[(name, label)] = max(memory.get((name, label), 0.0), rss)
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
