@@ -120,7 +120,7 @@ def test_every_module_that_declares_formats_is_found_by_the_catalog():
                 for n in tree.body
             ):
                 declared.add(f"mloops.{package}.{path.stem}")
-    found = {module.__name__ for module in registry._modules(registry._DECLARES)}
+    found = {module.__name__ for _, module in registry._declaring()}
     assert declared == found and len(found) > 30
 
 

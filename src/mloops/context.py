@@ -78,8 +78,7 @@ class ScanContext:
             findings.append(finding)
             self._listed[rule_id] += 1
         else:
-            count, worst = self._unlisted.get(rule_id, (0, finding))
-            self._unlisted[rule_id] = (count + 1, finding if finding.severity > worst.severity else worst)
+            self.count_unlisted(finding, 1)
         self._listed_length = len(findings)
 
     def count_unlisted(self, finding: Finding, count: int) -> None:

@@ -88,7 +88,15 @@ def catalog() -> dict[str, Format]:
 
 
 def _declared() -> list[Format]:
-    return [fmt for module in _modules(_DECLARES) for fmt in module.FORMATS]
+    return [fmt for _, module in _declaring() for fmt in module.FORMATS]
+
+
+@functools.cache
+def _declaring() -> tuple[tuple[ModuleType, ModuleType], ...]:
+    """(surface package, module) of every module that declares formats: found once for the catalog and the
+    surfaces alike."""
+    packages = [importlib.import_module(f"{__package__}.{name}") for name in PACKAGES]
+    return tuple((package, module) for package in packages for module in package_modules(package, _DECLARES))
 
 
 # A module that declares formats says so at the start of a line; only those are imported to build the
@@ -96,9 +104,9 @@ def _declared() -> list[Format]:
 _DECLARES = b"\nFORMATS = "
 
 
-def _modules(declaring: bytes | None = None) -> list[ModuleType]:
+def _modules() -> list[ModuleType]:
     packages = (importlib.import_module(f"{__package__}.{name}") for name in PACKAGES)
-    return [module for package in packages for module in package_modules(package, declaring)]
+    return [module for package in packages for module in package_modules(package)]
 
 
 def package_modules(package: ModuleType, declaring: bytes | None = None) -> list[ModuleType]:
@@ -135,13 +143,12 @@ def all_rules() -> tuple[Rule, ...]:
 @functools.cache
 def surfaces() -> dict[str, AttackClass]:
     """Format label -> the attack class of the surface folder that declares it (sources declare none)."""
-    found: dict[str, AttackClass] = {}
-    for name in PACKAGES:
-        package = importlib.import_module(f"{__package__}.{name}")
-        attack_class = getattr(package, "ATTACK_CLASS", None)
-        if attack_class is not None:
-            found.update((fmt.label, attack_class) for m in package_modules(package, _DECLARES) for fmt in m.FORMATS)
-    return found
+    return {
+        fmt.label: package.ATTACK_CLASS
+        for package, module in _declaring()
+        if hasattr(package, "ATTACK_CLASS")
+        for fmt in module.FORMATS
+    }
 
 
 @functools.cache

@@ -20,7 +20,7 @@ from .picklevm.policy import default_policy
 from .sniff import HEAD_BYTES, has_model_extension, non_model_content, sniff
 from .sources import zip as zip_archive
 from .sources.remote import expand_remote, is_remote, known_schemes, open_remote
-from .sources.remote.interface import RangeStream, RemoteError
+from .sources.remote.interface import RangeStream, RemoteError, RemoteObject
 
 if TYPE_CHECKING:
     from .cache import ResultCache
@@ -109,31 +109,27 @@ def scan_remote(
     """Scan one remote object where it is stored, reading only the byte ranges the analyzers ask for; with a
     cache, an object whose ETag or revision was scanned before is judged from its first request alone."""
     ctx = ScanContext(uri, limits, default_policy(), dispatch)
-    opened: list[RangeStream] = []
-    keys: list[str | None] = []
-    earlier: list[FileResult] = []
+    opened: RemoteObject | None = None
+    key: str | None = None
+    earlier: FileResult | None = None
 
     def scan() -> None:
-        remote = open_remote(uri, timeout)
-        opened.append(RangeStream(remote))
-        keys.append(cache.remote_key(uri, remote.version, remote.size) if cache else None)
-        hit = cache.get(keys[0]) if cache else None
-        if hit is not None:
-            earlier.append(hit)
-            return
-        name = uri.split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]  # the object's own name
-        ctx.scan(Item(opened[0], Location(uri), remote.size, name, 0))
+        nonlocal opened, key, earlier
+        opened = remote = open_remote(uri, timeout)
+        key = cache.remote_key(uri, remote.version, remote.size) if cache else None
+        earlier = cache.get(key) if cache else None
+        if earlier is None:
+            name = uri.split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]  # the object's own name
+            ctx.scan(Item(RangeStream(remote), Location(uri), remote.size, name, 0))
 
     _guarded(ctx, scan)
-    result = RemoteResult(
-        uri, *(earlier[0].findings, earlier[0].assets) if earlier else (ctx.result.findings, ctx.result.assets)
-    )
-    if opened:
-        stream = opened[0]
-        result.size, result.version = stream.remote.size, stream.remote.version
-        result.bytes_read, result.requests = stream.remote.bytes_fetched, stream.remote.requests
-    if cache and not earlier and keys:
-        cache.put(keys[0], result)
+    judged = earlier or ctx.result
+    result = RemoteResult(uri, judged.findings, judged.assets)
+    if opened is not None:
+        result.size, result.version = opened.size, opened.version
+        result.bytes_read, result.requests = opened.bytes_fetched, opened.requests
+    if cache and earlier is None:
+        cache.put(key, result)  # no key (nothing opened, no ETag) keeps nothing
     return result
 
 

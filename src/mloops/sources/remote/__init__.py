@@ -30,19 +30,20 @@ def known_schemes() -> list[str]:
 
 def expand_remote(uri: str, timeout: float) -> list[str]:
     """The objects a target names: itself, or every file of a model version, run or registry."""
-    for module in _sources():
-        if uri.lower().startswith(module.SCHEMES):
-            expand = getattr(module, "expand", None)
-            return [uri] if expand is None else list(expand(uri, timeout))
-    raise RemoteError(f"{uri}: no remote source reads this scheme (mloops reads {', '.join(known_schemes())})")
+    expand = getattr(_source_of(uri), "expand", None)
+    return [uri] if expand is None else list(expand(uri, timeout))
 
 
 def open_remote(uri: str, timeout: float) -> RemoteObject:
     """The object ``uri`` names, from the source module that declares its scheme."""
+    found: RemoteObject = _source_of(uri).open_object(uri, timeout)
+    return found
+
+
+def _source_of(uri: str) -> ModuleType:
     for module in _sources():
         if uri.lower().startswith(module.SCHEMES):
-            found: RemoteObject = module.open_object(uri, timeout)
-            return found
+            return module
     raise RemoteError(f"{uri}: no remote source reads this scheme (mloops reads {', '.join(known_schemes())})")
 
 

@@ -1,6 +1,6 @@
 """``https://`` (and ``http://``) artifact URLs, read by HTTP range requests (RFC 9110 §14).
 
-Only GET with a Range header and HEAD are sent, to the URL the user named (redirects are followed as
+Only GET requests with a Range header are sent, to the URL the user named (redirects are followed as
 urllib does). A server that ignores ranges is refused rather than downloaded whole: the point of a remote
 scan is to read only what the verdict needs.
 """
