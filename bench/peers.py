@@ -21,6 +21,7 @@ PEERS = ROOT / "bench" / ".venv-peers"
 # h5py and onnx: the peers' Keras H5 and ONNX scanners need them, and a user of those formats has them.
 PEER_PACKAGES = ["picklescan", "modelscan", "fickling", "modelaudit", "h5py", "onnx", "bandit", "detect-secrets"]
 PEER_PACKAGES += ["mlflow-skinny==3.17.2"]  # modelaudit's models:/ scans download through MLflow's client
+PEER_PACKAGES += ["s3fs"]  # and its s3:// scans through fsspec
 QUIET_ENV = {"PROMPTFOO_DISABLE_TELEMETRY": "1", "NO_ANALYTICS": "1", "DO_NOT_TRACK": "1"}
 TIMEOUT = 900
 

@@ -1,8 +1,9 @@
-"""Remote scans measured on 127.0.0.1: a large PyTorch checkpoint served by HTTP range requests and kept in an
-MLflow artifact store (time, bytes read, against modelaudit on the same MLflow URI), and a registry of many model
-versions scanned whole, then again with the result cache.
+"""Remote scans measured on 127.0.0.1: a large PyTorch checkpoint served by HTTP range requests, kept in an
+MLflow artifact store and in a bucket of moto's S3 server (time, bytes read, against modelaudit on the same
+URI), a registry of many model versions and a bucket of many objects scanned whole, then again with the
+result cache.
 
-    python bench/remote_scan.py [--gib 10] [--versions 200] [--write]
+    python bench/remote_scan.py [--gib 10] [--s3-gib 2] [--versions 200] [--write]
 
 Everything it makes is kept under bench/work/remote (the checkpoint is written once, by torch).
 """
@@ -23,8 +24,10 @@ ROOT = peers.ROOT  # importing peers put the repository root on the path
 
 from bench.peers import PEERS, WORK, measure, version_of  # noqa: E402
 from bench.sections import BENCHMARKS, replace_section  # noqa: E402
+from corpus import benign, malicious  # noqa: E402
 from corpus.range_server import range_server  # noqa: E402
-from corpus.servers import BIN, free_port, server  # noqa: E402
+from corpus.servers import BIN, S3_ENV, free_port, s3_server, server  # noqa: E402
+from corpus.tcp_meter import metered  # noqa: E402
 
 HERE = WORK / "remote"
 MLOOPS = [sys.executable, "-m", "mloops"]
@@ -91,9 +94,77 @@ def version_folder(uri: str, folder: Path, name: str) -> Path:
     return folder / "a" / root
 
 
+def s3_scans(gib: int, copies: int) -> tuple[list[tuple], list[str]]:
+    """The checkpoint of ``gib`` GiB in a bucket (moto reads a whole object for every ranged GET, and holds it in
+    memory: bigger objects measure moto), and ``copies`` copies of every model fixture, scanned twice."""
+    import boto3
+
+    big = checkpoint(gib)
+    folder = HERE / "s3"
+    folder.mkdir(exist_ok=True)
+    port = free_port()
+    rows: list[tuple] = []
+    with s3_server(folder, port), metered(port) as relay:
+        env = {**os.environ, **S3_ENV, "AWS_ENDPOINT_URL_S3": relay.endpoint}
+        os.environ.update(S3_ENV)
+        client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}")
+        client.create_bucket(Bucket="bench")
+        client.upload_file(str(big), "bench", big.name)
+        started = time.perf_counter()
+        for _ in range(3):
+            client.get_object(Bucket="bench", Key=big.name, Range="bytes=0-0")["Body"].read()
+        per_get = (time.perf_counter() - started) / 3
+        before = relay.downstream
+        seconds, report = scan_json(f"s3://bench/{big.name}", "--no-cache", env=env)
+        (entry,) = report["files"]
+        requests = entry["remote"]["requests"]
+        sent = relay.downstream - before
+        where = f"moto S3 server, s3://bench/{big.name} ({requests} requests, {sent:,} B on the wire)"
+        rows.append(("mloops", where, seconds, bytes_read(report)))
+        peer = measure([str(PEERS / "bin" / "modelaudit"), "scan", f"s3://bench/{big.name}"], env_extra=env)
+        rows.append((f"modelaudit {version_of('modelaudit')}", f"s3://bench/{big.name} (exit {peer.exit})",
+                     peer.seconds, None))  # fmt: skip
+        fixtures = fixture_folder()
+        names = sorted(path.name for path in fixtures.iterdir() if path.is_file())
+        for copy in range(copies):
+            for name in names:
+                client.put_object(Bucket="bench", Key=f"many/{copy}/{name}", Body=(fixtures / name).read_bytes())
+        cache = HERE / "cache" / f"s3-{time.strftime('%Y%m%d%H%M%S')}"
+        cold, first = scan_json("s3://bench/many/", "--cache-dir", str(cache), env=env)
+        before = relay.downstream
+        warm, _ = scan_json("s3://bench/many/", "--cache-dir", str(cache), env=env)
+        listing = relay.downstream - before
+    note = [
+        f"moto reads the whole {gib} GiB object to answer each ranged GET: {per_get:.2f} s a GET, measured alone. "
+        f"The scan sent {requests} requests (the object's metadata, its first block and its last), so moto's reads "
+        "are nearly all of the mloops time above.",
+        "",
+        f"A bucket of {len(first['files'])} objects ({copies} copies of every model fixture of the tests): "
+        f"{cold:.1f} s and {bytes_read(first) / (1 << 20):.1f} MiB read the first time; {warm:.2f} s "
+        f"({100 * warm / cold:.0f}% of the first) again with the result cache, which took every verdict from the "
+        f"listing's ETags ({listing:,} B on the wire, the listing alone).",
+    ]
+    return rows, note
+
+
+def fixture_folder() -> Path:
+    folder = HERE / "fixtures"
+    if not folder.exists():
+        folder.mkdir()
+        work = HERE / "fixture-work"
+        work.mkdir(exist_ok=True)
+        for case in malicious.ALL:
+            malicious.write(case, folder, work, work / "marker", companions_to=work)
+        for case in benign.ALL:
+            benign.write(case, folder, work)
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gib", type=int, default=10)
+    parser.add_argument("--s3-gib", type=int, default=2)
+    parser.add_argument("--s3-copies", type=int, default=6)
     parser.add_argument("--versions", type=int, default=200)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
@@ -128,13 +199,17 @@ def main() -> None:
         host = uri.removeprefix("http://")
         cold, first = scan_json(f"mlflow://{host}", "--cache-dir", str(cache / registry_folder.name))
         warm, second = scan_json(f"mlflow://{host}", "--cache-dir", str(cache / registry_folder.name))
+    s3_rows, s3_note = s3_scans(args.s3_gib, args.s3_copies)
+    rows += s3_rows
     lines = [
         "## Remote scans",
         "",
         f"`bench/remote_scan.py` on {time.strftime('%Y-%m-%d')}, everything on 127.0.0.1: a {size / (1 << 30):.1f} GiB "
         "PyTorch checkpoint written by `torch.save` (one float32 tensor), served by HTTP range requests "
         "(`corpus/range_server.py`) and kept as a model version's artifact in an MLflow 3 artifact store "
-        "(`--artifacts-destination`, read through the artifact proxy).",
+        "(`--artifacts-destination`, read through the artifact proxy); and a "
+        f"{args.s3_gib} GiB one in a bucket of moto's S3 server, read through s3fs and a relay that counts the "
+        "bytes the server sent.",
         "",
         "| tool | where | seconds | bytes read |",
         "|---|---|---|---|",
@@ -150,7 +225,11 @@ def main() -> None:
         f"checkpoint above, scanned whole with `mloops scan mlflow://HOST`: {objects} objects, {cold:.1f} s and "
         f"{cold_mib:.1f} MiB read the first time; {warm:.1f} s ({100 * warm / cold:.0f}% of the first) and "
         f"{warm_mib:.1f} MiB again with the result cache, "
-        "where each object costs its first request (the ETag) and the registry's listing calls are made again.",
+        "where each object costs its first request (the ETag) and the registry's listing calls are made again: "
+        "the artifact proxy's listing gives no version, and a cache trusting the registry's own metadata would "
+        "miss an artifact rewritten in place through the (often open) proxy, the ML worm's very step.",
+        "",
+        *s3_note,
     ]
     print("\n".join(lines))
     if args.write:

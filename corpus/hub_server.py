@@ -2,7 +2,9 @@
 
     GET /api/{models|datasets}/ORG/NAME/revision/REV   {"id", "sha", "siblings": [{"rfilename"}]}
     GET /api/{models|datasets}?author=ORG              a page of {"id"}, two a page, Link rel="next"
-    GET /[datasets/]ORG/NAME/resolve/REV/FILE          the file, by range requests
+    GET /api/{models|datasets}/ORG/NAME/tree/REV       [{"type", "path", "oid", "size"}] (huggingface_hub's)
+    GET /[datasets/]ORG/NAME/resolve/REV/FILE          the file, whole or by range requests
+    HEAD the same                                      X-Repo-Commit, ETag, size (huggingface_hub's download)
 
 Repositories are folders under ``root/models`` and ``root/datasets``; a repository whose name starts with
 "private-" answers 401 without ``Authorization: Bearer TOKEN``. Every repository has one commit, its name's hash.
@@ -37,15 +39,24 @@ class HubServer(LoopbackServer):
 class _Handler(QuietHandler):
     server: HubServer
 
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def send_body(self, body: bytes) -> None:
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
     def do_GET(self) -> None:
         with self.server.lock:
             self.server.paths.append(self.path)
         url = urllib.parse.urlsplit(self.path)
         parts = [urllib.parse.unquote(part) for part in url.path.strip("/").split("/")]
-        if parts[:1] == ["api"] and len(parts) == 2:
+        if parts[:1] == ["api"] and len(parts) == 2 and parts[1] in ("models", "datasets"):
             self._listing(parts[1], urllib.parse.parse_qs(url.query))
         elif parts[:1] == ["api"] and len(parts) == 6 and parts[4] == "revision":
             self._info(parts[1], f"{parts[2]}/{parts[3]}", parts[5])
+        elif parts[:1] == ["api"] and len(parts) == 6 and parts[4] == "tree":
+            self._tree(parts[1], f"{parts[2]}/{parts[3]}", parts[5])
         else:
             kind = "datasets" if parts[:1] == ["datasets"] else "models"
             parts = parts[1:] if kind == "datasets" else parts
@@ -72,6 +83,22 @@ class _Handler(QuietHandler):
         body = {"id": repo, "sha": commit_of(repo), "siblings": [{"rfilename": name} for name in files]}
         self._json(body, {})
 
+    def _tree(self, kind: str, repo: str, revision: str) -> None:
+        folder = self._repo(kind, repo, revision)
+        if folder is None:
+            return
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        entries = [
+            {
+                "type": "file",
+                "path": str(p.relative_to(folder)),
+                "oid": _blob_id(p.read_bytes()),
+                "size": p.stat().st_size,
+            }
+            for p in files
+        ]
+        self._json(entries, {})
+
     def _listing(self, kind: str, query: dict[str, list[str]]) -> None:
         author = query.get("author", [""])[0]
         start = int(query.get("cursor", ["0"])[0])
@@ -89,8 +116,12 @@ class _Handler(QuietHandler):
             return
         path = folder / name
         match = _RANGE.match(self.headers.get("Range", ""))
-        if not path.is_file() or match is None:
-            self._answer(404 if not path.is_file() else 200, b"" if not path.is_file() else path.read_bytes(), {})
+        if not path.is_file():
+            self._answer(404, b"", {})
+            return
+        if match is None:  # a whole download, as huggingface_hub makes: it files the blob under its ETag
+            body = path.read_bytes()
+            self._answer(200, body, {"X-Repo-Commit": commit_of(repo), "ETag": f'"{_blob_id(body)}"'})
             return
         size = path.stat().st_size
         start, end = int(match.group(1)), min(int(match.group(2)), size - 1)
@@ -111,7 +142,12 @@ class _Handler(QuietHandler):
         for key, value in {**headers, "Content-Length": str(len(body))}.items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(body)
+        self.send_body(body)
+
+
+def _blob_id(data: bytes) -> str:
+    """Git's blob id, which the Hub gives as a file's oid and ETag."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def hub_server(root: Path) -> AbstractContextManager[HubServer]:

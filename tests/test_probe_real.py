@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from corpus.probing import of, platforms, probe
-from corpus.servers import BIN, free_port, jupyter, mlflow_server, server
+from corpus.servers import BIN, free_port, jupyter, kill_processes_naming, mlflow_server, server
 
 from mloops.core import Severity
 
@@ -100,7 +99,7 @@ def test_ray_dashboard_is_jobs_api_rce(tmp_path: Path):
         with server(command, f"http://127.0.0.1:{dashboard}/api/version", tmp_path / "ray.log", tmp_path):
             report = probe(f"http://127.0.0.1:{dashboard}")
     finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, timeout=60)
+        kill_processes_naming(str(temp))  # only this head's processes, not other tests' Ray clusters
     assert platforms(report) == ["ray"]
     jobs = next(f for f in of(report, "MLO501") if f.evidence["feature"] == "Jobs API")
     assert jobs.severity == Severity.CRITICAL and jobs.evidence["attack"] == "job-rce"

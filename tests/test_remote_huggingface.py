@@ -4,7 +4,11 @@ organisation walks with pagination, private repositories with and without HF_TOK
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,7 +17,10 @@ from corpus.hub_server import TOKEN, commit_of, hub_server
 from safetensors.numpy import save_file
 
 from mloops import scan_path
+from mloops.cache import ResultCache
 from mloops.core import Severity
+from mloops.limits import Limits
+from mloops.reporters import reporter
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +102,47 @@ def test_offline_mode_and_an_unknown_revision_are_findings(endpoint, monkeypatch
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     (offline,) = scan_path("hf://acme/good").findings
     assert offline.rule.id == "MLO902" and "HF_HUB_OFFLINE" in offline.message
+
+
+def test_a_rescan_with_the_cache_opens_no_file_of_a_pinned_commit(endpoint, tmp_path):
+    cache = ResultCache(str(tmp_path / "cache"), Limits())
+    first = scan_path("hf://acme/evil", "hf://acme/good", cache=cache)
+    asked = len(endpoint.paths)
+    again = scan_path("hf://acme/evil", "hf://acme/good", cache=cache)
+    resolved = [path for path in endpoint.paths[asked:] if "/resolve/" in path]
+    assert resolved == [] and cache.hits == len(first.files) == 4  # only the revisions were asked for
+    assert [(r.path, [f.rule.id for f in r.findings]) for r in again.files] == [
+        (r.path, [f.rule.id for f in r.findings]) for r in first.files
+    ]
+
+
+# huggingface_hub reads HF_ENDPOINT and HF_HOME when it is imported: a process of its own sees the stand-in Hub.
+DOWNLOAD = "import sys, huggingface_hub; huggingface_hub.snapshot_download(sys.argv[1], cache_dir=sys.argv[2])"
+
+
+def test_a_cache_folder_laid_out_by_huggingface_hub_is_reported_by_repository_and_commit(endpoint, tmp_path):
+    hub_cache = tmp_path / "hub"
+    env = {**os.environ, "HF_ENDPOINT": endpoint.endpoint, "HF_HOME": str(tmp_path / "home"), "NO_PROXY": "*"}
+    for repo in ("acme/good", "acme/evil"):  # the library's own download code lays the folder out
+        subprocess.run([sys.executable, "-c", DOWNLOAD, repo, str(hub_cache)], env=env, check=True, timeout=120)
+    orphan = hub_cache / "models--acme--evil" / "blobs" / ("0" * 40)  # a blob no snapshot points at
+    (snapshot,) = (hub_cache / "models--acme--evil" / "snapshots").glob("*/pytorch_model.bin")
+    orphan.write_bytes(snapshot.read_bytes())
+    report = scan_path(str(hub_cache))
+    by_origin = {r.origin: r for r in report.files if r.origin}
+    commit = commit_of("acme/evil")
+    evil = by_origin[f"hf://acme/evil@{commit}/pytorch_model.bin"]
+    assert evil.path.endswith(f"models--acme--evil/snapshots/{commit}/pytorch_model.bin")
+    assert max(f.severity for f in evil.findings) == Severity.CRITICAL
+    good = commit_of("acme/good")
+    assert {f"hf://acme/good@{good}/{name}" for name in ("README.md", "config.json", "model.safetensors")} <= set(
+        by_origin
+    )
+    blobs = [r.path for r in report.files if "/blobs/" in r.path]
+    assert blobs == [str(orphan)]  # each pointed-at blob is scanned once, under its snapshot name
+    assert max(f.severity for f in report.files[[r.path for r in report.files].index(str(orphan))].findings) == (
+        Severity.CRITICAL
+    )
+    document = json.loads(reporter("json")(report, Severity.HIGH))
+    assert {entry.get("origin") for entry in document["files"]} >= {f"hf://acme/evil@{commit}/pytorch_model.bin"}
+    assert f"({'hf://acme/evil@' + commit}/pytorch_model.bin)" in reporter("text")(report, Severity.HIGH)

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import os
+import threading
 from typing import Any
 
 from . import __version__, registry
@@ -45,8 +46,10 @@ class ResultCache:
         facts = (os.path.abspath(path), meta.st_dev, meta.st_ino, meta.st_size, meta.st_mtime_ns, meta.st_ctime_ns)
         return self._key("file", repr(facts), repr(layouts))
 
-    def remote_key(self, uri: str, version: str | None, size: int | None) -> str | None:
-        return None if not version else self._key("remote", uri, version, str(size))
+    def remote_key(self, uri: str, version: str | None) -> str | None:
+        if not version or version.startswith("W/"):  # a weak ETag does not promise the same bytes
+            return None
+        return self._key("remote", uri, version)
 
     def get(self, key: str | None) -> FileResult | None:
         if key is None:
@@ -63,7 +66,8 @@ class ResultCache:
     def put(self, key: str | None, result: FileResult) -> None:
         if key is None or any(f.rule.operational for f in result.findings):  # a failed read is never kept
             return
-        temporary = os.path.join(self.folder, f".{key}.{os.getpid()}")  # written whole, then renamed into place
+        # Written whole under a name of this thread's own, then renamed into place.
+        temporary = os.path.join(self.folder, f".{key}.{os.getpid()}.{threading.get_ident()}")
         try:
             os.makedirs(self.folder, exist_ok=True)
             with open(temporary, "w", encoding="utf-8") as handle:

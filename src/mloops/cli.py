@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         "paths",
         nargs="+",
         metavar="PATH",
-        help="a file, a folder, an http(s) URL, models:/, runs:/, mlflow:// or hf://",
+        help="a file, a folder, an http(s) URL, models:/, runs:/, mlflow://, hf://, s3://, gs:// or az://",
     )
     scan.add_argument("--mlflow-uri", metavar="URI", help="the MLflow tracking server of models:/ and runs:/ targets")
     _output_options(scan)
@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         "--jobs",
         type=_positive,
         help="files scanned in parallel processes (default: all CPUs when there are more than 256 files)",
+    )
+    scan.add_argument(
+        "--executor",
+        default="process",
+        metavar="NAME",
+        help="where files are scanned: process (this machine, default), ray (RAY_ADDRESS or a local cluster) "
+        "or ray://HOST:PORT (Ray Client)",
     )
     scan.add_argument("--no-cache", action="store_true", help="scan everything again, and keep no results")
     scan.add_argument("--cache-dir", metavar="DIR", help="where results are kept (default: ~/.cache/mloops/results)")
@@ -210,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _inspect_runtime(args)
         if args.mlflow_uri:
             os.environ["MLFLOW_TRACKING_URI"] = args.mlflow_uri  # read as MLflow's own clients read it
-        return _emit(scan_path(*args.paths, jobs=args.jobs, cache=_cache(args)), args)
+        return _emit(scan_path(*args.paths, jobs=args.jobs, cache=_cache(args), executor=args.executor), args)
     except UsageError as exc:
         print(f"mloops: error: {exc}", file=sys.stderr)
         return 2

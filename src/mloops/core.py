@@ -213,7 +213,10 @@ class Asset(NamedTuple):
 
 
 class FileResult:
-    """Everything learned about one top-level file."""
+    """Everything learned about one top-level file; ``origin`` names what it is a copy of, when its place says
+    (a Hugging Face cache's snapshot file: its repository, commit and name)."""
+
+    origin: str | None = None
 
     def __init__(self, path: str, findings: list[Finding] | None = None, assets: list[Asset] | None = None) -> None:
         self.path = path

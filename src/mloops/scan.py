@@ -9,18 +9,20 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from . import formats, registry, rules
+from . import executors, formats, registry, rules
 from .context import Item, ScanContext
 from .core import FileResult, Location, RemoteResult, Report, Severity, UsageError
 from .datasets import dataset_folder
 from .deployments import deployment_tree
+from .executors.interface import Unit
 from .limits import Limits
 from .models.pickle_sniff import has_pickle_extension
 from .picklevm.policy import default_policy
 from .sniff import HEAD_BYTES, has_model_extension, non_model_content, sniff
+from .sources import hf_cache
 from .sources import zip as zip_archive
 from .sources.remote import expand_remote, is_remote, known_schemes, open_remote
-from .sources.remote.interface import RangeStream, RemoteError, RemoteObject
+from .sources.remote.interface import Listed, RangeStream, RemoteError, RemoteObject
 
 if TYPE_CHECKING:
     from .cache import ResultCache
@@ -104,44 +106,57 @@ def scan_file(path: str, limits: Limits, layouts: tuple[str, ...] = ()) -> FileR
 
 
 def scan_remote(
-    uri: str, limits: Limits, timeout: float = REMOTE_TIMEOUT, cache: ResultCache | None = None
+    uri: str | Listed, limits: Limits, timeout: float = REMOTE_TIMEOUT, cache: ResultCache | None = None
 ) -> RemoteResult:
-    """Scan one remote object where it is stored, reading only the byte ranges the analyzers ask for; with a
-    cache, an object whose ETag or revision was scanned before is judged from its first request alone."""
-    ctx = ScanContext(uri, limits, default_policy(), dispatch)
+    """Scan one remote object where it is stored, reading only the byte ranges the analyzers ask for.
+
+    With a cache, an object whose first request tells a version scanned before is not read further; a result
+    is kept under the version the object had when it was read. (``scan_path`` looks up the version a listing
+    gave before opening anything: the two meet when the object did not change in between.)"""
+    listed = uri if isinstance(uri, Listed) else Listed(uri)
+    ctx = ScanContext(listed.uri, limits, default_policy(), dispatch)
     opened: RemoteObject | None = None
-    key: str | None = None
     earlier: FileResult | None = None
 
     def scan() -> None:
-        nonlocal opened, key, earlier
-        opened = remote = open_remote(uri, timeout)
-        key = cache.remote_key(uri, remote.version, remote.size) if cache else None
-        earlier = cache.get(key) if cache else None
+        nonlocal opened, earlier
+        opened = remote = open_remote(listed.uri, timeout)
+        earlier = cache.get(cache.remote_key(listed.uri, remote.version)) if cache else None
         if earlier is None:
-            name = uri.split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]  # the object's own name
-            ctx.scan(Item(RangeStream(remote), Location(uri), remote.size, name, 0))
+            ctx.scan(Item(RangeStream(remote), Location(listed.uri), remote.size, _object_name(listed.uri), 0))
 
     _guarded(ctx, scan)
-    judged = earlier or ctx.result
-    result = RemoteResult(uri, judged.findings, judged.assets)
-    if opened is not None:
-        result.size, result.version = opened.size, opened.version
-        result.bytes_read, result.requests = opened.bytes_fetched, opened.requests
-    if cache and earlier is None:
-        cache.put(key, result)  # no key (nothing opened, no ETag) keeps nothing
+    result = _remote_result(listed.uri, earlier or ctx.result, opened)
+    if cache and earlier is None and opened is not None and opened.version:  # no version, nothing kept
+        cache.put(cache.remote_key(listed.uri, opened.version), result)
     return result
 
 
-def scan_remote_target(
-    target: str, limits: Limits, timeout: float = REMOTE_TIMEOUT, cache: ResultCache | None = None
-) -> list[FileResult]:
-    """Every object a remote target names (one URL, a model version's files, a whole registry), scanned."""
-    try:
-        objects = expand_remote(target, timeout)
-    except RemoteError as exc:
-        return [FileResult(target, [rules.UNREADABLE.finding(Location(target), str(exc))])]
-    return [scan_remote(uri, limits, timeout, cache) for uri in objects]
+def _remote_result(uri: str, judged: FileResult, opened: RemoteObject | None) -> RemoteResult:
+    result = RemoteResult(uri, judged.findings, judged.assets)
+    if isinstance(judged, RemoteResult):
+        result.size, result.version = judged.size, judged.version
+    if opened is not None:
+        result.size, result.version = opened.size, opened.version
+        result.bytes_read, result.requests = opened.bytes_fetched, opened.requests
+    return result
+
+
+def _object_name(uri: str) -> str:
+    """The last part of an object's path: what sniffing reads as its file name."""
+    return uri.split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+def expand_targets(targets: list[str], timeout: float = REMOTE_TIMEOUT) -> tuple[list[Listed], list[FileResult]]:
+    """The objects the remote targets name, and a result for each target that could not be listed."""
+    objects: list[Listed] = []
+    failed: list[FileResult] = []
+    for target in targets:
+        try:
+            objects += expand_remote(target, timeout)
+        except RemoteError as exc:
+            failed.append(FileResult(target, [rules.UNREADABLE.finding(Location(target), str(exc))]))
+    return objects, failed
 
 
 def _guarded(ctx: ScanContext, scan: Callable[[], None]) -> None:
@@ -268,17 +283,19 @@ def _is_regular(path: str) -> bool:
         return True  # scan_file reports why it cannot be read
 
 
-# Starting worker processes costs more than scanning a few hundred typical files.
-AUTO_PARALLEL_FILES = 256
-
-
 def scan_path(
-    *paths: str, jobs: int | None = 1, limits: Limits | None = None, cache: ResultCache | None = None
+    *paths: str,
+    jobs: int | None = 1,
+    limits: Limits | None = None,
+    cache: ResultCache | None = None,
+    executor: str = "process",
 ) -> Report:
-    """Scan files, folders and remote objects (``https://...``); the Python API behind ``mloops scan``.
+    """Scan files, folders and remote objects (``https://...``, ``s3://...``, ``models:/...``); the Python API
+    behind ``mloops scan``.
 
-    ``jobs=None`` uses every CPU when there are enough files to repay the worker start-up. With ``cache``,
-    what was scanned before and has not changed is not read again.
+    ``jobs=None`` uses every CPU when there are enough files to repay the worker start-up; ``executor`` names
+    where the scanning runs (``process``, ``ray``, ``ray://HOST:PORT``). With ``cache``, what was scanned
+    before and has not changed is not read again.
     """
     limits = limits or Limits()
     started = time.monotonic()
@@ -288,34 +305,35 @@ def scan_path(
             raise UsageError(
                 f"{uri}: mloops reads no remote store of this kind (it reads {', '.join(known_schemes())})"
             )
+    runner = executors.executor(executor, jobs)
     files, unreadable = collect_files([path for path in paths if not is_remote(path)], limits)
+    origins = hf_cache.hub_origins(files)
+    skipped = hf_cache.scanned_as_snapshots(files, origins)
+    files = [path for path in files if path not in skipped]
     datasets = dataset_folder.dataset_folders(files)
     layouts = _folder_layouts(files, datasets)
     if deployment_tree.auth_layer_files(files):  # the tree's manifests are judged together
         layouts = [(*layout, deployment_tree.LAYOUT) for layout in layouts]
-    keys = [cache.local_key(path, layout) if cache else None for path, layout in zip(files, layouts, strict=True)]
+    objects, unlisted = expand_targets(remote)
+    units: list[Unit] = [*zip(files, layouts, strict=True), *objects]
+    keys = [_cache_key(cache, unit) for unit in units] if cache else [None] * len(units)
     results: list[FileResult | None] = [cache.get(key) if cache else None for key in keys]
     todo = [index for index, result in enumerate(results) if result is None]
-    fresh = _scan_files([files[i] for i in todo], [layouts[i] for i in todo], limits, jobs)
-    for index, result in zip(todo, fresh, strict=True):
+    for index, result in zip(todo, runner.run([units[i] for i in todo], limits, cache), strict=True):
         results[index] = result
-        if cache:
+        if cache and not isinstance(units[index], Listed):  # a remote object is kept under the version read
             cache.put(keys[index], result)
     scanned = [result for result in results if result is not None]
-    scanned += [result for uri in remote for result in scan_remote_target(uri, limits, cache=cache)]
-    return Report(unreadable + scanned, time.monotonic() - started, [folder.path for folder in datasets])
+    for result in scanned[: len(files)]:
+        result.origin = origins.get(result.path)
+    return Report(unreadable + scanned[: len(files)] + unlisted + scanned[len(files) :], time.monotonic() - started,
+                  [folder.path for folder in datasets])  # fmt: skip
 
 
-def _scan_files(files: list[str], layouts: list[tuple[str, ...]], limits: Limits, jobs: int | None) -> list[FileResult]:
-    if jobs is None:
-        jobs = (os.cpu_count() or 1) if len(files) > AUTO_PARALLEL_FILES else 1
-    if jobs > 1 and len(files) > 1:
-        from concurrent.futures import ProcessPoolExecutor  # only parallel runs pay for its import
-
-        with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
-            chunksize = max(1, len(files) // (jobs * 8))
-            return list(pool.map(scan_file, files, [limits] * len(files), layouts, chunksize=chunksize))
-    return list(map(scan_file, files, [limits] * len(files), layouts))
+def _cache_key(cache: ResultCache, unit: Unit) -> str | None:
+    if isinstance(unit, Listed):
+        return cache.remote_key(unit.uri, unit.version)
+    return cache.local_key(*unit)
 
 
 def _folder_layouts(files: list[str], datasets: list[dataset_folder.DatasetFolder]) -> list[tuple[str, ...]]:

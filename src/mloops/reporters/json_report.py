@@ -44,6 +44,7 @@ def render(report: Report, fail_on: Severity) -> str:
                 "max_severity": None if worst is None else worst.label,
                 "findings": len(result.findings),
                 **({"remote": _remote(result)} if isinstance(result, RemoteResult) else {}),
+                **({"origin": result.origin} if result.origin else {}),
             }
         )
     document = {

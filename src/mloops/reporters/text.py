@@ -112,7 +112,7 @@ def render(report: Report, fail_on: Severity) -> str:
     for result in report.files:
         if not result.findings:
             continue
-        out.append(result.path)
+        out.append(result.path if result.origin is None else f"{result.path} ({result.origin})")
         explained: set[str] = set()
         for finding in sorted(result.findings, key=Finding.sort_key):
             out += _finding(finding, explained)

@@ -2,7 +2,8 @@
 
 ``interface.py`` is what every remote source gives the scanner (an object with a size and a way to read a
 range of it) and the stream the analyzers read it through; each kind of store is one module declaring the
-URL prefixes it reads in ``SCHEMES`` and opening them with ``open_object(uri, timeout)`` (``http.py``).
+URL prefixes it reads in ``SCHEMES`` and opening them with ``open_object(uri, timeout)`` (``http.py``), and
+expanding a target that names many objects with ``expand(uri, timeout)`` into ``Listed`` objects.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 import sys
 from types import ModuleType
 
-from .interface import RemoteError, RemoteObject
+from .interface import Listed, RemoteError, RemoteObject
 
 # ``https://...``, ``models:/...``: a scheme of two letters at least (``C:/`` is a Windows drive).
 _REMOTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:/")
@@ -28,10 +29,10 @@ def known_schemes() -> list[str]:
     return [scheme for module in _sources() for scheme in module.SCHEMES]
 
 
-def expand_remote(uri: str, timeout: float) -> list[str]:
-    """The objects a target names: itself, or every file of a model version, run or registry."""
+def expand_remote(uri: str, timeout: float) -> list[Listed]:
+    """The objects a target names: itself, or every file of a model version, run, registry or prefix."""
     expand = getattr(_source_of(uri), "expand", None)
-    return [uri] if expand is None else list(expand(uri, timeout))
+    return [Listed(uri)] if expand is None else list(expand(uri, timeout))
 
 
 def open_remote(uri: str, timeout: float) -> RemoteObject:

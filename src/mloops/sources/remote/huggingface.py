@@ -17,32 +17,33 @@ import urllib.request
 from typing import Any
 
 from .http import HttpObject, get_json
-from .interface import RemoteError
+from .interface import Listed, RemoteError
 
 SCHEMES = ("hf://",)
 MAX_REPOSITORIES = 10_000  # an organisation walk is bounded like any other input
 KINDS = {"models": "", "datasets": "datasets/"}  # API collection -> URL prefix of its repositories
 
 
-def expand(uri: str, timeout: float) -> list[str]:
-    """Every file of the repository (at its resolved commit), or of every repository of an organisation."""
+def expand(uri: str, timeout: float) -> list[Listed]:
+    """Every file of the repository (at its resolved commit), or of every repository of an organisation; a
+    file's version is its commit, which fixes its content."""
     hub = Hub(timeout)
     kind, repo, revision = _parse(uri)
     if "/" not in repo:  # an organisation or user
         repos = [(kind_, found) for kind_ in KINDS for found in hub.repositories(kind_, repo)]
         if not repos:
             raise RemoteError(f"{uri}: the Hub lists no model or dataset of {repo!r}")
-        return [name for kind_, found in repos for name in _files_or_itself(hub, kind_, found)]
+        return [listed for kind_, found in repos for listed in _files_or_itself(hub, kind_, found)]
     return hub.files(kind, repo, revision)
 
 
-def _files_or_itself(hub: Hub, kind: str, repo: str) -> list[str]:
+def _files_or_itself(hub: Hub, kind: str, repo: str) -> list[Listed]:
     """A repository of an organisation walk that cannot be listed (private, gated) stays in the scan as itself:
     opening it reports why, and the rest of the organisation is still scanned."""
     try:
         return hub.files(kind, repo, "main")
     except RemoteError:
-        return [f"hf://{KINDS[kind]}{repo}"]
+        return [Listed(f"hf://{KINDS[kind]}{repo}")]
 
 
 def open_object(uri: str, timeout: float) -> HttpObject:
@@ -53,7 +54,14 @@ def open_object(uri: str, timeout: float) -> HttpObject:
         hub.files(kind, repo, commit)
         raise RemoteError(f"{uri}: name a file of the repository, or the repository itself")
     url = f"{hub.endpoint}/{KINDS[kind]}{repo}/resolve/{urllib.parse.quote(commit, safe='')}/"
-    return HttpObject(url + urllib.parse.quote(path, safe="/"), timeout, hub.headers)
+    found = HttpObject(url + urllib.parse.quote(path, safe="/"), timeout, hub.headers)
+    if _is_commit(commit):  # a file at a commit never changes: the commit is its version, as listed
+        found.version = commit
+    return found
+
+
+def _is_commit(revision: str) -> bool:
+    return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
 
 
 def _parse(uri: str) -> tuple[str, str, str]:
@@ -78,15 +86,15 @@ class Hub:
         token = os.environ.get("HF_TOKEN")
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
-    def files(self, kind: str, repo: str, revision: str) -> list[str]:
+    def files(self, kind: str, repo: str, revision: str) -> list[Listed]:
         quoted = urllib.parse.quote(revision, safe="")
         info = self.get(f"/api/{kind}/{repo}/revision/{quoted}")
         commit = str(info.get("sha") or "")
-        if not commit:
+        if not _is_commit(commit):
             raise RemoteError(f"{self.endpoint}: {repo}@{revision} has no commit")
         prefix = "hf://datasets/" if kind == "datasets" else "hf://"
         names = sorted(str(entry["rfilename"]) for entry in info.get("siblings") or [])
-        return [f"{prefix}{repo}@{commit}/{name}" for name in names]
+        return [Listed(f"{prefix}{repo}@{commit}/{name}", commit) for name in names]
 
     def repositories(self, kind: str, author: str) -> list[str]:
         found: list[str] = []

@@ -8,7 +8,7 @@ the tensor data in between is never fetched. The object counts what the verdict 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 BLOCK = 64 * 1024  # bytes per request at least: small reads (pickle opcodes) would otherwise be one request each
 KEPT_BLOCKS = 64  # blocks held (4 MiB): the end record, the directory and the member being read
@@ -17,6 +17,14 @@ MAX_READAHEAD = 16  # blocks fetched in one request when reading straight on
 
 class RemoteError(Exception):
     """A remote object cannot be read; the message is one line a user can act on."""
+
+
+class Listed(NamedTuple):
+    """An object a target expands to, and its version when the listing tells it (an ETag, a pinned commit):
+    a cached result for that version is used without opening the object."""
+
+    uri: str
+    version: str | None = None
 
 
 class RemoteObject(Protocol):

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .http import HttpObject, get_json
-from .interface import RemoteError
+from .interface import Listed, RemoteError
 
 SCHEMES = ("models:/", "runs:/", "mlflow://")
 MAX_OBJECTS = 100_000  # artifacts one target may expand to: a registry walk is bounded like any other input
@@ -29,8 +29,13 @@ _PROXIED = "mlflow-artifacts:/"
 _CREDENTIALS_HINT = "set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
 
 
-def expand(uri: str, timeout: float) -> list[str]:
-    """The artifact files ``uri`` names, each as an object URI ``open_object`` reads."""
+def expand(uri: str, timeout: float) -> list[Listed]:
+    """The artifact files ``uri`` names, each as an object URI ``open_object`` reads; no version: the artifact
+    proxy's listing tells nothing that fixes a file's content."""
+    return [Listed(name) for name in _artifact_uris(uri, timeout)]
+
+
+def _artifact_uris(uri: str, timeout: float) -> list[str]:
     if uri.startswith("mlflow://"):
         server = _server("http://" + uri.removeprefix("mlflow://").strip("/"), timeout)
         versions = [(m, v) for m in server.registered_models() for v in server.versions(m)]

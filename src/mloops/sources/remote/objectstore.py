@@ -1,0 +1,118 @@
+"""Object stores through fsspec: ``s3://BUCKET/PREFIX``, ``gs://BUCKET/PREFIX`` and ``az://CONTAINER/PREFIX``.
+
+Each store's fsspec backend (s3fs, gcsfs, adlfs) is an optional install (``pip install 'mloops[s3]'``) and
+brings its store's usual credential chain: for S3, botocore's (``AWS_*`` variables, ``~/.aws``, instance
+roles; ``AWS_ENDPOINT_URL_S3`` names an S3-compatible server). Only listings, object metadata and ranged
+GETs are sent. A listing gives every object's ETag, so that an unchanged object is judged from the listing
+alone when its result is cached.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+from typing import Any
+
+from ...core import UsageError
+from .interface import Listed, RemoteError
+
+SCHEMES = ("s3://", "gs://", "az://")
+BACKENDS = {"s3": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "az": ("adlfs", "azure")}  # scheme: module, extra
+_SETTINGS = ("AWS_", "GOOGLE_", "AZURE_")  # the variables the backends read their credentials and endpoints from
+MAX_OBJECTS = 100_000  # objects one prefix may expand to, like a registry walk
+
+
+class StoreObject:
+    """One object, read by ranged GETs; the ETag it had when listed or opened is its version."""
+
+    def __init__(self, uri: str, store: Any, info: dict[str, Any]) -> None:
+        self.uri = uri
+        self.store = store
+        self.size = int(info.get("size") or 0)
+        self.version = _etag(info)
+        self.head = b""
+        self.bytes_fetched = 0
+        self.requests = 1  # the metadata request that opened it
+
+    def read_range(self, start: int, length: int, /) -> bytes:
+        if length <= 0:
+            return b""
+        try:
+            data: bytes = self.store.cat_file(self.uri, start=start, end=start + length)
+        except Exception as error:  # noqa: BLE001 - see _explain
+            raise RemoteError(f"{self.uri}: {_explain(error)}") from None
+        self.requests += 1
+        self.bytes_fetched += len(data)
+        if len(data) != length:
+            raise RemoteError(f"{self.uri}: the store sent {len(data)} bytes for a range of {length}")
+        return data
+
+
+def expand(uri: str, timeout: float) -> list[Listed]:
+    """Every object under the prefix (the object itself when it names one), with its listed ETag."""
+    store = _store(uri, timeout)
+    try:
+        found = store.find(uri, detail=True, maxdepth=None)
+        if not found and store.isfile(uri):
+            found = {uri: store.info(uri)}
+    except Exception as error:  # noqa: BLE001 - see _explain
+        raise RemoteError(f"{uri}: {_explain(error)}") from None
+    if not found:
+        raise RemoteError(f"{uri}: no object under this prefix")
+    if len(found) > MAX_OBJECTS:
+        raise RemoteError(f"{uri}: more than {MAX_OBJECTS} objects; scan a narrower prefix")
+    scheme = uri.split("://", 1)[0]
+    return [
+        Listed(f"{scheme}://{path.removeprefix(f'{scheme}://')}", _etag(info))
+        for path, info in sorted(found.items())
+        if info.get("type") != "directory"
+    ]
+
+
+def open_object(uri: str, timeout: float) -> StoreObject:
+    store = _store(uri, timeout)
+    try:
+        info = store.info(uri)
+    except Exception as error:  # noqa: BLE001 - see _explain
+        raise RemoteError(f"{uri}: {_explain(error)}") from None
+    if info.get("type") == "directory":
+        raise RemoteError(f"{uri}: a prefix, not an object")
+    return StoreObject(uri, store, info)
+
+
+def _store(uri: str, timeout: float) -> Any:
+    scheme = uri.split("://", 1)[0].lower()
+    module, extra = BACKENDS[scheme]
+    try:
+        importlib.import_module(module)
+        fsspec = importlib.import_module("fsspec")
+    except ImportError:
+        raise UsageError(f"{uri}: reading {scheme}:// needs {module}: pip install 'mloops[{extra}]'") from None
+    settings = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(_SETTINGS)))
+    return _filesystem(fsspec, scheme, timeout, settings)
+
+
+@functools.cache
+def _filesystem(fsspec: Any, scheme: str, timeout: float, settings: tuple[tuple[str, str], ...]) -> Any:
+    """One client per store and credential settings (``settings``: the environment it was made with)."""
+    # No listing cache: a listing seen earlier would vouch for objects rewritten since.
+    options: dict[str, Any] = {"skip_instance_cache": True, "use_listings_cache": False}
+    if scheme == "s3":  # botocore's own timeouts; its retries honour S3's SlowDown answers
+        options["config_kwargs"] = {"connect_timeout": timeout, "read_timeout": timeout, "retries": {"max_attempts": 4}}
+    return fsspec.filesystem(scheme, **options)
+
+
+def _etag(info: dict[str, Any]) -> str | None:
+    found = info.get("ETag") or info.get("etag") or info.get("md5Hash")
+    return str(found).strip('"') or None if found else None
+
+
+def _explain(error: Exception) -> str:
+    """One line for any failure of a backend: they raise OSErrors for the store's answers, and their HTTP
+    libraries' own error types (botocore's, aiohttp's, google-auth's) for the rest."""
+    if isinstance(error, FileNotFoundError):
+        return "not found"
+    if isinstance(error, PermissionError):
+        return f"access denied; check the store's credentials ({error})"
+    return " ".join(str(error).split())[:300] or type(error).__name__
