@@ -26,8 +26,8 @@ ROOT = peers.ROOT  # importing peers put the repository root on the path
 from bench import code_tree  # noqa: E402
 from bench.peers import WORK  # noqa: E402
 from bench.sections import BENCHMARKS, replace_section  # noqa: E402
-from corpus import benign, malicious  # noqa: E402
 from corpus.range_server import range_server  # noqa: E402
+from corpus.scanning import write_fixtures  # noqa: E402
 from corpus.servers import QUIET, free_port  # noqa: E402
 
 from mloops.executors.local import REMOTE_WORKERS as THREADS_PER_WORKER  # noqa: E402
@@ -44,12 +44,8 @@ def build(copies: int) -> Path:
     base, tree = HERE / "base", HERE / f"tree-{copies}"
     if not base.exists():
         (base / "models").mkdir(parents=True)
-        work = HERE / "fixture-work"
-        work.mkdir(exist_ok=True)
-        for case in malicious.ALL:
-            malicious.write(case, base / "models", work, work / "marker", companions_to=work)
-        for case in benign.ALL:
-            benign.write(case, base / "models", work)
+        (HERE / "fixture-work").mkdir(exist_ok=True)
+        write_fixtures(base / "models", HERE / "fixture-work")
         code_tree.build(base / "code")
     if not tree.exists():
         for number in range(copies):

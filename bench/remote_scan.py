@@ -24,8 +24,8 @@ ROOT = peers.ROOT  # importing peers put the repository root on the path
 
 from bench.peers import PEERS, WORK, measure, version_of  # noqa: E402
 from bench.sections import BENCHMARKS, replace_section  # noqa: E402
-from corpus import benign, malicious  # noqa: E402
 from corpus.range_server import range_server  # noqa: E402
+from corpus.scanning import write_fixtures  # noqa: E402
 from corpus.servers import BIN, S3_ENV, free_port, s3_server, server  # noqa: E402
 from corpus.tcp_meter import metered  # noqa: E402
 
@@ -151,12 +151,8 @@ def fixture_folder() -> Path:
     folder = HERE / "fixtures"
     if not folder.exists():
         folder.mkdir()
-        work = HERE / "fixture-work"
-        work.mkdir(exist_ok=True)
-        for case in malicious.ALL:
-            malicious.write(case, folder, work, work / "marker", companions_to=work)
-        for case in benign.ALL:
-            benign.write(case, folder, work)
+        (HERE / "fixture-work").mkdir(exist_ok=True)
+        write_fixtures(folder, HERE / "fixture-work")
     return folder
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socketserver
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ class QuietHandler(BaseHTTPRequestHandler):
         return
 
 
-Server = TypeVar("Server", bound=LoopbackServer)
+Server = TypeVar("Server", bound=socketserver.BaseServer)
 
 
 @contextmanager

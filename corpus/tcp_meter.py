@@ -6,8 +6,9 @@ from __future__ import annotations
 import socket
 import socketserver
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
+
+from .loopback import serving
 
 
 class MeteredRelay(socketserver.ThreadingTCPServer):
@@ -53,13 +54,5 @@ def _pump(source: socket.socket, sink: socket.socket, meter: MeteredRelay | None
             pass
 
 
-@contextmanager
-def metered(target_port: int) -> Iterator[MeteredRelay]:
-    relay = MeteredRelay(target_port)
-    thread = threading.Thread(target=relay.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield relay
-    finally:
-        relay.shutdown()
-        relay.server_close()
+def metered(target_port: int) -> AbstractContextManager[MeteredRelay]:
+    return serving(MeteredRelay(target_port))

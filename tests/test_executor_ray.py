@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from corpus import benign, malicious
 from corpus.range_server import RangeServer, range_server
+from corpus.scanning import write_fixtures
 from corpus.servers import QUIET, free_port, kill_processes_naming
 
 import mloops
@@ -30,12 +30,8 @@ HERMETIC = {**QUIET, "RAY_AUTH_MODE": "disabled"}  # no token of ~/.ray decides 
 def tree(tmp_path_factory) -> Path:
     """Every fixture, copied into 12 folders: enough batches that one is running when a worker is killed."""
     first = tmp_path_factory.mktemp("tree") / "copy00"
-    work = tmp_path_factory.mktemp("work")
     first.mkdir()
-    for case in malicious.ALL:
-        malicious.write(case, first, work, work / "marker", companions_to=work)
-    for case in benign.ALL:
-        benign.write(case, first, work)
+    write_fixtures(first, tmp_path_factory.mktemp("work"))
     for number in range(1, 12):
         shutil.copytree(first, first.parent / f"copy{number:02d}")
     return first.parent

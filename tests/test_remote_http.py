@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from corpus import benign, malicious
 from corpus.range_server import RangeServer, range_server
+from corpus.scanning import verdict, write_fixtures
 from safetensors.numpy import save_file
 
 from mloops import scan_path
@@ -22,20 +22,9 @@ from mloops.core import RemoteResult, Severity, UsageError
 MiB = 1 << 20
 
 
-def verdict(report) -> list[tuple]:
-    """What a scan found, without where the file lives: rule, severity, members and offset of every finding."""
-    return sorted((f.rule.id, f.severity, f.location.members, f.location.offset) for f in report.findings)
-
-
 @pytest.fixture(scope="module")
 def fixtures(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("served")
-    work = tmp_path_factory.mktemp("work")
-    for case in malicious.ALL:
-        malicious.write(case, folder, work, work / "marker", companions_to=work)
-    for case in benign.ALL:
-        benign.write(case, folder, work)
-    return folder
+    return write_fixtures(tmp_path_factory.mktemp("served"), tmp_path_factory.mktemp("work"))
 
 
 @pytest.fixture(scope="module")

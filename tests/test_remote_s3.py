@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 import torch
-from corpus import benign, malicious
+from corpus.scanning import verdict, write_fixtures
 from corpus.servers import S3_ENV, free_port, s3_server
 from corpus.tcp_meter import MeteredRelay, metered
 
@@ -25,19 +25,9 @@ MiB, GiB = 1 << 20, 1 << 30
 BUCKET = "models"
 
 
-def verdict(result) -> list[tuple]:
-    return sorted((f.rule.id, f.severity, f.location.members, f.location.offset) for f in result.findings)
-
-
 @pytest.fixture(scope="module")
 def fixtures(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("fixtures")
-    work = tmp_path_factory.mktemp("work")
-    for case in malicious.ALL:
-        malicious.write(case, folder, work, work / "marker", companions_to=work)
-    for case in benign.ALL:
-        benign.write(case, folder, work)
-    return folder
+    return write_fixtures(tmp_path_factory.mktemp("fixtures"), tmp_path_factory.mktemp("work"))
 
 
 @pytest.fixture(scope="module")
