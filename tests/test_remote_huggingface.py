@@ -146,3 +146,17 @@ def test_a_cache_folder_laid_out_by_huggingface_hub_is_reported_by_repository_an
     document = json.loads(reporter("json")(report, Severity.HIGH))
     assert {entry.get("origin") for entry in document["files"]} >= {f"hf://acme/evil@{commit}/pytorch_model.bin"}
     assert f"({'hf://acme/evil@' + commit}/pytorch_model.bin)" in reporter("text")(report, Severity.HIGH)
+
+
+def test_the_same_file_and_commit_on_another_endpoint_is_another_object(endpoint, tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror" / "models" / "acme" / "evil"  # same repository and commit, harmless content
+    mirror.mkdir(parents=True)
+    (mirror / "pytorch_model.bin").write_bytes(pickle.dumps({"w": [0.5]}, protocol=4))
+    cache = ResultCache(str(tmp_path / "cache"), Limits())
+    with hub_server(tmp_path / "mirror") as other:
+        monkeypatch.setenv("HF_ENDPOINT", other.endpoint)
+        (clean,) = scan_path("hf://acme/evil", cache=cache).files
+    monkeypatch.setenv("HF_ENDPOINT", endpoint.endpoint)
+    (evil,) = scan_path("hf://acme/evil", cache=cache).files
+    assert evil.path == clean.path and cache.hits == 0  # a cached verdict of the mirror never stands for the Hub
+    assert max(f.severity for f in clean.findings) < Severity.HIGH <= max(f.severity for f in evil.findings)

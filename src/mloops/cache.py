@@ -2,7 +2,9 @@
 rules, allowlists and limits, is not read again.
 
 A local file is known unchanged by its metadata (device, inode, size, modification and change times: the
-change time moves on every write and cannot be set back by a user), a remote object by its ETag or revision.
+change time moves on every write and cannot be set back by a user), a remote object by its ETag or revision
+and the store its URI names (the endpoint variables of its source: the same ``models:/`` URI on another
+tracking server is another object).
 The key also holds a fingerprint of the installed package (every code and data file's size and modification
 time), the limits and the file's layouts, so that any change to rules or allowlists misses. Entries are JSON
 files named by the key's hash, written atomically; an unreadable or foreign entry is a miss, never a result.
@@ -20,6 +22,7 @@ from typing import Any
 from . import __version__, registry
 from .core import Asset, AttackClass, Capability, FileResult, Finding, Location, RemoteResult, Severity
 from .limits import Limits
+from .sources.remote import store_identity
 
 PACKAGE = os.path.dirname(os.path.abspath(__file__))  # no pathlib: it costs every start
 
@@ -49,7 +52,7 @@ class ResultCache:
     def remote_key(self, uri: str, version: str | None) -> str | None:
         if not version or version.startswith("W/"):  # a weak ETag does not promise the same bytes
             return None
-        return self._key("remote", uri, version)
+        return self._key("remote", store_identity(uri), version)
 
     def get(self, key: str | None) -> FileResult | None:
         if key is None:

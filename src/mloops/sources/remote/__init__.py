@@ -3,12 +3,14 @@
 ``interface.py`` is what every remote source gives the scanner (an object with a size and a way to read a
 range of it) and the stream the analyzers read it through; each kind of store is one module declaring the
 URL prefixes it reads in ``SCHEMES`` and opening them with ``open_object(uri, timeout)`` (``http.py``), and
-expanding a target that names many objects with ``expand(uri, timeout)`` into ``Listed`` objects.
+expanding a target that names many objects with ``expand(uri, timeout)`` into ``Listed`` objects. A module
+whose URIs are relative to a configured store names the variables that configure it in ``STORE_VARIABLES``.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
 from types import ModuleType
@@ -33,6 +35,14 @@ def expand_remote(uri: str, timeout: float) -> list[Listed]:
     """The objects a target names: itself, or every file of a model version, run, registry or prefix."""
     expand = getattr(_source_of(uri), "expand", None)
     return [Listed(uri)] if expand is None else list(expand(uri, timeout))
+
+
+def store_identity(uri: str) -> str:
+    """The object ``uri`` names, wherever its source's variables point (``models:/m/1/f`` on two tracking
+    servers is two objects): what a cached result is kept under, besides the object's version."""
+    module = _source_of(uri)
+    settings = [f"{name}={os.environ.get(name, '')}" for name in getattr(module, "STORE_VARIABLES", ())]
+    return "\0".join([uri, *settings])
 
 
 def open_remote(uri: str, timeout: float) -> RemoteObject:

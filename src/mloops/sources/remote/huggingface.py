@@ -20,6 +20,7 @@ from .http import HttpObject, get_json
 from .interface import Listed, RemoteError
 
 SCHEMES = ("hf://",)
+STORE_VARIABLES = ("HF_ENDPOINT",)
 MAX_REPOSITORIES = 10_000  # an organisation walk is bounded like any other input
 KINDS = {"models": "", "datasets": "datasets/"}  # API collection -> URL prefix of its repositories
 

@@ -24,6 +24,7 @@ from .http import HttpObject, get_json
 from .interface import Listed, RemoteError
 
 SCHEMES = ("models:/", "runs:/", "mlflow://")
+STORE_VARIABLES = ("MLFLOW_TRACKING_URI",)  # models:/ and runs:/ name objects of that server
 MAX_OBJECTS = 100_000  # artifacts one target may expand to: a registry walk is bounded like any other input
 _PROXIED = "mlflow-artifacts:/"
 _CREDENTIALS_HINT = "set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"

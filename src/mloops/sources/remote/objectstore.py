@@ -18,6 +18,8 @@ from ...core import UsageError
 from .interface import Listed, RemoteError
 
 SCHEMES = ("s3://", "gs://", "az://")
+# What decides which store a bucket name means (an S3-compatible server, an emulator, an Azure account).
+STORE_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "STORAGE_EMULATOR_HOST", "AZURE_STORAGE_ACCOUNT_NAME")
 BACKENDS = {"s3": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "az": ("adlfs", "azure")}  # scheme: module, extra
 _SETTINGS = ("AWS_", "GOOGLE_", "AZURE_")  # the variables the backends read their credentials and endpoints from
 MAX_OBJECTS = 100_000  # objects one prefix may expand to, like a registry walk
