@@ -18,6 +18,8 @@ from safetensors.numpy import save_file
 
 from mloops import scan_path
 from mloops.core import RemoteResult, Severity, UsageError
+from mloops.sources.remote.http import get_json
+from mloops.sources.remote.interface import RemoteError
 
 MiB = 1 << 20
 
@@ -119,3 +121,12 @@ def test_an_empty_object_scans_like_an_empty_file(tmp_path: Path):
         remote = scan_path(server.url("files/empty.pkl"))
     assert verdict(remote) == verdict(scan_path(str(tmp_path / "empty.pkl"))) != []
     assert remote.files[0].size == 0
+
+
+def test_a_rate_limited_store_api_is_asked_again_after_its_retry_after(tmp_path: Path):
+    (tmp_path / "listing.json").write_text('{"files": []}')
+    with range_server(tmp_path) as server:
+        document, _ = get_json(server.url("busy/listing.json"), {}, 10.0)
+        assert document == {"files": []} and "/busy/listing.json" in server.busy_seen
+        with pytest.raises(RemoteError, match=r"not found \(HTTP 404\)"):
+            get_json(server.url("files/missing.json"), {}, 10.0)

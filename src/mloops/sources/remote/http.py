@@ -49,26 +49,37 @@ class HttpObject:
         request = urllib.request.Request(
             self.uri, headers={**self.headers, "Range": f"bytes={start}-{start + length - 1}"}
         )
-        for attempt in range(RETRIES + 1):
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                    if answer.status != 206:
-                        raise RemoteError(f"{self.uri}: the server does not serve byte ranges (HTTP {answer.status})")
-                    data = answer.read(length + 1)
-                    self.requests += 1
-                    self.bytes_fetched += len(data)
-                    return data, answer.headers
-            except urllib.error.HTTPError as error:
-                if error.code == 416 and start == 0:  # an empty object has no byte 0
-                    return b"", error.headers
-                if error.code in (429, 503) and attempt < RETRIES:
-                    time.sleep(_retry_after(error.headers.get("Retry-After")))
-                    continue
-                raise RemoteError(f"{self.uri}: {_explain(error.code)} (HTTP {error.code})") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-                reason = getattr(error, "reason", error)
-                raise RemoteError(f"{self.uri}: unreachable ({reason})") from None
-        raise AssertionError("unreachable")  # the loop returns or raises
+        try:
+            status, data, headers = _fetch(request, self.timeout, length + 1)
+        except urllib.error.HTTPError as error:
+            if error.code == 416 and start == 0:  # an empty object has no byte 0
+                return b"", error.headers
+            raise RemoteError(f"{self.uri}: {_explain(error.code)} (HTTP {error.code})") from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+            raise _unreachable(self.uri, error) from None
+        if status != 206:
+            raise RemoteError(f"{self.uri}: the server does not serve byte ranges (HTTP {status})")
+        self.requests += 1
+        self.bytes_fetched += len(data)
+        return data, headers
+
+
+def _fetch(request: urllib.request.Request, timeout: float, limit: int) -> tuple[int, bytes, Message]:
+    """One GET (status, at most ``limit`` bytes of body, headers), asked again after the Retry-After of an
+    answer 429 or 503, ``RETRIES`` times at most; other errors are raised as urllib raises them."""
+    for attempt in range(RETRIES + 1):
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
+                return answer.status, answer.read(limit), answer.headers
+        except urllib.error.HTTPError as error:
+            if error.code not in (429, 503) or attempt == RETRIES:
+                raise
+            time.sleep(_retry_after(error.headers.get("Retry-After")))
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _unreachable(url: str, error: Exception) -> RemoteError:
+    return RemoteError(f"{url}: unreachable ({getattr(error, 'reason', error)})")
 
 
 def _total_size(url: str, headers: Message, received: int) -> int:
@@ -105,16 +116,16 @@ def open_object(uri: str, timeout: float) -> HttpObject:
 
 
 def get_json(url: str, headers: dict[str, str], timeout: float, hint: str = "") -> tuple[Any, Message]:
-    """A store API's JSON answer to a GET, and its headers; a failure is one line (``hint`` follows a 401 or
-    403: which credentials the store reads)."""
+    """A store API's JSON answer to a GET, and its headers, rate limits waited out as for ranges; a failure is
+    one line (``hint`` follows a 401 or 403: which credentials the store reads)."""
     request = urllib.request.Request(url, headers={**headers, "User-Agent": f"mloops/{__version__}"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return json.loads(answer.read(64 << 20)), answer.headers
+        _, body, answered = _fetch(request, timeout, 64 << 20)
+        return json.loads(body), answered
     except urllib.error.HTTPError as error:
         said = f"; {hint}" if hint and error.code in (401, 403) else ""
-        raise RemoteError(f"{url}: HTTP {error.code}{said}") from None
+        raise RemoteError(f"{url}: {_explain(error.code)} (HTTP {error.code}){said}") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-        raise RemoteError(f"{url}: unreachable ({getattr(error, 'reason', error)})") from None
+        raise _unreachable(url, error) from None
     except ValueError:
         raise RemoteError(f"{url}: an answer that is not JSON") from None
