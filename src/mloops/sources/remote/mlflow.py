@@ -18,6 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .http import HttpObject, get_json
@@ -25,6 +26,7 @@ from .interface import Listed, RemoteError
 
 SCHEMES = ("models:/", "runs:/", "mlflow://")
 STORE_VARIABLES = ("MLFLOW_TRACKING_URI",)  # models:/ and runs:/ name objects of that server
+LISTING_WORKERS = 8  # listing requests in flight during a registry walk
 MAX_OBJECTS = 100_000  # artifacts one target may expand to: a registry walk is bounded like any other input
 _PROXIED = "mlflow-artifacts:/"
 _CREDENTIALS_HINT = "set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
@@ -39,8 +41,8 @@ def expand(uri: str, timeout: float) -> list[Listed]:
 def _artifact_uris(uri: str, timeout: float) -> list[str]:
     if uri.startswith("mlflow://"):
         server = _server("http://" + uri.removeprefix("mlflow://").strip("/"), timeout)
-        versions = [(m, v) for m in server.registered_models() for v in server.versions(m)]
-        return [f"{uri.rstrip('/')}/{name}/{version}/{path}" for name, version, path in server.files_of(versions)]
+        found = server.files_of(server.every_version())
+        return [f"{uri.rstrip('/')}/{name}/{version}/{path}" for name, version, path in found]
     server = _server(_tracking_uri(uri), timeout)
     if uri.startswith("runs:/"):
         run_id, _, path = uri.removeprefix("runs:/").partition("/")
@@ -129,6 +131,13 @@ class Server:
         found = self.pages("model-versions/search", "model_versions", filter=f"name='{name}'")
         return sorted((str(v["version"]) for v in found), key=int)
 
+    def every_version(self) -> list[tuple[str, str]]:
+        """Every version of every registered model, the models' listings made a few at a time."""
+        models = self.registered_models()
+        with ThreadPoolExecutor(max_workers=LISTING_WORKERS) as pool:
+            listed = zip(models, pool.map(self.versions, models), strict=True)
+            return [(name, version) for name, found in listed for version in found]
+
     @functools.cache  # noqa: B019 - one lookup per version while its files are read (servers live as long)
     def version_root(self, name: str, version: str) -> str:
         return self.get("model-versions/get-download-uri", name=name, version=version)["artifact_uri"]
@@ -138,13 +147,18 @@ class Server:
         return self.get("runs/get", run_id=run_id)["run"]["info"]["artifact_uri"]
 
     def files_of(self, versions: list[tuple[str, str]]) -> Iterator[tuple[str, str, str]]:
+        """The files of each version, listed a few versions at a time, in the versions' order."""
         count = 0
-        for name, version in versions:
-            for path in self.list_files(self.version_root(name, version), ""):
-                count += 1
-                if count > MAX_OBJECTS:
-                    raise RemoteError(f"{self.base}: more than {MAX_OBJECTS} artifacts; scan fewer models at a time")
-                yield name, version, path
+        with ThreadPoolExecutor(max_workers=LISTING_WORKERS) as pool:
+            listed = pool.map(lambda pair: self.list_files(self.version_root(*pair), ""), versions)
+            for (name, version), paths in zip(versions, listed, strict=True):
+                for path in paths:
+                    count += 1
+                    if count > MAX_OBJECTS:
+                        raise RemoteError(
+                            f"{self.base}: more than {MAX_OBJECTS} artifacts; scan fewer models at a time"
+                        )
+                    yield name, version, path
 
     def list_files(self, root: str, path: str) -> list[str]:
         """The files under ``path`` of an artifact root, recursively (a file names itself)."""
