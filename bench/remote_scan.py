@@ -121,7 +121,8 @@ def s3_scans(gib: int, copies: int) -> tuple[list[tuple], list[str]]:
         sent = relay.downstream - before
         where = f"moto S3 server, s3://bench/{big.name} ({requests} requests, {sent:,} B on the wire)"
         rows.append(("mloops", where, seconds, bytes_read(report)))
-        peer = measure([str(PEERS / "bin" / "modelaudit"), "scan", f"s3://bench/{big.name}"], env_extra=env)
+        audit = [str(PEERS / "bin" / "modelaudit"), "scan", "--no-cache", f"s3://bench/{big.name}"]
+        peer = measure(audit, env_extra=env)
         rows.append((f"modelaudit {version_of('modelaudit')}", f"s3://bench/{big.name} (exit {peer.exit})",
                      peer.seconds, None))  # fmt: skip
         fixtures = fixture_folder()
@@ -186,7 +187,7 @@ def main() -> None:
         rows.append(("mloops", "MLflow artifact proxy, models:/big/1", seconds, bytes_read(report)))
         proxy = f"{uri}/api/2.0/mlflow-artifacts/artifacts"  # modelaudit fetches only from allowlisted stores
         audit_env = {"MLFLOW_TRACKING_URI": uri, "MODELAUDIT_MLFLOW_ALLOWED_ARTIFACT_URIS": proxy}
-        peer = measure([str(PEERS / "bin" / "modelaudit"), "scan", "models:/big/1"], env_extra=audit_env)
+        peer = measure([str(PEERS / "bin" / "modelaudit"), "scan", "--no-cache", "models:/big/1"], env_extra=audit_env)
         rows.append((f"modelaudit {version_of('modelaudit')}", f"models:/big/1 (exit {peer.exit})", peer.seconds, None))
         started = time.perf_counter()
         register(uri, "many", args.versions)
