@@ -4,11 +4,13 @@ cluster, for local files and remote objects alike, and a worker killed mid-scan 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,9 +47,13 @@ def served(tree: Path) -> Iterator[RangeServer]:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[tuple[str, str]]:
-    """(the cluster's address, its Ray Client address)."""
+    """(the cluster's address, its Ray Client address). One cluster at a time on this machine, whichever xdist
+    worker runs this module: Ray Client gives every session a server on the ports from 23000 up, so two clusters'
+    sessions collide."""
     client_port = free_port()
-    with pytest.MonkeyPatch.context() as env:
+    lock_path = Path(tempfile.gettempdir()) / "mloops-ray-cluster.lock"
+    with open(lock_path, "w") as lock, pytest.MonkeyPatch.context() as env:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         for key, value in HERMETIC.items():
             env.setenv(key, value)
         nodes = ray_cluster_utils.Cluster(
