@@ -106,14 +106,13 @@ def scan_file(path: str, limits: Limits, layouts: tuple[str, ...] = ()) -> FileR
 
 
 def scan_remote(
-    uri: str | Listed, limits: Limits, timeout: float = REMOTE_TIMEOUT, cache: ResultCache | None = None
+    listed: Listed, limits: Limits, timeout: float = REMOTE_TIMEOUT, cache: ResultCache | None = None
 ) -> RemoteResult:
     """Scan one remote object where it is stored, reading only the byte ranges the analyzers ask for.
 
     With a cache, an object whose first request tells a version scanned before is not read further; a result
     is kept under the version the object had when it was read. (``scan_path`` looks up the version a listing
     gave before opening anything: the two meet when the object did not change in between.)"""
-    listed = uri if isinstance(uri, Listed) else Listed(uri)
     ctx = ScanContext(listed.uri, limits, default_policy(), dispatch)
     opened: RemoteObject | None = None
     earlier: FileResult | None = None

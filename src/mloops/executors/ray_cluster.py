@@ -100,7 +100,7 @@ def _connect(address: str | None) -> Any:
                 warnings.simplefilter("ignore")
                 ray.init(address=joining or None, logging_level="ERROR", log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as error:
-            raise UsageError(f"cannot reach the Ray cluster {address or 'of this machine'}: {error}") from None
+            raise UsageError(f"cannot reach the Ray cluster {joining or 'of this machine'}: {error}") from None
     return ray
 
 
