@@ -5,10 +5,13 @@ stores and artifact servers do, and counts what it sends. Some path prefixes mis
     /busy/...      429 with Retry-After: 0 for the first request of each path, then normal answers
     /norange/...   200 with the whole file, ignoring Range
     /liar/...      claims the file is a terabyte long (Content-Range), then serves what it has
+    /md5/...       gives every file one ETag, as an S3 ETag (the content's MD5) is for a colliding pair of files
+    /untimed/...   sends no Last-Modified
 """
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import re
 from collections import Counter
@@ -36,7 +39,7 @@ class _Handler(QuietHandler):
 
     def do_GET(self) -> None:
         prefix, _, name = self.path.lstrip("/").partition("/")
-        if prefix not in ("files", "private", "busy", "norange", "liar"):
+        if prefix not in ("files", "private", "busy", "norange", "liar", "md5", "untimed"):
             self._status(404)
             return
         if prefix == "private" and self.headers.get("Authorization") is None:
@@ -68,7 +71,9 @@ class _Handler(QuietHandler):
         meta = path.stat()
         etag = '"' + hashlib.sha256(f"{meta.st_size}-{meta.st_mtime_ns}".encode()).hexdigest()[:16] + '"'
         total = 1 << 40 if prefix == "liar" else size
-        headers = {"Content-Range": f"bytes {start}-{end}/{total}", "ETag": etag}
+        headers = {"Content-Range": f"bytes {start}-{end}/{total}", "ETag": '"md5"' if prefix == "md5" else etag}
+        if prefix != "untimed":
+            headers["Last-Modified"] = email.utils.formatdate(meta.st_mtime, usegmt=True)
         self._send(206, body, headers)
 
     def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:

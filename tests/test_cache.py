@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import time
 from pathlib import Path
 
 import pytest
@@ -104,6 +106,25 @@ def test_a_remote_object_with_the_same_etag_costs_one_request(tmp_path: Path):
         second = scan_path(url, cache=again)
     assert again.hits == 1 and second.files[0].requests == 1
     assert stable(second) == stable(first)
+
+
+def test_an_object_rewritten_under_the_same_etag_is_read_again(tmp_path: Path):
+    """An S3 ETag is the content's MD5, so whoever can write the bucket can put a colliding object in place of a
+    clean one; the time of the write is part of the version, and the rewrite is judged again. A server that tells
+    no time keeps no result."""
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps({"weights": [0.1, 0.2]}, protocol=4))
+    cache = ResultCache(str(tmp_path / "cache"), Limits())
+    with range_server(tmp_path) as server:
+        url = server.url("md5/model.pkl")
+        assert scan_path(url, cache=cache).exit_code(Severity.HIGH) == 0
+        case = malicious.ALL[0]
+        malicious.write(case, tmp_path, tmp_path, tmp_path / "marker")
+        os.replace(tmp_path / case.filename, tmp_path / "model.pkl")
+        later = time.time() + 2  # the attacker's write comes after the scan
+        os.utime(tmp_path / "model.pkl", (later, later))
+        assert scan_path(url, cache=cache).exit_code(Severity.HIGH) == 1 and cache.hits == 0
+        untimed = scan_path(server.url("untimed/model.pkl"), cache=cache)
+    assert untimed.files[0].version is None and cache.hits == 0
 
 
 def test_the_cli_keeps_results_unless_told_not_to(tree: Path, tmp_path: Path):

@@ -8,13 +8,21 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
+import boto3
 import pytest
-from corpus.servers import BIN, free_port, server
+from corpus.scanning import verdict
+from corpus.servers import BIN, S3_ENV, free_port, s3_server, server
 
 from mloops import scan_path
-from mloops.core import Severity
+from mloops.cache import ResultCache
+from mloops.core import RemoteResult, Severity
+from mloops.limits import Limits
+
+BOTO = {"aws_access_key_id": S3_ENV["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": S3_ENV["AWS_SECRET_ACCESS_KEY"],
+        "region_name": S3_ENV["AWS_DEFAULT_REGION"]}  # fmt: skip
 
 REGISTER = """
 import os, sys
@@ -143,3 +151,67 @@ def test_one_file_of_a_version(tracking):
     (result,) = scan_path("models:/booby/1/python_model.pkl").files
     assert result.path == "models:/booby/1/python_model.pkl"
     assert max(f.severity for f in result.findings) == Severity.CRITICAL
+
+
+@pytest.fixture(scope="module")
+def s3_registry(tmp_path_factory):
+    """A registry whose artifact root is a bucket of moto's S3 server (``--no-serve-artifacts``): MLflow's client
+    writes the artifacts straight to the store, and mloops reads them there, with their listed ETags."""
+    tmp_path = tmp_path_factory.mktemp("mlflow-s3")
+    moto_port = free_port()
+    with pytest.MonkeyPatch.context() as env, s3_server(tmp_path, moto_port):
+        store = f"http://127.0.0.1:{moto_port}"
+        boto3.client("s3", endpoint_url=store, **BOTO).create_bucket(Bucket="mlflow")
+        port, running = start(tmp_path, "--default-artifact-root", "s3://mlflow/artifacts", "--no-serve-artifacts")
+        with running:
+            uri = f"http://127.0.0.1:{port}"
+            client_env = {**os.environ, **S3_ENV, "MLFLOW_TRACKING_URI": uri, "MLFLOW_S3_ENDPOINT_URL": store}
+            subprocess.run(
+                [sys.executable, "-c", REGISTER, str(tmp_path / "marker")],
+                cwd=tmp_path, env=client_env, capture_output=True, text=True, timeout=300, check=True,
+            )  # fmt: skip
+            for key, value in {**S3_ENV, "MLFLOW_TRACKING_URI": uri, "AWS_ENDPOINT_URL_S3": store}.items():
+                env.setenv(key, value)
+            yield uri, store
+
+
+def test_artifacts_in_an_object_store_are_read_there_with_their_etags(s3_registry):
+    booby = scan_path("models:/booby/1")
+    (pickled,) = [r for r in booby.files if r.path == "models:/booby/1/python_model.pkl"]
+    assert max(f.severity for f in pickled.findings) == Severity.CRITICAL
+    assert all(isinstance(r, RemoteResult) and r.version and 0 < r.bytes_read <= r.size for r in booby.files)
+    assert paths(scan_path("models:/booby@champion")) == paths(booby)
+    benign = scan_path("models:/benign/2")
+    assert "models:/benign/2/MLmodel" in paths(benign) and worst(benign) < Severity.HIGH
+
+
+def test_a_registry_rescan_from_an_object_store_reads_no_artifact(s3_registry, tmp_path: Path):
+    """The rescan costs the registry's listing calls and the store's listings; an artifact rewritten in the bucket
+    in between (the ML worm's step) has a new ETag and is read and judged again."""
+    uri, store = s3_registry
+    target = f"mlflow://{uri.removeprefix('http://')}"
+    cache = ResultCache(str(tmp_path / "cache"), Limits())
+    first = scan_path(target, cache=cache)
+    assert len(first.files) > 10 and first.exit_code(Severity.HIGH) == 1
+    again = scan_path(target, cache=cache)
+    assert cache.hits == len(first.files) and all(r.requests == 0 for r in again.files)
+    assert [verdict(r) for r in again.files] == [verdict(r) for r in first.files]
+
+    (clean,) = [r for r in first.files if r.path.endswith("/benign/1/MLmodel")]
+    assert max(f.severity for f in clean.findings) < Severity.HIGH
+    payload = {"Bucket": "mlflow", "Key": _key_of("booby", "1", "python_model.pkl")}  # the worm copies its pickle
+    boto3.client("s3", endpoint_url=store, **BOTO).copy_object(
+        Bucket="mlflow", Key=_key_of("benign", "1", "MLmodel"), CopySource=payload
+    )
+    third = {r.path: r for r in scan_path(target, cache=cache).files}
+    rewritten = third[clean.path]
+    assert rewritten.requests > 0 and max(f.severity for f in rewritten.findings) == Severity.CRITICAL
+
+
+def _key_of(name: str, version: str, file: str) -> str:
+    """The bucket key of a version's file, from where the registry says the version is stored."""
+    base = os.environ["MLFLOW_TRACKING_URI"]
+    query = f"{base}/api/2.0/mlflow/model-versions/get-download-uri?name={name}&version={version}"
+    with urllib.request.urlopen(query) as answer:
+        root = json.load(answer)["artifact_uri"]
+    return f"{root.removeprefix('s3://mlflow/').rstrip('/')}/{file}"

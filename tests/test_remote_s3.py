@@ -127,3 +127,17 @@ def test_a_store_whose_backend_is_not_installed_is_a_usage_error():
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
         "mloops: error: gs://bucket/model.pkl: reading gs:// needs gcsfs: pip install 'mloops[gcs]'"
     ]
+
+
+def test_an_object_version_moves_with_every_write():
+    """A listing's ETag alone would let a colliding rewrite (an S3 ETag is often the content's MD5) keep a clean
+    verdict: the second of the write is part of the version; GCS's generation is one by itself."""
+    from datetime import UTC, datetime
+
+    from mloops.sources.remote.objectstore import _version
+
+    written = {"ETag": '"0cc175b9c0f1b6a831c399e269772661"', "LastModified": datetime(2026, 12, 7, 18, tzinfo=UTC)}
+    rewritten = {**written, "LastModified": datetime(2026, 12, 7, 18, 0, 1, tzinfo=UTC)}
+    assert _version(written) and _version(written) != _version(rewritten)
+    assert _version({"ETag": written["ETag"]}) is None  # no time told, nothing kept
+    assert _version({"md5Hash": "x", "generation": "17"}) != _version({"md5Hash": "x", "generation": "18"})

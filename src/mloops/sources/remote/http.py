@@ -35,7 +35,7 @@ class HttpObject:
         # The first block tells the size (Content-Range) and is the first thing every format reads.
         self.head, answered = self._get(0, BLOCK)
         self.size = _total_size(url, answered, len(self.head))
-        self.version = answered.get("ETag")
+        self.version = _version(answered)
 
     def read_range(self, start: int, length: int, /) -> bytes:
         if length <= 0:
@@ -80,6 +80,14 @@ def _fetch(request: urllib.request.Request, timeout: float, limit: int) -> tuple
 
 def _unreachable(url: str, error: Exception) -> RemoteError:
     return RemoteError(f"{url}: unreachable ({getattr(error, 'reason', error)})")
+
+
+def _version(answered: Message) -> str | None:
+    """The ETag with the time of the last write: an ETag may be the content's MD5 (S3's), which whoever can write
+    the object can collide, or the time and size (nginx's); both together change with every rewrite but one made
+    within the same second. A server that tells no time gets no version, and nothing is kept."""
+    tag, written = answered.get("ETag"), answered.get("Last-Modified")
+    return f"{tag} {written}" if tag and written else None
 
 
 def _total_size(url: str, headers: Message, received: int) -> int:

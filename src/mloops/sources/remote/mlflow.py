@@ -4,8 +4,10 @@ version, every artifact).
 
 The tracking server is ``MLFLOW_TRACKING_URI`` (``mlflow://`` names its own); credentials come from MLflow's
 usual variables (``MLFLOW_TRACKING_TOKEN``, or ``MLFLOW_TRACKING_USERNAME`` and ``MLFLOW_TRACKING_PASSWORD``).
-Only GET requests of the REST API are sent; artifacts are read through the server's artifact proxy
-(``mlflow-artifacts:``) by range requests, like any ``https://`` object. A version's files are named
+Only GET requests of the REST API are sent. Artifacts are read by range requests where the server says they
+are: through its artifact proxy (``mlflow-artifacts:``), like any ``https://`` object, or straight from the
+object store of an artifact root in S3, GCS or Azure (a server run with ``--no-serve-artifacts``), with that
+store's own credentials, whose listings give each file's ETag. A version's files are named
 ``models:/NAME/VERSION/FILE`` in the report.
 """
 
@@ -21,11 +23,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from . import objectstore
 from .http import HttpObject, get_json
-from .interface import Listed, RemoteError
+from .interface import Listed, RemoteError, RemoteObject
 
 SCHEMES = ("models:/", "runs:/", "mlflow://")
-STORE_VARIABLES = ("MLFLOW_TRACKING_URI",)  # models:/ and runs:/ name objects of that server
+# models:/ and runs:/ name objects of that server, kept in its artifact proxy or in an object store
+STORE_VARIABLES = ("MLFLOW_TRACKING_URI", *objectstore.STORE_VARIABLES)
 LISTING_WORKERS = 8  # listing requests in flight during a registry walk
 MAX_OBJECTS = 100_000  # artifacts one target may expand to: a registry walk is bounded like any other input
 _PROXIED = "mlflow-artifacts:/"
@@ -33,30 +37,26 @@ _CREDENTIALS_HINT = "set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and 
 
 
 def expand(uri: str, timeout: float) -> list[Listed]:
-    """The artifact files ``uri`` names, each as an object URI ``open_object`` reads; no version: the artifact
-    proxy's listing tells nothing that fixes a file's content."""
-    return [Listed(name) for name in _artifact_uris(uri, timeout)]
-
-
-def _artifact_uris(uri: str, timeout: float) -> list[str]:
+    """The artifact files ``uri`` names, each as an object URI ``open_object`` reads, with the ETag an object
+    store's listing gives (the artifact proxy's listing tells nothing that fixes a file's content)."""
     if uri.startswith("mlflow://"):
         server = _server("http://" + uri.removeprefix("mlflow://").strip("/"), timeout)
         found = server.files_of(server.every_version())
-        return [f"{uri.rstrip('/')}/{name}/{version}/{path}" for name, version, path in found]
+        return [Listed(f"{uri.rstrip('/')}/{name}/{version}/{path}", tag) for name, version, (path, tag) in found]
     server = _server(_tracking_uri(uri), timeout)
     if uri.startswith("runs:/"):
-        run_id, _, path = uri.removeprefix("runs:/").partition("/")
-        return [f"runs:/{run_id}/{name}" for name in server.list_files(server.run_root(run_id), path)]
+        run_id, _, inside = uri.removeprefix("runs:/").partition("/")
+        listed = server.list_files(server.run_root(run_id), inside)
+        return [Listed(f"runs:/{run_id}/{path}", tag) for path, tag in listed]
     name, version, inside = _model_and_version(server, uri)
     if version and inside:  # one file or folder of a version
-        return [
-            f"models:/{name}/{version}/{path}" for path in server.list_files(server.version_root(name, version), inside)
-        ]
+        listed = server.list_files(server.version_root(name, version), inside)
+        return [Listed(f"models:/{name}/{version}/{path}", tag) for path, tag in listed]
     versions = [(name, version)] if version else [(name, v) for v in server.versions(name)]
-    return [f"models:/{n}/{v}/{path}" for n, v, path in server.files_of(versions)]
+    return [Listed(f"models:/{n}/{v}/{path}", tag) for n, v, (path, tag) in server.files_of(versions)]
 
 
-def open_object(uri: str, timeout: float) -> HttpObject:
+def open_object(uri: str, timeout: float) -> RemoteObject:
     if uri.startswith("mlflow://"):
         host, name, version, path = uri.removeprefix("mlflow://").split("/", 3)
         server = _server(f"http://{host}", timeout)
@@ -146,22 +146,31 @@ class Server:
     def run_root(self, run_id: str) -> str:
         return self.get("runs/get", run_id=run_id)["run"]["info"]["artifact_uri"]
 
-    def files_of(self, versions: list[tuple[str, str]]) -> Iterator[tuple[str, str, str]]:
-        """The files of each version, listed a few versions at a time, in the versions' order."""
+    def files_of(self, versions: list[tuple[str, str]]) -> Iterator[tuple[str, str, tuple[str, str | None]]]:
+        """The files of each version, in the versions' order; versions sharing an artifact root (registered from
+        one logged model) share its listing. Lookups and listings are made a few at a time."""
         count = 0
         with ThreadPoolExecutor(max_workers=LISTING_WORKERS) as pool:
-            listed = pool.map(lambda pair: self.list_files(self.version_root(*pair), ""), versions)
-            for (name, version), paths in zip(versions, listed, strict=True):
-                for path in paths:
+            roots = list(pool.map(lambda pair: self.version_root(*pair), versions))
+            distinct = list(dict.fromkeys(roots))
+            listings = dict(zip(distinct, pool.map(lambda root: self.list_files(root, ""), distinct), strict=True))
+            for (name, version), root in zip(versions, roots, strict=True):
+                for file in listings[root]:
                     count += 1
                     if count > MAX_OBJECTS:
                         raise RemoteError(
                             f"{self.base}: more than {MAX_OBJECTS} artifacts; scan fewer models at a time"
                         )
-                    yield name, version, path
+                    yield name, version, file
 
-    def list_files(self, root: str, path: str) -> list[str]:
-        """The files under ``path`` of an artifact root, recursively (a file names itself)."""
+    def list_files(self, root: str, path: str) -> list[tuple[str, str | None]]:
+        """The files under ``path`` of an artifact root, recursively (a file names itself), each with the
+        version its listing gives."""
+        if _in_store(root):
+            return _store_files(root, path, self.timeout)
+        return [(file, None) for file in self._proxied_files(root, path)]
+
+    def _proxied_files(self, root: str, path: str) -> list[str]:
         start = _proxied_path(self.base, root)
         files: list[str] = []
         pending = [path.strip("/")]
@@ -186,20 +195,35 @@ class Server:
             raise RemoteError(f"{url}: an answer MLflow does not give")
         return files
 
-    def artifact(self, root: str, path: str) -> HttpObject:
-        # Names come from the server's listing: quoted, so that none reaches another endpoint.
-        where = urllib.parse.quote(f"{_proxied_path(self.base, root)}/{path}", safe="/")
-        if any(part in ("", ".", "..") for part in where.split("/")):
+    def artifact(self, root: str, path: str) -> RemoteObject:
+        # Names come from the server's listing or the user: none may reach another endpoint or object.
+        if any(part in ("", ".", "..") for part in path.split("/")):
             raise RemoteError(f"{self.base}: artifact path {path!r} leaves its artifact root")
+        if _in_store(root):
+            return objectstore.open_object(f"{root.rstrip('/')}/{path}", self.timeout)
+        where = urllib.parse.quote(f"{_proxied_path(self.base, root)}/{path}", safe="/")
         url = f"{self.base}/api/2.0/mlflow-artifacts/artifacts/{where}"
         return HttpObject(url, self.timeout, self.headers)
 
 
+def _in_store(root: str) -> bool:
+    return root.lower().startswith(objectstore.SCHEMES)
+
+
+def _store_files(root: str, path: str, timeout: float) -> list[tuple[str, str | None]]:
+    """The objects under ``path`` of an artifact root in an object store, named relative to the root."""
+    start = root.rstrip("/") + "/"
+    found = objectstore.expand(f"{start}{path.strip('/')}", timeout)
+    return [(item.uri.removeprefix(start), item.version) for item in found if item.uri.startswith(start)]
+
+
 def _proxied_path(base: str, root: str) -> str:
-    """The artifact proxy's path of an artifact root; roots elsewhere (S3, a server's local disk) are not read."""
+    """The artifact proxy's path of an artifact root; roots elsewhere (a server's local disk, HDFS, DBFS) are not
+    read."""
     if not root.startswith(_PROXIED):
         raise RemoteError(
-            f"{base}: artifacts are stored at {root}, which only the artifact proxy would let mloops read"
+            f"{base}: artifacts are stored at {root}, which neither the artifact proxy nor an object store "
+            "mloops reads would let it read"
         )
     return root.removeprefix(_PROXIED).strip("/")
 

@@ -3,8 +3,8 @@
 Each store's fsspec backend (s3fs, gcsfs, adlfs) is an optional install (``pip install 'mloops[s3]'``) and
 brings its store's usual credential chain: for S3, botocore's (``AWS_*`` variables, ``~/.aws``, instance
 roles; ``AWS_ENDPOINT_URL_S3`` names an S3-compatible server). Only listings, object metadata and ranged
-GETs are sent. A listing gives every object's ETag, so that an unchanged object is judged from the listing
-alone when its result is cached.
+GETs are sent. A listing gives every object's version (its ETag and the time of its last write), so that an
+unchanged object is judged from the listing alone when its result is cached.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import threading
+from datetime import datetime
 from typing import Any
 
 from ...core import UsageError
@@ -23,16 +25,17 @@ STORE_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "STORAGE_EMULATOR_
 BACKENDS = {"s3": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "az": ("adlfs", "azure")}  # scheme: module, extra
 _SETTINGS = ("AWS_", "GOOGLE_", "AZURE_")  # the variables the backends read their credentials and endpoints from
 MAX_OBJECTS = 100_000  # objects one prefix may expand to, like a registry walk
+_MAKING = threading.Lock()
 
 
 class StoreObject:
-    """One object, read by ranged GETs; the ETag it had when listed or opened is its version."""
+    """One object, read by ranged GETs; the version it had when opened is the one its result is kept under."""
 
     def __init__(self, uri: str, store: Any, info: dict[str, Any]) -> None:
         self.uri = uri
         self.store = store
         self.size = int(info.get("size") or 0)
-        self.version = _etag(info)
+        self.version = _version(info)
         self.head = b""
         self.bytes_fetched = 0
         self.requests = 1  # the metadata request that opened it
@@ -52,7 +55,7 @@ class StoreObject:
 
 
 def expand(uri: str, timeout: float) -> list[Listed]:
-    """Every object under the prefix (the object itself when it names one), with its listed ETag."""
+    """Every object under the prefix (the object itself when it names one), with its listed version."""
     store = _store(uri, timeout)
     try:
         found = store.find(uri, detail=True, maxdepth=None)
@@ -66,7 +69,7 @@ def expand(uri: str, timeout: float) -> list[Listed]:
         raise RemoteError(f"{uri}: more than {MAX_OBJECTS} objects; scan a narrower prefix")
     scheme = uri.split("://", 1)[0]
     return [
-        Listed(f"{scheme}://{path.removeprefix(f'{scheme}://')}", _etag(info))
+        Listed(f"{scheme}://{path.removeprefix(f'{scheme}://')}", _version(info))
         for path, info in sorted(found.items())
         if info.get("type") != "directory"
     ]
@@ -92,7 +95,8 @@ def _store(uri: str, timeout: float) -> Any:
     except ImportError:
         raise UsageError(f"{uri}: reading {scheme}:// needs {module}: pip install 'mloops[{extra}]'") from None
     settings = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(_SETTINGS)))
-    return _filesystem(fsspec, scheme, timeout, settings)
+    with _MAKING:  # threads listing or reading at once would each make a client (half a second each)
+        return _filesystem(fsspec, scheme, timeout, settings)
 
 
 @functools.cache
@@ -105,9 +109,17 @@ def _filesystem(fsspec: Any, scheme: str, timeout: float, settings: tuple[tuple[
     return fsspec.filesystem(scheme, **options)
 
 
-def _etag(info: dict[str, Any]) -> str | None:
-    found = info.get("ETag") or info.get("etag") or info.get("md5Hash")
-    return str(found).strip('"') or None if found else None
+def _version(info: dict[str, Any]) -> str | None:
+    """What fixes an object's content, as its listing and its metadata both tell it: GCS's generation, else the
+    ETag with the second of the last write. An S3 ETag is often the content's MD5, which whoever can write the
+    bucket can collide; a rewrite moves the time, so a colliding object put in place later is read again."""
+    if info.get("generation"):
+        return f"generation {info['generation']}"
+    tag, written = info.get("ETag") or info.get("etag"), info.get("LastModified") or info.get("last_modified")
+    if not tag or not written:
+        return None
+    second = int(written.timestamp()) if isinstance(written, datetime) else str(written)
+    return f"{str(tag).strip(chr(34))} {second}"
 
 
 def _explain(error: Exception) -> str:
