@@ -166,13 +166,13 @@ def s3_registry(tmp_path_factory):
         with running:
             uri = f"http://127.0.0.1:{port}"
             client_env = {**os.environ, **S3_ENV, "MLFLOW_TRACKING_URI": uri, "MLFLOW_S3_ENDPOINT_URL": store}
-            subprocess.run(
+            registered = subprocess.run(
                 [sys.executable, "-c", REGISTER, str(tmp_path / "marker")],
                 cwd=tmp_path, env=client_env, capture_output=True, text=True, timeout=300, check=True,
             )  # fmt: skip
             for key, value in {**S3_ENV, "MLFLOW_TRACKING_URI": uri, "AWS_ENDPOINT_URL_S3": store}.items():
                 env.setenv(key, value)
-            yield uri, store
+            yield uri, store, registered.stdout.strip().splitlines()[-1]
 
 
 def test_artifacts_in_an_object_store_are_read_there_with_their_etags(s3_registry):
@@ -183,12 +183,16 @@ def test_artifacts_in_an_object_store_are_read_there_with_their_etags(s3_registr
     assert paths(scan_path("models:/booby@champion")) == paths(booby)
     benign = scan_path("models:/benign/2")
     assert "models:/benign/2/MLmodel" in paths(benign) and worst(benign) < Severity.HIGH
+    (one,) = scan_path("models:/booby/1/python_model.pkl").files
+    assert one.path == pickled.path and verdict(one) == verdict(pickled)
+    (weights,) = scan_path(f"runs:/{s3_registry[2]}/extra").files
+    assert weights.path == f"runs:/{s3_registry[2]}/extra/weights.npy" and weights.assets[0].format == "npy"
 
 
 def test_a_registry_rescan_from_an_object_store_reads_no_artifact(s3_registry, tmp_path: Path):
     """The rescan costs the registry's listing calls and the store's listings; an artifact rewritten in the bucket
     in between (the ML worm's step) has a new ETag and is read and judged again."""
-    uri, store = s3_registry
+    uri, store, _ = s3_registry
     target = f"mlflow://{uri.removeprefix('http://')}"
     cache = ResultCache(str(tmp_path / "cache"), Limits())
     first = scan_path(target, cache=cache)

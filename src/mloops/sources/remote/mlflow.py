@@ -7,7 +7,7 @@ usual variables (``MLFLOW_TRACKING_TOKEN``, or ``MLFLOW_TRACKING_USERNAME`` and 
 Only GET requests of the REST API are sent. Artifacts are read by range requests where the server says they
 are: through its artifact proxy (``mlflow-artifacts:``), like any ``https://`` object, or straight from the
 object store of an artifact root in S3, GCS or Azure (a server run with ``--no-serve-artifacts``), with that
-store's own credentials, whose listings give each file's ETag. A version's files are named
+store's own credentials, whose listings give each file's version. A version's files are named
 ``models:/NAME/VERSION/FILE`` in the report.
 """
 
@@ -37,7 +37,7 @@ _CREDENTIALS_HINT = "set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and 
 
 
 def expand(uri: str, timeout: float) -> list[Listed]:
-    """The artifact files ``uri`` names, each as an object URI ``open_object`` reads, with the ETag an object
+    """The artifact files ``uri`` names, each as an object URI ``open_object`` reads, with the version an object
     store's listing gives (the artifact proxy's listing tells nothing that fixes a file's content)."""
     if uri.startswith("mlflow://"):
         server = _server("http://" + uri.removeprefix("mlflow://").strip("/"), timeout)
