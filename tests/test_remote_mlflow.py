@@ -189,6 +189,16 @@ def test_artifacts_in_an_object_store_are_read_there_with_their_etags(s3_registr
     assert weights.path == f"runs:/{s3_registry[2]}/extra/weights.npy" and weights.assets[0].format == "npy"
 
 
+def test_the_store_mlflow_s_own_clients_use_is_honoured(s3_registry, monkeypatch):
+    """A self-hosted MLflow keeps its artifacts in MinIO or the like and tells its clients where with
+    MLFLOW_S3_ENDPOINT_URL: mloops reads there too, before botocore's own settings."""
+    _, store, _ = s3_registry
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    assert scan_path("models:/booby/1").exit_code(Severity.HIGH) == 2
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", store)
+    assert scan_path("models:/booby/1").exit_code(Severity.HIGH) == 1
+
+
 def test_a_registry_rescan_from_an_object_store_reads_no_artifact(s3_registry, tmp_path: Path):
     """The rescan costs the registry's listing calls and the store's listings; an artifact rewritten in the bucket
     in between (the ML worm's step) has a new ETag and is read and judged again."""

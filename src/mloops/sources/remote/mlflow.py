@@ -7,8 +7,8 @@ usual variables (``MLFLOW_TRACKING_TOKEN``, or ``MLFLOW_TRACKING_USERNAME`` and 
 Only GET requests of the REST API are sent. Artifacts are read by range requests where the server says they
 are: through its artifact proxy (``mlflow-artifacts:``), like any ``https://`` object, or straight from the
 object store of an artifact root in S3, GCS or Azure (a server run with ``--no-serve-artifacts``), with that
-store's own credentials, whose listings give each file's version. A version's files are named
-``models:/NAME/VERSION/FILE`` in the report.
+store's own credentials and MLflow's ``MLFLOW_S3_ENDPOINT_URL``, whose listings give each file's version. A
+version's files are named ``models:/NAME/VERSION/FILE`` in the report.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .interface import Listed, RemoteError, RemoteObject
 
 SCHEMES = ("models:/", "runs:/", "mlflow://")
 # models:/ and runs:/ name objects of that server, kept in its artifact proxy or in an object store
-STORE_VARIABLES = ("MLFLOW_TRACKING_URI", *objectstore.STORE_VARIABLES)
+STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", *objectstore.STORE_VARIABLES)
 LISTING_WORKERS = 8  # listing requests in flight during a registry walk
 MAX_OBJECTS = 100_000  # artifacts one target may expand to: a registry walk is bounded like any other input
 _PROXIED = "mlflow-artifacts:/"
@@ -200,7 +200,7 @@ class Server:
         if any(part in ("", ".", "..") for part in path.split("/")):
             raise RemoteError(f"{self.base}: artifact path {path!r} leaves its artifact root")
         if _in_store(root):
-            return objectstore.open_object(f"{root.rstrip('/')}/{path}", self.timeout)
+            return objectstore.open_object(f"{root.rstrip('/')}/{path}", self.timeout, _s3_endpoint(root))
         where = urllib.parse.quote(f"{_proxied_path(self.base, root)}/{path}", safe="/")
         url = f"{self.base}/api/2.0/mlflow-artifacts/artifacts/{where}"
         return HttpObject(url, self.timeout, self.headers)
@@ -213,8 +213,16 @@ def _in_store(root: str) -> bool:
 def _store_files(root: str, path: str, timeout: float) -> list[tuple[str, str | None]]:
     """The objects under ``path`` of an artifact root in an object store, named relative to the root."""
     start = root.rstrip("/") + "/"
-    found = objectstore.expand(f"{start}{path.strip('/')}", timeout)
+    found = objectstore.expand(f"{start}{path.strip('/')}", timeout, _s3_endpoint(root))
     return [(item.uri.removeprefix(start), item.version) for item in found if item.uri.startswith(start)]
+
+
+def _s3_endpoint(root: str) -> str | None:
+    """The S3-compatible server MLflow's own clients use for an ``s3://`` root (MinIO beside a self-hosted
+    MLflow), before botocore's usual settings."""
+    if not root.lower().startswith("s3://"):
+        return None
+    return os.environ.get("MLFLOW_S3_ENDPOINT_URL") or None
 
 
 def _proxied_path(base: str, root: str) -> str:

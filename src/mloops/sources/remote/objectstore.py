@@ -13,6 +13,8 @@ import functools
 import importlib
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -43,10 +45,8 @@ class StoreObject:
     def read_range(self, start: int, length: int, /) -> bytes:
         if length <= 0:
             return b""
-        try:
+        with _asking(self.uri):
             data: bytes = self.store.cat_file(self.uri, start=start, end=start + length)
-        except Exception as error:  # noqa: BLE001 - see _explain
-            raise RemoteError(f"{self.uri}: {_explain(error)}") from None
         self.requests += 1
         self.bytes_fetched += len(data)
         if len(data) != length:
@@ -54,15 +54,14 @@ class StoreObject:
         return data
 
 
-def expand(uri: str, timeout: float) -> list[Listed]:
-    """Every object under the prefix (the object itself when it names one), with its listed version."""
-    store = _store(uri, timeout)
-    try:
+def expand(uri: str, timeout: float, endpoint: str | None = None) -> list[Listed]:
+    """Every object under the prefix (the object itself when it names one), with its listed version; ``endpoint``
+    names the S3-compatible server when another tool's setting chose it (MLflow's)."""
+    store = _store(uri, timeout, endpoint)
+    with _asking(uri):
         found = store.find(uri, detail=True, maxdepth=None)
         if not found and store.isfile(uri):
             found = {uri: store.info(uri)}
-    except Exception as error:  # noqa: BLE001 - see _explain
-        raise RemoteError(f"{uri}: {_explain(error)}") from None
     if not found:
         raise RemoteError(f"{uri}: no object under this prefix")
     if len(found) > MAX_OBJECTS:
@@ -75,18 +74,16 @@ def expand(uri: str, timeout: float) -> list[Listed]:
     ]
 
 
-def open_object(uri: str, timeout: float) -> StoreObject:
-    store = _store(uri, timeout)
-    try:
+def open_object(uri: str, timeout: float, endpoint: str | None = None) -> StoreObject:
+    store = _store(uri, timeout, endpoint)
+    with _asking(uri):
         info = store.info(uri)
-    except Exception as error:  # noqa: BLE001 - see _explain
-        raise RemoteError(f"{uri}: {_explain(error)}") from None
     if info.get("type") == "directory":
         raise RemoteError(f"{uri}: a prefix, not an object")
     return StoreObject(uri, store, info)
 
 
-def _store(uri: str, timeout: float) -> Any:
+def _store(uri: str, timeout: float, endpoint: str | None) -> Any:
     scheme = uri.split("://", 1)[0].lower()
     module, extra = BACKENDS[scheme]
     try:
@@ -96,16 +93,20 @@ def _store(uri: str, timeout: float) -> Any:
         raise UsageError(f"{uri}: reading {scheme}:// needs {module}: pip install 'mloops[{extra}]'") from None
     settings = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(_SETTINGS)))
     with _MAKING:  # threads listing or reading at once would each make a client (half a second each)
-        return _filesystem(fsspec, scheme, timeout, settings)
+        return _filesystem(fsspec, scheme, timeout, settings, endpoint)
 
 
 @functools.cache
-def _filesystem(fsspec: Any, scheme: str, timeout: float, settings: tuple[tuple[str, str], ...]) -> Any:
+def _filesystem(
+    fsspec: Any, scheme: str, timeout: float, settings: tuple[tuple[str, str], ...], endpoint: str | None
+) -> Any:
     """One client per store and credential settings (``settings``: the environment it was made with)."""
     # No listing cache: a listing seen earlier would vouch for objects rewritten since.
     options: dict[str, Any] = {"skip_instance_cache": True, "use_listings_cache": False}
     if scheme == "s3":  # botocore's own timeouts; its retries honour S3's SlowDown answers
         options["config_kwargs"] = {"connect_timeout": timeout, "read_timeout": timeout, "retries": {"max_attempts": 4}}
+        if endpoint:
+            options["endpoint_url"] = endpoint
     return fsspec.filesystem(scheme, **options)
 
 
@@ -120,6 +121,15 @@ def _version(info: dict[str, Any]) -> str | None:
         return None
     second = int(written.timestamp()) if isinstance(written, datetime) else str(written)
     return f"{str(tag).strip(chr(34))} {second}"
+
+
+@contextmanager
+def _asking(uri: str) -> Iterator[None]:
+    """Whatever a backend raises while asking the store about ``uri`` becomes one line (see _explain)."""
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - backends raise their HTTP libraries' own error types
+        raise RemoteError(f"{uri}: {_explain(error)}") from None
 
 
 def _explain(error: Exception) -> str:
