@@ -12,7 +12,6 @@ scans it whole with --no-cache; the reports must agree.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import peers
 ROOT = peers.ROOT  # importing peers put the repository root on the path
 
 from bench import code_tree  # noqa: E402
-from bench.peers import WORK  # noqa: E402
+from bench.peers import WORK, scan_report  # noqa: E402
 from bench.sections import BENCHMARKS, replace_section  # noqa: E402
 from corpus.range_server import range_server  # noqa: E402
 from corpus.scanning import write_fixtures  # noqa: E402
@@ -57,15 +56,7 @@ def build(copies: int) -> Path:
 
 
 def scan(tree: Path, *extra: str) -> tuple[float, dict]:
-    out = HERE / "report.json"
-    command = [sys.executable, "-m", "mloops", "scan", str(tree), "--no-cache", "--format", "json", "--output",
-               str(out), *extra]  # fmt: skip
-    started = time.perf_counter()
-    result = subprocess.run(command, env=ENV)
-    seconds = time.perf_counter() - started
-    if result.returncode not in (0, 1):
-        raise SystemExit(f"mloops {' '.join(extra)} exited {result.returncode}")
-    document = json.loads(out.read_text())
+    seconds, document = scan_report([str(tree)], HERE / "report.json", "--no-cache", *extra, env=ENV)
     document["summary"].pop("duration_seconds")
     return seconds, document
 
@@ -103,11 +94,9 @@ def remote_costs(models: Path) -> list[tuple[str, float, float]]:
     for what, folder in (("a model fixture", models), ("a 64 MiB PyTorch checkpoint", checkpoint.parent)):
         names = sorted(path.name for path in folder.iterdir() if path.is_file())
         with range_server(folder) as server:
-            out = HERE / "remote.json"
             urls = [server.url(f"files/{name}") for name in names]
-            subprocess.run([sys.executable, "-m", "mloops", "scan", *urls, "--no-cache", "--format", "json",
-                            "--output", str(out)], env=ENV)  # fmt: skip
-        entries = [entry["remote"] for entry in json.loads(out.read_text())["files"] if "remote" in entry]
+            _, report = scan_report(urls, HERE / "remote.json", "--no-cache", env=ENV)
+        entries = [entry["remote"] for entry in report["files"] if "remote" in entry]
         read = sum(entry["bytes_read"] for entry in entries) / len(entries)
         costs.append((what, read, sum(entry["requests"] for entry in entries) / len(entries)))
     return costs

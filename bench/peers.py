@@ -8,6 +8,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,18 @@ def measure(command: list[str], stdout: Path | None = None, env_extra: dict[str,
 def median_run(command: list[str], repeat: int) -> Run:
     runs = [measure(command) for _ in range(repeat)]
     return Run(runs[0].exit, statistics.median(r.seconds for r in runs), max(r.rss_mb for r in runs))
+
+
+def scan_report(targets: list[str], out: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[float, dict]:
+    """Seconds and JSON report of one ``mloops scan`` of ``targets`` in a process of its own, as a user runs it;
+    an exit other than 0 or 1 stops the bench."""
+    command = [sys.executable, "-m", "mloops", "scan", *targets, "--format", "json", "--output", str(out), *extra]
+    started = time.perf_counter()
+    result = subprocess.run(command, env=env)
+    seconds = time.perf_counter() - started
+    if result.returncode not in (0, 1):
+        raise SystemExit(f"mloops scan {' '.join(targets)[:200]} {' '.join(extra)} exited {result.returncode}")
+    return seconds, json.loads(out.read_text())
 
 
 def install_tools() -> None:

@@ -23,7 +23,7 @@ import peers
 
 ROOT = peers.ROOT  # importing peers put the repository root on the path
 
-from bench.peers import PEERS, WORK, measure, version_of  # noqa: E402
+from bench.peers import PEERS, WORK, measure, scan_report, version_of  # noqa: E402
 from bench.sections import BENCHMARKS, replace_section  # noqa: E402
 from corpus.range_server import range_server  # noqa: E402
 from corpus.scanning import write_fixtures  # noqa: E402
@@ -33,7 +33,6 @@ from corpus.tcp_meter import metered  # noqa: E402
 HERE = WORK / "remote"
 BOTO = {"aws_access_key_id": S3_ENV["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": S3_ENV["AWS_SECRET_ACCESS_KEY"],
         "region_name": S3_ENV["AWS_DEFAULT_REGION"]}  # fmt: skip
-MLOOPS = [sys.executable, "-m", "mloops"]
 
 SAVE_CHECKPOINT = """
 import sys, torch
@@ -84,13 +83,7 @@ def checkpoint(gib: int) -> Path:
 
 
 def scan_json(target: str, *extra: str, env: dict[str, str] | None = None) -> tuple[float, dict]:
-    out = HERE / "report.json"
-    started = time.perf_counter()
-    result = subprocess.run([*MLOOPS, "scan", target, "--format", "json", "--output", str(out), *extra], env=env)
-    seconds = time.perf_counter() - started
-    if result.returncode not in (0, 1):
-        raise SystemExit(f"mloops scan {target} exited {result.returncode}")
-    return seconds, json.loads(out.read_text())
+    return scan_report([target], HERE / "report.json", *extra, env=env)
 
 
 def verdicts(report: dict) -> list:
