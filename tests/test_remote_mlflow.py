@@ -229,3 +229,25 @@ def _key_of(name: str, version: str, file: str) -> str:
     with urllib.request.urlopen(query) as answer:
         root = json.load(answer)["artifact_uri"]
     return f"{root.removeprefix('s3://mlflow/').rstrip('/')}/{file}"
+
+
+def test_a_version_whose_files_are_gone_is_a_finding_and_the_others_are_scanned(s3_registry):
+    uri, store, _ = s3_registry
+    s3 = boto3.client("s3", endpoint_url=store, **BOTO)
+    prefix = _key_of("benign", "2", "")
+    keys = [item["Key"] for item in s3.list_objects_v2(Bucket="mlflow", Prefix=prefix)["Contents"]]
+    for key in keys:  # the version's files moved away, as a cleanup job or an attacker's mistake leaves them
+        s3.copy_object(Bucket="mlflow", Key=f"moved/{key}", CopySource={"Bucket": "mlflow", "Key": key})
+        s3.delete_object(Bucket="mlflow", Key=key)
+    try:
+        report = scan_path(f"mlflow://{uri.removeprefix('http://')}")
+    finally:
+        for key in keys:
+            s3.copy_object(Bucket="mlflow", Key=key, CopySource={"Bucket": "mlflow", "Key": f"moved/{key}"})
+    gone = [r for r in report.files if "/benign/2" in r.path]
+    assert [r.path for r in gone] == [f"mlflow://{uri.removeprefix('http://')}/benign/2"]
+    (finding,) = gone[0].findings
+    assert finding.rule.id == "MLO902" and "no object under this prefix" in finding.message
+    assert any(r.path.endswith("/benign/1/MLmodel") for r in report.files)
+    assert any(r.path.endswith("/booby/1/python_model.pkl") for r in report.files)
+    assert report.exit_code(Severity.HIGH) == 2

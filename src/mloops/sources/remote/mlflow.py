@@ -19,9 +19,9 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from . import objectstore
 from .http import HttpObject, get_json
@@ -33,6 +33,7 @@ STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", *objectstore
 LISTING_WORKERS = 8  # listing requests in flight during a registry walk
 MAX_OBJECTS = 100_000  # artifacts one target may expand to: a registry walk is bounded like any other input
 _PROXIED = "mlflow-artifacts:/"
+_T = TypeVar("_T")
 _CREDENTIALS_HINT = "set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
 
 
@@ -41,8 +42,7 @@ def expand(uri: str, timeout: float) -> list[Listed]:
     store's listing gives (the artifact proxy's listing tells nothing that fixes a file's content)."""
     if uri.startswith("mlflow://"):
         server = _server("http://" + uri.removeprefix("mlflow://").strip("/"), timeout)
-        found = server.files_of(server.every_version())
-        return [Listed(f"{uri.rstrip('/')}/{name}/{version}/{path}", tag) for name, version, (path, tag) in found]
+        return list(server.files_of(server.every_version(), uri.rstrip("/")))
     server = _server(_tracking_uri(uri), timeout)
     if uri.startswith("runs:/"):
         run_id, _, inside = uri.removeprefix("runs:/").partition("/")
@@ -53,20 +53,25 @@ def expand(uri: str, timeout: float) -> list[Listed]:
         listed = server.list_files(server.version_root(name, version), inside)
         return [Listed(f"models:/{name}/{version}/{path}", tag) for path, tag in listed]
     versions = [(name, version)] if version else [(name, v) for v in server.versions(name)]
-    return [Listed(f"models:/{n}/{v}/{path}", tag) for n, v, (path, tag) in server.files_of(versions)]
+    return list(server.files_of(versions, "models:"))
 
 
 def open_object(uri: str, timeout: float) -> RemoteObject:
     if uri.startswith("mlflow://"):
-        host, name, version, path = uri.removeprefix("mlflow://").split("/", 3)
-        server = _server(f"http://{host}", timeout)
-        return server.artifact(server.version_root(name, version), path)
+        host, name, version, path = _parts(uri.removeprefix("mlflow://"), 4)
+        return _server(f"http://{host}", timeout).version_file(name, version, path)
     server = _server(_tracking_uri(uri), timeout)
     if uri.startswith("runs:/"):
         run_id, _, path = uri.removeprefix("runs:/").partition("/")
         return server.artifact(server.run_root(run_id), path)
-    name, version, path = uri.removeprefix("models:/").split("/", 2)
-    return server.artifact(server.version_root(name, version), path)
+    name, version, path = _parts(uri.removeprefix("models:/"), 3)
+    return server.version_file(name, version, path)
+
+
+def _parts(text: str, count: int) -> list[str]:
+    """``text`` split on its first ``count - 1`` slashes, the missing parts empty."""
+    found = text.split("/", count - 1)
+    return found + [""] * (count - len(found))
 
 
 def _server(base: str, timeout: float) -> Server:
@@ -146,22 +151,35 @@ class Server:
     def run_root(self, run_id: str) -> str:
         return self.get("runs/get", run_id=run_id)["run"]["info"]["artifact_uri"]
 
-    def files_of(self, versions: list[tuple[str, str]]) -> Iterator[tuple[str, str, tuple[str, str | None]]]:
-        """The files of each version, in the versions' order; versions sharing an artifact root (registered from
-        one logged model) share its listing. Lookups and listings are made a few at a time."""
-        count = 0
+    def files_of(self, versions: list[tuple[str, str]], prefix: str) -> Iterator[Listed]:
+        """Every file of each version, as ``PREFIX/NAME/VERSION/FILE`` with its listed version, in the versions'
+        order. A version whose files cannot be listed, or that has none, is one entry naming the version: opening
+        it says why, and one broken version does not hide the others. Versions sharing an artifact root
+        (registered from one logged model) share its listing; lookups and listings are made a few at a time."""
         with ThreadPoolExecutor(max_workers=LISTING_WORKERS) as pool:
-            roots = list(pool.map(lambda pair: self.version_root(*pair), versions))
-            distinct = list(dict.fromkeys(roots))
-            listings = dict(zip(distinct, pool.map(lambda root: self.list_files(root, ""), distinct), strict=True))
-            for (name, version), root in zip(versions, roots, strict=True):
-                for file in listings[root]:
-                    count += 1
-                    if count > MAX_OBJECTS:
-                        raise RemoteError(
-                            f"{self.base}: more than {MAX_OBJECTS} artifacts; scan fewer models at a time"
-                        )
-                    yield name, version, file
+            roots = list(pool.map(lambda pair: _or_failure(self.version_root, *pair), versions))
+            distinct = list(dict.fromkeys(root for root in roots if isinstance(root, str)))
+            listed = pool.map(lambda root: _or_failure(self.list_files, root, ""), distinct)
+            listings = dict(zip(distinct, listed, strict=True))
+        count = 0
+        for (name, version), root in zip(versions, roots, strict=True):
+            files = listings[root] if isinstance(root, str) else root
+            if isinstance(files, RemoteError) or not files:
+                yield Listed(f"{prefix}/{name}/{version}")
+                continue
+            for path, tag in files:
+                count += 1
+                if count > MAX_OBJECTS:
+                    raise RemoteError(f"{self.base}: more than {MAX_OBJECTS} artifacts; scan fewer models at a time")
+                yield Listed(f"{prefix}/{name}/{version}/{path}", tag)
+
+    def version_file(self, name: str, version: str, path: str) -> RemoteObject:
+        root = self.version_root(name, version)
+        if not path:  # a version that could not be listed, or has no file: listing it again says why
+            if self.list_files(root, ""):
+                raise RemoteError(f"{self.base}: name a file of model {name} version {version}")
+            raise RemoteError(f"{self.base}: model {name} version {version} has no artifact file at {root}")
+        return self.artifact(root, path)
 
     def list_files(self, root: str, path: str) -> list[tuple[str, str | None]]:
         """The files under ``path`` of an artifact root, recursively (a file names itself), each with the
@@ -204,6 +222,13 @@ class Server:
         where = urllib.parse.quote(f"{_proxied_path(self.base, root)}/{path}", safe="/")
         url = f"{self.base}/api/2.0/mlflow-artifacts/artifacts/{where}"
         return HttpObject(url, self.timeout, self.headers)
+
+
+def _or_failure(call: Callable[..., _T], *args: str) -> _T | RemoteError:
+    try:
+        return call(*args)
+    except RemoteError as failure:
+        return failure
 
 
 def _in_store(root: str) -> bool:
