@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import os
 import socket
+import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from ..cache import ResultCache
 
 RETRIES = 3  # runs of a batch after its worker died
+SESSION_ATTEMPTS = 3  # Ray Client sessions asked for when the last one's server died as it started
+SESSION_PAUSE = 0.5  # seconds between them
 BATCHES_PER_CPU = 8  # enough batches to even out slow files, few enough that task overhead stays small
 MAX_BATCH = 500
 CONNECT_TIMEOUT = 10.0  # seconds for the cluster's address to answer
@@ -95,13 +98,26 @@ def _connect(address: str | None) -> Any:
         joining = address or os.environ.get("RAY_ADDRESS")
         if joining and joining != "auto":
             _reachable(joining)
+        _start_session(ray, joining)
+    return ray
+
+
+def _start_session(ray: Any, joining: str | None) -> None:
+    """``ray.init``, asked again when Ray Client's server for this session died as it started: its proxy forks
+    that server while gRPC threads run, and the child sometimes dies (ray-project/ray#63202); the next session
+    gets a new server."""
+    for attempt in range(1, SESSION_ATTEMPTS + 1):
         try:
             with warnings.catch_warnings():  # Ray's advice on a failed connection repeats the error below
                 warnings.simplefilter("ignore")
                 ray.init(address=joining or None, logging_level="ERROR", log_to_driver=False)
+            return
         except (ConnectionError, RuntimeError, ValueError) as error:
-            raise UsageError(f"cannot reach the Ray cluster {joining or 'of this machine'}: {error}") from None
-    return ray
+            died = "Initialization failure from server" in str(error)
+            if not died or attempt == SESSION_ATTEMPTS:
+                raise UsageError(f"cannot reach the Ray cluster {joining or 'of this machine'}: {error}") from None
+            ray.shutdown()
+            time.sleep(SESSION_PAUSE)
 
 
 def _reachable(address: str) -> None:
