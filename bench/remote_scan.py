@@ -27,12 +27,10 @@ from bench.peers import PEERS, WORK, measure, scan_report, version_of  # noqa: E
 from bench.sections import BENCHMARKS, replace_section  # noqa: E402
 from corpus.range_server import range_server  # noqa: E402
 from corpus.scanning import write_fixtures  # noqa: E402
-from corpus.servers import BIN, S3_ENV, free_port, s3_server, server  # noqa: E402
+from corpus.servers import BIN, S3_CLIENT, S3_ENV, free_port, mlflow_artifact_root, s3_server, server  # noqa: E402
 from corpus.tcp_meter import metered  # noqa: E402
 
 HERE = WORK / "remote"
-BOTO = {"aws_access_key_id": S3_ENV["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": S3_ENV["AWS_SECRET_ACCESS_KEY"],
-        "region_name": S3_ENV["AWS_DEFAULT_REGION"]}  # fmt: skip
 
 SAVE_CHECKPOINT = """
 import sys, torch
@@ -111,12 +109,7 @@ def register(uri: str, name: str, count: int) -> None:
 
 def version_folder(uri: str, folder: Path, name: str) -> Path:
     """Where the artifact store keeps version 1 of ``name`` (the server's own disk)."""
-    query = f"{uri}/api/2.0/mlflow/model-versions/get-download-uri?name={name}&version=1"
-    import urllib.request
-
-    with urllib.request.urlopen(query) as answer:
-        root = json.load(answer)["artifact_uri"].removeprefix("mlflow-artifacts:/")
-    return folder / "a" / root
+    return folder / "a" / mlflow_artifact_root(uri, name, "1").removeprefix("mlflow-artifacts:/")
 
 
 S3RVER = WORK / "s3rver"  # the npm package s3rver, installed here by the first run (needs Node.js and npm)
@@ -173,7 +166,7 @@ def bucket_scans(copies: int) -> list[str]:
     port = free_port()
     with s3_server(folder, port), metered(port) as relay:
         env = {**os.environ, **S3_ENV, "AWS_ENDPOINT_URL_S3": relay.endpoint}
-        client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", **BOTO)
+        client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", **S3_CLIENT)
         client.create_bucket(Bucket="bench")
         fixtures = fixture_folder()
         names = sorted(path.name for path in fixtures.iterdir() if path.is_file())
@@ -207,7 +200,7 @@ def store_registry_scans(versions: int) -> tuple[int, float, float, int, float]:
     store = f"http://127.0.0.1:{store_port}"
     uri = f"http://127.0.0.1:{port}"
     with s3_server(folder, store_port):
-        boto3.client("s3", endpoint_url=store, **BOTO).create_bucket(Bucket="mlflow")
+        boto3.client("s3", endpoint_url=store, **S3_CLIENT).create_bucket(Bucket="mlflow")
         with mlflow(folder, port, "--default-artifact-root", "s3://mlflow/artifacts", "--no-serve-artifacts"):
             env = {**os.environ, **S3_ENV, "MLFLOW_TRACKING_URI": uri, "MLFLOW_S3_ENDPOINT_URL": store}
             started = time.perf_counter()

@@ -8,21 +8,17 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import boto3
 import pytest
 from corpus.scanning import verdict
-from corpus.servers import BIN, S3_ENV, free_port, s3_server, server
+from corpus.servers import BIN, S3_CLIENT, S3_ENV, free_port, mlflow_artifact_root, s3_server, server
 
 from mloops import scan_path
 from mloops.cache import ResultCache
 from mloops.core import RemoteResult, Severity
 from mloops.limits import Limits
-
-BOTO = {"aws_access_key_id": S3_ENV["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": S3_ENV["AWS_SECRET_ACCESS_KEY"],
-        "region_name": S3_ENV["AWS_DEFAULT_REGION"]}  # fmt: skip
 
 REGISTER = """
 import os, sys
@@ -161,7 +157,7 @@ def s3_registry(tmp_path_factory):
     moto_port = free_port()
     with pytest.MonkeyPatch.context() as env, s3_server(tmp_path, moto_port):
         store = f"http://127.0.0.1:{moto_port}"
-        boto3.client("s3", endpoint_url=store, **BOTO).create_bucket(Bucket="mlflow")
+        boto3.client("s3", endpoint_url=store, **S3_CLIENT).create_bucket(Bucket="mlflow")
         port, running = start(tmp_path, "--default-artifact-root", "s3://mlflow/artifacts", "--no-serve-artifacts")
         with running:
             uri = f"http://127.0.0.1:{port}"
@@ -214,7 +210,7 @@ def test_a_registry_rescan_from_an_object_store_reads_no_artifact(s3_registry, t
     (clean,) = [r for r in first.files if r.path.endswith("/benign/1/MLmodel")]
     assert max(f.severity for f in clean.findings) < Severity.HIGH
     payload = {"Bucket": "mlflow", "Key": _key_of("booby", "1", "python_model.pkl")}  # the worm copies its pickle
-    boto3.client("s3", endpoint_url=store, **BOTO).copy_object(
+    boto3.client("s3", endpoint_url=store, **S3_CLIENT).copy_object(
         Bucket="mlflow", Key=_key_of("benign", "1", "MLmodel"), CopySource=payload
     )
     third = {r.path: r for r in scan_path(target, cache=cache).files}
@@ -224,16 +220,13 @@ def test_a_registry_rescan_from_an_object_store_reads_no_artifact(s3_registry, t
 
 def _key_of(name: str, version: str, file: str) -> str:
     """The bucket key of a version's file, from where the registry says the version is stored."""
-    base = os.environ["MLFLOW_TRACKING_URI"]
-    query = f"{base}/api/2.0/mlflow/model-versions/get-download-uri?name={name}&version={version}"
-    with urllib.request.urlopen(query) as answer:
-        root = json.load(answer)["artifact_uri"]
+    root = mlflow_artifact_root(os.environ["MLFLOW_TRACKING_URI"], name, version)
     return f"{root.removeprefix('s3://mlflow/').rstrip('/')}/{file}"
 
 
 def test_a_version_whose_files_are_gone_is_a_finding_and_the_others_are_scanned(s3_registry):
     uri, store, _ = s3_registry
-    s3 = boto3.client("s3", endpoint_url=store, **BOTO)
+    s3 = boto3.client("s3", endpoint_url=store, **S3_CLIENT)
     prefix = _key_of("benign", "2", "")
     keys = [item["Key"] for item in s3.list_objects_v2(Bucket="mlflow", Prefix=prefix)["Contents"]]
     for key in keys:  # the version's files moved away, as a cleanup job or an attacker's mistake leaves them

@@ -54,6 +54,10 @@ class ResultCache:
             return None
         return self._key("remote", store_identity(uri), version)
 
+    def put_remote(self, uri: str, result: RemoteResult) -> None:
+        """Keep a remote object's result under the version the object had when it was read."""
+        self.put(self.remote_key(uri, result.version), result)
+
     def get(self, key: str | None) -> FileResult | None:
         if key is None:
             return None

@@ -126,8 +126,8 @@ def scan_remote(
 
     _guarded(ctx, scan)
     result = _remote_result(listed.uri, earlier or ctx.result, opened)
-    if cache and earlier is None and opened is not None and opened.version:  # no version, nothing kept
-        cache.put(cache.remote_key(listed.uri, opened.version), result)
+    if cache and earlier is None and opened is not None:  # no version, nothing kept
+        cache.put_remote(listed.uri, result)
     return result
 
 

@@ -64,7 +64,7 @@ class RayExecutor:
         if cache:  # a remote object is kept under the version it had when the worker read it
             for unit, result in zip(units, results, strict=True):
                 if isinstance(unit, Listed) and isinstance(result, RemoteResult):
-                    cache.put(cache.remote_key(unit.uri, result.version), result)
+                    cache.put_remote(unit.uri, result)
         return results
 
 
