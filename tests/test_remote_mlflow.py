@@ -13,7 +13,8 @@ from pathlib import Path
 import boto3
 import pytest
 from corpus.scanning import verdict
-from corpus.servers import BIN, S3_CLIENT, S3_ENV, free_port, mlflow_artifact_root, s3_server, server
+from corpus.servers import S3_CLIENT, S3_ENV, free_port, mlflow_artifact_root, s3_server
+from corpus.servers import mlflow_proxied as start
 
 from mloops import scan_path
 from mloops.cache import ResultCache
@@ -44,16 +45,6 @@ with mlflow.start_run() as run:
 MlflowClient().set_registered_model_alias("booby", "champion", "1")
 print(run.info.run_id)
 """
-
-
-def start(tmp_path: Path, *extra: str, env: dict[str, str] | None = None):
-    port = free_port()
-    command = [
-        str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--artifacts-destination", str(tmp_path / "a"),
-        *extra,
-    ]  # fmt: skip
-    return port, server(command, f"http://127.0.0.1:{port}/health", tmp_path / "mlflow.log", tmp_path, env)
 
 
 @pytest.fixture(scope="module")

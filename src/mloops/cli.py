@@ -1,4 +1,4 @@
-"""Command line: ``mloops scan``, ``probe``, ``audit-env``, ``inspect-runtime`` and ``demo``."""
+"""Command line: ``mloops scan``, ``probe``, ``audit``, ``audit-env``, ``inspect-runtime`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -64,6 +64,27 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("--timeout", type=_seconds, default=3.0, help="seconds per request (default 3)")
     _advisory_option(probe)
     _output_options(probe)
+
+    estate = commands.add_parser(
+        "audit",
+        help="scan, probe and walk registries in one run, and chain the findings into attack paths with the fewest "
+        "fixes that break them",
+    )
+    estate.add_argument("paths", nargs="*", metavar="PATH", help="files and folders (workspaces, manifests, models)")
+    estate.add_argument("--endpoint", action="append", default=[], metavar="URL", help="a platform to probe (repeat)")
+    estate.add_argument(
+        "--registry",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="a registry to scan (repeat): mlflow://HOST:PORT, models:/NAME",
+    )
+    estate.add_argument("--runtime", action="store_true", help="also inspect the container mloops runs in")
+    estate.add_argument("--mlflow-uri", metavar="URI", help="the MLflow tracking server of models:/ registries")
+    estate.add_argument("--timeout", type=_seconds, default=3.0, help="seconds per probe request (default 3)")
+    estate.add_argument("--no-cache", action="store_true", help="scan everything again, and keep no results")
+    estate.add_argument("--cache-dir", metavar="DIR", help="where results are kept (default: ~/.cache/mloops/results)")
+    _output_options(estate)
 
     audit = commands.add_parser("audit-env", help="check installed ML platform packages against known advisories")
     audit.add_argument(
@@ -190,6 +211,14 @@ def _probe(args: argparse.Namespace) -> int:
     return _emit(report, args)
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from .audit.run import audit
+
+    if not (args.paths or args.endpoint or args.registry or args.runtime):
+        raise UsageError("audit: name a PATH, an --endpoint, a --registry or --runtime")
+    return _emit(audit(args.paths, args.endpoint, args.registry, args.timeout, _cache(args), args.runtime), args)
+
+
 def _audit_env(args: argparse.Namespace) -> int:
     from .platforms.audit_env import audit
 
@@ -211,12 +240,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command == "probe":
             return _probe(args)
+        if getattr(args, "mlflow_uri", None):
+            os.environ["MLFLOW_TRACKING_URI"] = args.mlflow_uri  # read as MLflow's own clients read it
+        if args.command == "audit":
+            return _audit(args)
         if args.command == "audit-env":
             return _audit_env(args)
         if args.command == "inspect-runtime":
             return _inspect_runtime(args)
-        if args.mlflow_uri:
-            os.environ["MLFLOW_TRACKING_URI"] = args.mlflow_uri  # read as MLflow's own clients read it
         return _emit(scan_path(*args.paths, jobs=args.jobs, cache=_cache(args), executor=args.executor), args)
     except UsageError as exc:
         print(f"mloops: error: {exc}", file=sys.stderr)

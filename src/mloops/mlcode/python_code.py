@@ -153,6 +153,21 @@ CODE_HARDCODED_CREDENTIAL = Rule(
     remediation="Revoke and rotate the credential now; read it from the environment or a secret manager at run time.",
     summary="ML platform credential hard-coded in source.",
 )
+CODE_PLATFORM_ADDRESS = Rule(
+    id="MLO329",
+    name="code-platform-address",
+    title="Code points a platform client at a server",
+    severity=Severity.INFO,
+    attack_class=AttackClass.MISSING_AUTH,
+    capability=Capability.NETWORK_ACCESS,
+    description=(
+        "A literal address handed to an ML platform's client (mlflow.set_tracking_uri, MlflowClient, "
+        "MLFLOW_TRACKING_URI): the server whose models this code loads and to which its credentials are sent. "
+        "Not a risk by itself; mloops audit uses it to join the code to that server's other findings."
+    ),
+    remediation="Nothing to fix by itself; make sure the server it names requires authentication.",
+    summary="Code points an ML platform client at a literal server address (a fact for mloops audit).",
+)
 CODE_UNSAFE_FALLBACK = Rule(
     id="MLO328",
     name="code-weights-only-fallback",
@@ -196,6 +211,8 @@ class _Table(NamedTuple):
     credential_names: frozenset[str]
     environment_setters: frozenset[str]
     credential_arguments: dict[str, str]
+    address_calls: dict[str, str]
+    address_variables: dict[str, str]
     capabilities: dict[str, tuple[str, ...]]
     filesystem_methods: frozenset[str]
     dataset_builder_bases: frozenset[str]
@@ -221,6 +238,8 @@ def _table() -> _Table:
         frozenset(name.upper() for name in data["credential_names"]),
         frozenset(data["environment_setters"]),
         dict(data["credential_arguments"]),
+        dict(data["address_calls"]),
+        {name.upper(): platform for name, platform in data["address_variables"].items()},
         {kind: tuple(names) for kind, names in capabilities.items()},
         methods,
         frozenset(data["dataset_builder_bases"]),
@@ -482,6 +501,8 @@ def _check_call(emitter: _Emitter, call: ast.Call, names: dict[str, str], fallba
         for key, value in zip(call.args[0].keys, call.args[0].values, strict=True):
             if key is not None:
                 _check_credential(emitter, call, _constant_str(key), value, f"{name}()")
+    if name in table.address_calls:
+        _check_address_call(emitter, call, name, table.address_calls[name])
     if name in table.credential_arguments:
         keyword = table.credential_arguments[name]
         secret = _keyword(call, keyword)
@@ -585,6 +606,19 @@ def _check_assignment(emitter: _Emitter, node: ast.Assign | ast.AnnAssign, names
             _check_credential(emitter, node, key, node.value, f"os.environ[{key!r}]")
 
 
+def _check_address_call(emitter: _Emitter, call: ast.Call, name: str, platform: str) -> None:
+    uris = [keyword.value for keyword in call.keywords if keyword.arg and keyword.arg.endswith("uri")]
+    for argument in call.args[:1] + uris:
+        _check_address(emitter, call, platform, argument, f"{name}()")
+
+
+def _check_address(emitter: _Emitter, node: ast.expr | ast.stmt, platform: str, value: ast.expr, where: str) -> None:
+    address = _constant_str(value)
+    if address and "://" in address:
+        evidence = {"platform": platform, "address": address[:200]}
+        emitter.emit(CODE_PLATFORM_ADDRESS, node, f"{where} points the {platform} client at {address[:200]}", evidence)
+
+
 def _check_credential(
     emitter: _Emitter,
     node: ast.expr | ast.stmt,
@@ -593,6 +627,8 @@ def _check_credential(
     where: str,
     always: bool = False,  # the place itself says it is a credential (a login call's argument)
 ) -> None:
+    if key is not None and key.upper() in _table().address_variables:
+        _check_address(emitter, node, _table().address_variables[key.upper()], value, where)
     secret = _constant_str(value)
     if key is None or secret is None or not (always or key.upper() in _table().credential_names):
         return

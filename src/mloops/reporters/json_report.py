@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__, formats
+from ..audit.chains import broken_by
 from ..core import Finding, ProbeReport, RemoteResult, Report, Severity
+
+if TYPE_CHECKING:
+    from ..audit.graph import Edge
+    from ..audit.run import AuditReport
 
 SCHEMA_VERSION = 1
 
@@ -47,7 +52,7 @@ def render(report: Report, fail_on: Severity) -> str:
                 **({"origin": result.origin} if result.origin else {}),
             }
         )
-    document = {
+    document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "mloops", "version": __version__},
         "fail_on": fail_on.label,
@@ -67,6 +72,10 @@ def render(report: Report, fail_on: Severity) -> str:
         "files": files,
         "findings": [finding_dict(f) for f in report.findings],
     }
+    from ..audit.run import AuditReport
+
+    if isinstance(report, AuditReport):
+        document.update(_audit(report))
     return json.dumps(document, indent=2) + "\n"
 
 
@@ -78,3 +87,35 @@ def _remote(result: RemoteResult) -> dict[str, Any]:
         "requests": result.requests,
         "version": result.version,
     }
+
+
+def _audit(report: AuditReport) -> dict[str, Any]:
+    """The attack graph (each edge with the finding that proves it), the chains and the fewest fixes."""
+    return {
+        "graph": {
+            "nodes": [{"id": node.id, "kind": node.kind, "label": node.label} for node in report.graph.nodes.values()],
+            "edges": [_edge(edge, finding_dict(edge.finding)) for edge in report.graph.edges],
+        },
+        "chains": [
+            {
+                "id": chain.rule.id,
+                "name": chain.rule.name,
+                "severity": chain.rule.severity.label,
+                "entry": chain.rule.entry,
+                "jewel": chain.rule.jewel,
+                "after": chain.rule.after,
+                "steps": [_edge(edge, finding_dict(edge.finding)) for edge in chain.edges],
+            }
+            for chain in report.chains
+        ],
+        "chains_left_out": report.left_out,
+        "cut": {
+            "exact": report.cut.exact,
+            "fixes": [{**finding_dict(fix), "breaks": broken_by(fix, report.chains)} for fix in report.cut.fixes],
+            "unbreakable": [chain.rule.id for chain in report.cut.unbreakable],
+        },
+    }
+
+
+def _edge(edge: Edge, finding: dict[str, Any]) -> dict[str, Any]:
+    return {"source": edge.source, "target": edge.target, "kind": edge.kind, "finding": finding}

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .. import __version__, formats
 from ..core import Finding, ProbeReport, Report, Severity
+
+if TYPE_CHECKING:
+    from ..audit.run import AuditReport
 
 WIDTH = 100
 
@@ -90,6 +95,8 @@ def _header(report: Report) -> str:
         return f"mloops {__version__}: {report.probed} endpoint(s) probed, {len(report.files)} answered, {took}"
     if report.subject == "runtime":
         return f"mloops {__version__}: runtime inspected {took}"
+    if report.subject == "estate":
+        return f"mloops {__version__}: {len(report.files)} file(s) and endpoint(s) audited {took}"
     if report.subject == "environment":
         packages = sum(len(result.assets) for result in report.files)
         return f"mloops {__version__}: {packages} ML package(s) audited {took}"
@@ -106,8 +113,38 @@ def _platform_lines(report: Report) -> list[str]:
     return _fill("Platforms: " + (", ".join(found) or "none recognised"), "", "  ")
 
 
+def _chain_lines(report: AuditReport) -> list[str]:
+    """Chains first: each as numbered steps naming the finding that proves them, then the fewest fixes."""
+    nodes = report.graph.nodes
+    out = [f"Attack chains: {len(report.chains)}"]
+    for chain in report.chains:
+        rule = chain.rule
+        out += _fill(f"{rule.severity.name:<8} {rule.id}: {rule.name}", "  ", "           ")
+        out += _wrap("entry:", rule.entry) + _wrap("reaches:", rule.jewel)
+        for number, edge in enumerate(chain.edges, 1):
+            step = f"{nodes[edge.source].label} -> {nodes[edge.target].label} ({edge.kind})"
+            proof = f"proved by {edge.finding.rule.id} at {edge.finding.location}"
+            out += _fill(f"{number}. {step}; {proof}", "      ", "         ")
+        out += _wrap("then:", rule.after)
+    for rule_id, count in sorted(report.left_out.items()):
+        out.append(f"  ... and {count} more {rule_id} chain(s), not listed")
+    if report.chains:
+        cut = report.cut
+        how = "the fewest possible" if cut.exact else "found greedily: few, perhaps not the fewest"
+        out.append(f"Fixes that break every breakable chain ({len(cut.fixes)}, {how}):")
+        for fix in cut.fixes:
+            out += _fill(f"- {fix.rule.id} at {fix.location}: {fix.remediation}", "  ", "    ")
+        for chain in cut.unbreakable:
+            out.append(f"  {chain.rule.id} has no step a fix removes")
+    return [*out, ""]
+
+
 def render(report: Report, fail_on: Severity) -> str:
+    from ..audit.run import AuditReport
+
     out = [_header(report), ""]
+    if isinstance(report, AuditReport):
+        out += _chain_lines(report)
     chains = {}
     for result in report.files:
         if not result.findings:
@@ -121,7 +158,7 @@ def render(report: Report, fail_on: Severity) -> str:
         out.append("")
     for slug, chain in sorted(chains.items()):
         out += [*_fill(f"Attack chain ({slug}): {chain}", "", ""), ""]
-    if report.subject == "files":
+    if report.subject in ("files", "estate"):
         out += _format_summary(report)
         out += _inventory_lines(report)
     elif report.subject == "endpoints":

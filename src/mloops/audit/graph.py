@@ -1,0 +1,185 @@
+"""The attack graph of an estate: assets and platform features as nodes, and as edges only what a finding
+proves, each edge keeping that finding.
+
+Cross-references meet through normalised addresses (``host:port``): the server a notebook's tracking URI
+names, the endpoint a probe found open and the registry a scan walked are one node.
+"""
+
+from __future__ import annotations
+
+import functools
+import urllib.parse
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from ..core import Capability, FileResult, Finding, Severity
+from ..data import load_toml
+from ..mlcode.python_code import CODE_HARDCODED_CREDENTIAL, CODE_MLFLOW_PICKLE, CODE_PLATFORM_ADDRESS
+from ..mlcode.secrets import EXPOSED_SECRET
+from ..platforms.engine import PLATFORM_OPEN
+
+ATTACKER = "attacker"  # anyone who reaches the network, or reads a file that leaked
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_LOOPBACK = {"localhost", "::1", "[::1]"}
+
+
+class Node(NamedTuple):
+    id: str
+    kind: str  # attacker, registry, model-version, host
+    label: str
+
+
+class Edge(NamedTuple):
+    source: str
+    target: str
+    kind: str  # one of the edge kinds of data/chains.toml
+    finding: Finding  # what proves the edge
+
+
+ANYONE = Node(ATTACKER, "attacker", "anyone on the network, or who reads a leaked file")
+
+
+class Graph:
+    def __init__(self) -> None:
+        self.nodes: dict[str, Node] = {ATTACKER: ANYONE}
+        self.edges: list[Edge] = []
+        self._out: dict[str, list[Edge]] = defaultdict(list)
+        self._seen: set[tuple[str, str, str]] = set()
+
+    def add(self, source: Node, target: Node, kind: str, finding: Finding) -> None:
+        """One edge per source, target and kind: the first finding that proves it is kept."""
+        self.nodes.setdefault(source.id, source)
+        self.nodes.setdefault(target.id, target)
+        if (source.id, target.id, kind) in self._seen:
+            return
+        self._seen.add((source.id, target.id, kind))
+        edge = Edge(source.id, target.id, kind, finding)
+        self.edges.append(edge)
+        self._out[source.id].append(edge)
+
+    def leaving(self, node: str) -> list[Edge]:
+        return self._out.get(node, [])
+
+
+def address(text: str) -> str | None:
+    """``host:port`` of a URL or ``mlflow://HOST:PORT/...``; loopback names are one host."""
+    parsed = urllib.parse.urlsplit(text if "://" in text else f"http://{text}")
+    try:
+        host, port = parsed.hostname, parsed.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    host = "127.0.0.1" if host in _LOOPBACK else host.lower()
+    scheme = parsed.scheme.lower()
+    return f"{host}:{port or _DEFAULT_PORTS.get(scheme, 80 if scheme == 'mlflow' else 0)}"
+
+
+@functools.cache
+def chain_data() -> dict[str, Any]:
+    return load_toml("chains.toml")
+
+
+def registry(where: str) -> Node:
+    return Node(f"registry:{where}", "registry", f"MLflow model registry at {where}")
+
+
+def version(where: str, name: str, which: str) -> Node:
+    return Node(f"mlflow://{where}/{name}/{which}", "model-version", f"model {name} version {which} at {where}")
+
+
+def host(path: str) -> Node:
+    return Node(f"host:{path}", "host", f"the machine that runs {path}")
+
+
+def build(files: Iterable[FileResult], tracking: str | None = None) -> Graph:
+    """The graph of every result of an audit; ``tracking`` is the server ``models:/`` results were read from."""
+    graph = Graph()
+    results = list(files)
+    addresses = {result.path: _addresses(result) for result in results}
+    for result in results:
+        for finding in result.findings:
+            _link(graph, result, finding, addresses[result.path], tracking)
+    _link_aliases(graph)
+    return graph
+
+
+def _addresses(result: FileResult) -> dict[str, set[str]]:
+    """platform -> servers the file's code points its clients at (MLO329)."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for finding in result.findings:
+        if finding.rule.id == CODE_PLATFORM_ADDRESS.id:
+            where = address(finding.evidence.get("address", ""))
+            if where:
+                found[finding.evidence.get("platform", "")].add(where)
+    return found
+
+
+def _link(
+    graph: Graph, result: FileResult, finding: Finding, servers: dict[str, set[str]], tracking: str | None
+) -> None:
+    rule = finding.rule.id  # compared by id: a finding may come back from a worker process or the cache
+    if rule == PLATFORM_OPEN.id and finding.evidence.get("attack") in chain_data()["registry_write"]["attacks"]:
+        where = address(finding.location.path)
+        if where and finding.evidence.get("platform") == "mlflow":
+            graph.add(ANYONE, registry(where), "unauthenticated", finding)
+    elif rule in (CODE_HARDCODED_CREDENTIAL.id, EXPOSED_SECRET.id):
+        platform = _credential_platform(finding)
+        for where in servers.get(platform or "", ()):
+            graph.add(ANYONE, registry(where), "leaked-credential", finding)
+            graph.add(host(result.path), registry(where), "holds-credential", finding)
+    elif rule == CODE_MLFLOW_PICKLE.id:
+        _link_load(graph, result, finding, servers.get("mlflow", set()))
+    elif finding.capability is Capability.CODE_EXECUTION and finding.severity >= Severity.HIGH:
+        stored = _stored_version(result.path, tracking)
+        if stored:
+            graph.add(registry(stored[0]), version(*stored), "stores", finding)
+            graph.add(ANYONE, version(*stored), "poisoned", finding)
+
+
+def _link_load(graph: Graph, result: FileResult, finding: Finding, servers: set[str]) -> None:
+    uri = finding.evidence.get("uri", "")
+    if not uri.startswith("models:/"):
+        return
+    head, _, rest = uri.removeprefix("models:/").strip("/").partition("/")
+    name, _, alias = head.partition("@")
+    which = f"@{alias}" if alias else rest.split("/", 1)[0]
+    for where in servers:
+        node = version(where, name, which or "latest")
+        graph.add(registry(where), node, "stores", finding)
+        graph.add(node, host(result.path), "loads", finding)
+
+
+def _link_aliases(graph: Graph) -> None:
+    """An alias (or no version) is resolved when the code runs: any version of the model may be the one
+    loaded, so every version of it the graph knows is loaded by that code too."""
+    for edge in [e for e in graph.edges if e.kind == "loads" and not e.source.rsplit("/", 1)[-1].isdigit()]:
+        model = edge.source.rsplit("/", 1)[0] + "/"
+        for node in [n for n in graph.nodes.values() if n.id.startswith(model) and n.id != edge.source]:
+            if node.id.rsplit("/", 1)[-1].isdigit():
+                graph.add(node, graph.nodes[edge.target], "loads", edge.finding)
+
+
+def _credential_platform(finding: Finding) -> str | None:
+    named = finding.evidence.get("variable") or finding.evidence.get("kind") or ""
+    for platform, names in chain_data()["credentials"].items():
+        if named.upper() in (name.upper() for name in names):
+            return str(platform)
+    return None
+
+
+def _stored_version(path: str, tracking: str | None) -> tuple[str, str, str] | None:
+    """(server, model, version) of a registry artifact: ``mlflow://HOST/NAME/VERSION/FILE``, or
+    ``models:/NAME/VERSION/FILE`` read from ``tracking``."""
+    if path.startswith("mlflow://"):
+        host_port, _, rest = path.removeprefix("mlflow://").partition("/")
+        where = address(f"mlflow://{host_port}")
+    elif path.startswith("models:/") and tracking:
+        rest, where = path.removeprefix("models:/"), address(tracking)
+    else:
+        return None
+    parts = rest.split("/")
+    if not where or len(parts) < 2 or not parts[0] or not parts[1]:
+        return None
+    return where, parts[0], parts[1]

@@ -1,0 +1,243 @@
+"""mloops audit: the attack graph, its chains and the fewest fixes, on findings made by hand and end to end
+on a real MLflow registry started on 127.0.0.1 (open, then with basic auth), with a workspace whose notebook
+points at it, holds its token and loads a booby-trapped model registered through MLflow's own client."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from corpus.servers import mlflow_proxied
+
+from mloops.audit import chains as chain_search
+from mloops.audit.chains import Chain, ChainRule, fewest_fixes, find_chains
+from mloops.audit.graph import Edge, Graph, Node, address, build
+from mloops.cli import main
+from mloops.core import EndpointResult, FileResult, Location, Severity
+from mloops.mlcode.python_code import CODE_HARDCODED_CREDENTIAL, CODE_MLFLOW_PICKLE, CODE_PLATFORM_ADDRESS
+from mloops.picklevm.judge import DANGEROUS_CALLABLE
+from mloops.platforms.engine import PLATFORM_OPEN
+
+SERVER = "http://127.0.0.1:5000"
+NOTEBOOK = "ws/train.ipynb"
+
+
+def notebook_result(*, token: bool = True, address_set: bool = True, uri: str = "models:/booby/1") -> FileResult:
+    cell = Location(NOTEBOOK, ("cell 0",))
+    findings = [CODE_MLFLOW_PICKLE.finding(cell.at(90), "loads", {"uri": uri})]
+    if address_set:
+        findings.append(CODE_PLATFORM_ADDRESS.finding(cell.at(7), "points", {"platform": "mlflow", "address": SERVER}))
+    if token:
+        evidence = {"variable": "MLFLOW_TRACKING_TOKEN", "value": "s3cr…"}
+        findings.append(CODE_HARDCODED_CREDENTIAL.finding(cell.at(40), "token", evidence))
+    return FileResult(NOTEBOOK, findings)
+
+
+def open_registry() -> EndpointResult:
+    evidence = {"platform": "mlflow", "feature": "model registry", "attack": "registry-hijack"}
+    return EndpointResult(SERVER, [PLATFORM_OPEN.finding(Location(SERVER), "open", evidence)])
+
+
+def poisoned_version(path: str = "mlflow://127.0.0.1:5000/booby/1/python_model.pkl") -> FileResult:
+    return FileResult(path, [DANGEROUS_CALLABLE.finding(Location(path), "os.system", severity=Severity.CRITICAL)])
+
+
+def by_rule(found: list[Chain]) -> dict[str, list[Chain]]:
+    grouped: dict[str, list[Chain]] = {}
+    for chain in found:
+        grouped.setdefault(chain.rule.id, []).append(chain)
+    return grouped
+
+
+def test_addresses_meet_in_one_node():
+    assert address("http://localhost:5000/") == address("mlflow://127.0.0.1:5000") == "127.0.0.1:5000"
+    assert address("https://Registry.example/api") == "registry.example:443"
+    assert address("http://[::1]:5000") == "127.0.0.1:5000"
+    assert address("http://host:notaport") is None
+
+
+def test_the_worm_chain_is_proved_step_by_step_and_one_finding_a_step():
+    graph = build([notebook_result(), open_registry(), poisoned_version()])
+    found = by_rule(find_chains(graph)[0])
+    steps = {tuple((edge.kind, edge.finding.rule.id) for edge in chain.edges) for chain in found["ml-worm"]}
+    assert steps == {
+        (("unauthenticated", "MLO501"), ("stores", "MLO325"), ("loads", "MLO325")),
+        (("leaked-credential", "MLO327"), ("stores", "MLO325"), ("loads", "MLO325")),
+    }
+    (poisoned,) = found["poisoned-model-load"]
+    assert [edge.finding.rule.id for edge in poisoned.edges] == ["MLO101", "MLO325"]
+    assert poisoned.edges[-1].target == f"host:{NOTEBOOK}"
+    assert "credential-registry-tampering" in found
+    assert "worm-propagation" not in found  # one consumer: the worm has nobody further to reach
+
+
+def test_without_an_open_registry_or_a_token_the_worm_chain_is_gone_and_the_findings_stay():
+    results = [notebook_result(token=False), poisoned_version()]
+    found = by_rule(find_chains(build(results))[0])
+    assert "ml-worm" not in found and "credential-registry-tampering" not in found
+    assert "poisoned-model-load" in found  # the booby-trapped version is still loaded
+
+
+def test_code_whose_server_is_not_written_joins_no_registry():
+    graph = build([notebook_result(address_set=False), open_registry(), poisoned_version()])
+    assert find_chains(graph)[0] == []
+
+
+def test_an_alias_may_name_any_version_of_the_model():
+    results = [notebook_result(token=False, uri="models:/booby@champion"), poisoned_version()]
+    (chain,) = find_chains(build(results))[0]
+    assert chain.rule.id == "poisoned-model-load"
+    assert chain.edges[0].target == "mlflow://127.0.0.1:5000/booby/1"
+
+
+def test_a_second_consumer_holding_the_token_spreads_the_worm():
+    other = notebook_result(uri="models:/scorer/3")
+    other = FileResult("ws/serve.ipynb", [f._replace(location=Location("ws/serve.ipynb")) for f in other.findings])
+    found = by_rule(find_chains(build([notebook_result(), other, poisoned_version()]))[0])
+    (spread,) = found["worm-propagation"]
+    assert [edge.kind for edge in spread.edges] == ["poisoned", "loads", "holds-credential", "stores", "loads"]
+    assert spread.edges[-1].target == "host:ws/serve.ipynb"
+
+
+def _chains_over(*fix_sets: str) -> list[Chain]:
+    """Chains whose fixable steps are the named findings: one edge a name, made by hand."""
+    rule = ChainRule("test", "test", Severity.HIGH, "", "", (frozenset({"loads"}),), "")
+    made = []
+    for names in fix_sets:
+        edges = tuple(
+            Edge("a", "b", "loads", CODE_MLFLOW_PICKLE.finding(Location(name), name, {})) for name in names.split()
+        )
+        made.append(Chain(rule, edges))
+    return made
+
+
+def test_the_fewest_fixes_are_found_exactly_where_greedy_picks_one_too_many(monkeypatch):
+    # X breaks four chains, but Y and Z together break all six: greedy takes X first and needs three fixes.
+    found = _chains_over("X Y", "X Z", "X Y", "X Z", "Y", "Z")
+    cut = fewest_fixes(found)
+    assert cut.exact and sorted(fix.location.path for fix in cut.fixes) == ["Y", "Z"]
+    monkeypatch.setattr(chain_search, "MAX_EXACT_FIXES", 0)
+    greedy = fewest_fixes(found)
+    assert not greedy.exact and len(greedy.fixes) == 3
+
+
+def test_a_chain_no_fix_breaks_is_named():
+    graph = Graph()
+    a, b = Node("a", "registry", "a"), Node("b", "model-version", "b")
+    graph.add(a, b, "stores", CODE_MLFLOW_PICKLE.finding(Location("x"), "x", {}))
+    rule = ChainRule("stored", "stored", Severity.LOW, "", "", (frozenset({"stores"}),), "")
+    found, _ = find_chains(graph, (rule,))
+    cut = fewest_fixes(found)
+    assert cut.fixes == () and [chain.rule.id for chain in cut.unbreakable] == ["stored"]
+
+
+def test_chains_past_the_limit_are_counted_not_listed(monkeypatch):
+    monkeypatch.setattr(chain_search, "MAX_CHAINS_PER_RULE", 3)
+    consumers = [
+        FileResult(f"ws/{n}.py", [f._replace(location=Location(f"ws/{n}.py")) for f in notebook_result().findings])
+        for n in range(5)
+    ]
+    found, left_out = find_chains(build([*consumers, open_registry()]))
+    assert len(by_rule(found)["ml-worm"]) == 3 and left_out["ml-worm"] == 5 * 2 - 3
+
+
+# ------------------------------------------------------------------ end to end on a real MLflow registry
+
+REGISTER = """
+import os, sys
+import mlflow
+
+class Booby(mlflow.pyfunc.PythonModel):
+    def __reduce__(self):  # what an attacker uploads: loading the model runs a command
+        return (os.system, (f"touch {sys.argv[1]}",))
+
+mlflow.pyfunc.log_model(name="model", python_model=Booby(), registered_model_name="booby")
+"""
+
+CELLS = [
+    "import os\nimport mlflow\nmlflow.set_tracking_uri({server!r})\n",
+    'os.environ["MLFLOW_TRACKING_TOKEN"] = "dapi0a1b2c3d4e5f60718293a4b5c6d7e8f9"\n',
+    'model = mlflow.pyfunc.load_model("models:/booby/1")\nmodel.predict([[1.0]])\n',
+]
+
+
+def workspace(folder: Path, server: str, *, token: bool) -> Path:
+    cells = [cell.format(server=server) for cell in CELLS if token or "TOKEN" not in cell]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell) for cell in cells])
+    folder.mkdir()
+    nbformat.write(notebook, str(folder / "train.ipynb"))
+    return folder
+
+
+def audit_json(capsys, *arguments: str) -> tuple[int, dict]:
+    code = main(["audit", *arguments, "--format", "json", "--no-cache"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def open_mlflow(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("audit-mlflow")
+    port, running = mlflow_proxied(tmp_path)
+    with running:
+        uri = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+        command = [sys.executable, "-c", REGISTER, str(tmp_path / "marker")]
+        subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=300, check=True)
+        yield uri
+
+
+def test_the_ml_worm_on_a_real_registry(open_mlflow, tmp_path: Path, capsys):
+    folder = workspace(tmp_path / "ws", open_mlflow, token=True)
+    registry = "mlflow://" + open_mlflow.removeprefix("http://")
+    code, report = audit_json(capsys, str(folder), "--endpoint", open_mlflow, "--registry", registry)
+    assert code == 1
+    chains = {chain["id"]: chain for chain in report["chains"]}
+    worm = [chain for chain in report["chains"] if chain["id"] == "ml-worm"]
+    assert {tuple(step["finding"]["rule_id"] for step in chain["steps"]) for chain in worm} == {
+        ("MLO501", "MLO325", "MLO325"),
+        ("MLO327", "MLO325", "MLO325"),
+    }
+    notebook = str(folder / "train.ipynb")
+    assert all(chain["steps"][-1]["target"] == f"host:{notebook}" for chain in worm)
+    poisoned = chains["poisoned-model-load"]["steps"][0]["finding"]
+    assert poisoned["severity"] == "critical" and poisoned["location"]["path"].startswith(f"{registry}/booby/1/")
+    cut = {(fix["rule_id"], fix["location"]["path"]) for fix in report["cut"]["fixes"]}
+    assert report["cut"]["exact"] and cut == {("MLO325", notebook), ("MLO327", notebook)}
+    assert {node["id"] for node in report["graph"]["nodes"]} >= {
+        f"registry:{open_mlflow.removeprefix('http://')}",
+        f"host:{notebook}",
+    }
+    assert all(edge["finding"]["rule_id"] for edge in report["graph"]["edges"])
+
+
+def test_basic_auth_and_no_token_break_the_worm_and_keep_the_findings(tmp_path: Path, capsys):
+    env = {"MLFLOW_AUTH_ADMIN_PASSWORD": "a-Long-test-passw0rd", "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only"}
+    port, running = mlflow_proxied(tmp_path, "--app-name", "basic-auth", env=env)
+    with running:
+        server = f"http://127.0.0.1:{port}"
+        folder = workspace(tmp_path / "ws", server, token=False)
+        code, report = audit_json(capsys, str(folder), "--endpoint", server)
+    assert report["chains"] == [] and report["cut"]["fixes"] == []
+    rules = {finding["rule_id"] for finding in report["findings"]}
+    assert {"MLO325", "MLO329", "MLO502"} <= rules and "MLO501" not in rules and "MLO327" not in rules
+    assert code == 0  # MLO325 is medium: under the default fail threshold
+
+
+def test_the_text_report_opens_on_the_chains(tmp_path: Path, capsys):
+    folder = workspace(tmp_path / "ws", SERVER, token=True)
+    assert main(["audit", str(folder), "--no-cache"]) == 1
+    text = capsys.readouterr().out
+    assert text.index("Attack chains: 2") < text.index(str(folder / "train.ipynb") + "\n")
+    # No probe, so only the token opens the registry: rotating it breaks both chains.
+    assert "CRITICAL ml-worm: client-side ML worm" in text and "HIGH     credential-registry-tampering" in text
+    assert "Fixes that break every breakable chain (1, the fewest possible)" in text
+
+
+def test_audit_needs_something_to_audit(capsys):
+    assert main(["audit"]) == 2
+    assert "name a PATH" in capsys.readouterr().err
