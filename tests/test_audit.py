@@ -143,7 +143,8 @@ def test_chains_past_the_limit_are_counted_not_listed(monkeypatch):
         for n in range(5)
     ]
     found, left_out = find_chains(build([*consumers, open_registry()]))
-    assert len(by_rule(found)["ml-worm"]) == 3 and left_out["ml-worm"] == 5 * 2 - 3
+    # Six ways in (the open registry, five leaked tokens), five consumers: 30 worm chains, 3 listed.
+    assert len(by_rule(found)["ml-worm"]) == 3 and left_out["ml-worm"] == 6 * 5 - 3
 
 
 # ------------------------------------------------------------------ end to end on a real MLflow registry
@@ -241,3 +242,67 @@ def test_the_text_report_opens_on_the_chains(tmp_path: Path, capsys):
 def test_audit_needs_something_to_audit(capsys):
     assert main(["audit"]) == 2
     assert "name a PATH" in capsys.readouterr().err
+
+
+SERVING = """
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: fraud
+spec:
+  predictor:
+    model:
+      modelFormat:
+        name: sklearn
+      storageUri: {server}/api/2.0/mlflow-artifacts/artifacts/1/models/m-1/artifacts/model.pkl
+      {hardening}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: fraud-public
+spec:
+  type: {service_type}
+  selector:
+    serving.kserve.io/inferenceservice: fraud
+  ports:
+    - port: 80
+      targetPort: 8080
+"""
+ESCAPABLE = "securityContext: {privileged: true}\n    volumes: [{name: sock, hostPath: {path: /var/run/docker.sock}}]"
+HARDENED = "securityContext: {privileged: false, allowPrivilegeEscalation: false, runAsNonRoot: true}"
+
+
+def serving_manifest(folder: Path, server: str, *, hardened: bool) -> Path:
+    folder.mkdir()
+    text = SERVING.format(
+        server=server,
+        hardening=HARDENED if hardened else ESCAPABLE,
+        service_type="ClusterIP" if hardened else "LoadBalancer",
+    )
+    (folder / "serving.yaml").write_text(text)
+    return folder
+
+
+def test_the_serving_takeover_reaches_the_node_and_stops_at_the_container_when_hardened(
+    open_mlflow, tmp_path: Path, capsys
+):
+    escapable = serving_manifest(tmp_path / "escapable", open_mlflow, hardened=False)
+    _, report = audit_json(capsys, str(escapable), "--endpoint", open_mlflow)
+    chains: dict[str, list[list[str]]] = {}
+    for chain in report["chains"]:
+        chains.setdefault(chain["id"], []).append([step["finding"]["rule_id"] for step in chain["steps"]])
+    workload = f"workload:{escapable / 'serving.yaml'}!InferenceService/fraud"
+    assert chains["registry-serving-takeover"] == [["MLO501", "MLO720"]]
+    assert sorted(chains["serving-escape-to-node"]) == [["MLO501", "MLO720", "MLO701"], ["MLO501", "MLO720", "MLO703"]]
+    assert sorted(chains["exposed-server-escape"]) == [["MLO714", "MLO701"], ["MLO714", "MLO703"]]
+    escape = next(c for c in report["chains"] if c["id"] == "serving-escape-to-node")
+    assert escape["steps"][1]["target"] == workload and escape["steps"][2]["target"].startswith("node:")
+    # Closing the registry breaks the registry chains; the exposed one needs the Service, or both escapes, fixed.
+    cut = sorted(fix["rule_id"] for fix in report["cut"]["fixes"])
+    assert report["cut"]["exact"] and cut == ["MLO501", "MLO714"]
+
+    hardened = serving_manifest(tmp_path / "hardened", open_mlflow, hardened=True)
+    _, report = audit_json(capsys, str(hardened), "--endpoint", open_mlflow)
+    assert [chain["id"] for chain in report["chains"]] == ["registry-serving-takeover"]
+    assert report["chains"][0]["steps"][-1]["target"] == f"workload:{hardened / 'serving.yaml'}!InferenceService/fraud"

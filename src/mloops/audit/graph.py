@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from ..core import Capability, FileResult, Finding, Severity
 from ..data import load_toml
+from ..deployments.deployment_checks import EXPOSED_ML_SERVICE, MODEL_SOURCE
 from ..mlcode.python_code import CODE_HARDCODED_CREDENTIAL, CODE_MLFLOW_PICKLE, CODE_PLATFORM_ADDRESS
 from ..mlcode.secrets import EXPOSED_SECRET
 from ..platforms.engine import PLATFORM_OPEN
@@ -45,15 +46,21 @@ class Graph:
         self.nodes: dict[str, Node] = {ATTACKER: ANYONE}
         self.edges: list[Edge] = []
         self._out: dict[str, list[Edge]] = defaultdict(list)
-        self._seen: set[tuple[str, str, str]] = set()
+        self._seen: set[tuple[str, ...]] = set()
 
     def add(self, source: Node, target: Node, kind: str, finding: Finding) -> None:
-        """One edge per source, target and kind: the first finding that proves it is kept."""
+        """One edge per source, target, kind and proving finding: two findings that each prove a step (a
+        privileged container that also mounts the runtime socket) are two ways through it, and fixing one of
+        them leaves the other. A step no fix removes (a registry stores a version) is one edge, its first proof
+        kept."""
         self.nodes.setdefault(source.id, source)
         self.nodes.setdefault(target.id, target)
-        if (source.id, target.id, kind) in self._seen:
+        key: tuple[str, ...] = (source.id, target.id, kind)
+        if kind in chain_data()["fixable"]:
+            key += (finding.rule.id, str(finding.location), finding.message)
+        if key in self._seen:
             return
-        self._seen.add((source.id, target.id, kind))
+        self._seen.add(key)
         edge = Edge(source.id, target.id, kind, finding)
         self.edges.append(edge)
         self._out[source.id].append(edge)
@@ -93,6 +100,16 @@ def host(path: str) -> Node:
     return Node(f"host:{path}", "host", f"the machine that runs {path}")
 
 
+def workload(finding: Finding) -> Node:
+    role = finding.evidence.get("role", "workload")
+    return Node(f"workload:{finding.location.nested_name}", "workload", f"{role} {finding.location.nested_name}")
+
+
+def node_under(finding: Finding) -> Node:
+    where = finding.location.nested_name
+    return Node(f"node:{where}", "node", f"the node that runs {where}")
+
+
 def build(files: Iterable[FileResult], tracking: str | None = None) -> Graph:
     """The graph of every result of an audit; ``tracking`` is the server ``models:/`` results were read from."""
     graph = Graph()
@@ -102,6 +119,7 @@ def build(files: Iterable[FileResult], tracking: str | None = None) -> Graph:
         for finding in result.findings:
             _link(graph, result, finding, addresses[result.path], tracking)
     _link_aliases(graph)
+    _link_exposure(graph, [f for result in results for f in result.findings if f.rule.id == EXPOSED_ML_SERVICE.id])
     return graph
 
 
@@ -131,6 +149,13 @@ def _link(
             graph.add(host(result.path), registry(where), "holds-credential", finding)
     elif rule == CODE_MLFLOW_PICKLE.id:
         _link_load(graph, result, finding, servers.get("mlflow", set()))
+    elif rule == MODEL_SOURCE.id:
+        uri = finding.evidence.get("uri", "")
+        where = address(uri) if uri.lower().startswith(("http://", "https://")) else None
+        if where:
+            graph.add(registry(where), workload(finding), "feeds", finding)
+    elif rule in chain_data()["escape"]["rules"]:
+        graph.add(workload(finding), node_under(finding), "escape", finding)
     elif finding.capability is Capability.CODE_EXECUTION and finding.severity >= Severity.HIGH:
         stored = _stored_version(result.path, tracking)
         if stored:
@@ -149,6 +174,25 @@ def _link_load(graph: Graph, result: FileResult, finding: Finding, servers: set[
         node = version(where, name, which or "latest")
         graph.add(registry(where), node, "stores", finding)
         graph.add(node, host(result.path), "loads", finding)
+
+
+def _link_exposure(graph: Graph, exposures: list[Finding]) -> None:
+    """A Service exposes the workloads of its file whose pod labels hold its selector (model sources name
+    them); anything else the finding names is exposed itself (a Ray head's own service type)."""
+    labelled = [e for e in graph.edges if e.kind == "feeds" and e.finding.evidence.get("labels")]
+    for exposure in exposures:
+        selects = _pairs(exposure.evidence.get("selects", ""))
+        if not selects:
+            graph.add(ANYONE, workload(exposure), "exposed", exposure)
+            continue
+        for edge in labelled:
+            same_file = edge.finding.location.path == exposure.location.path
+            if same_file and selects <= _pairs(edge.finding.evidence["labels"]):
+                graph.add(ANYONE, graph.nodes[edge.target], "exposed", exposure)
+
+
+def _pairs(text: str) -> set[str]:
+    return {pair.strip() for pair in text.split(",") if pair.strip()}
 
 
 def _link_aliases(graph: Graph) -> None:

@@ -315,6 +315,21 @@ ENVIRONMENT_CREDENTIALS = Rule(
     ),
     severities="medium to high",
 )
+MODEL_SOURCE = Rule(
+    id="MLO720",
+    name="workload-model-source",
+    title="Workload loads its model from this address",
+    severity=Severity.INFO,
+    attack_class=AttackClass.CONTAINER_ESCAPE,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "Where a model server or job downloads its model from (storageUri, modelUri, MODEL_URI, ...), with the "
+        "pod labels that Services select it by. Not a risk by itself: mloops audit uses it to join the workload "
+        "to the registry or store that address names, and to the Services that expose it."
+    ),
+    remediation="Nothing to fix by itself; make sure only trusted writers can change what the address serves.",
+    summary="Where a workload downloads its model from, and its pod labels (a fact for mloops audit).",
+)
 PLATFORM_STARTED_OPEN = Rule(
     id="MLO719",
     name="platform-started-open",
@@ -379,6 +394,7 @@ class Table(NamedTuple):
     in_cluster_gateways: frozenset[str]
     auth_proxies: tuple[str, ...]
     model_uri_keys: frozenset[str]
+    controller_labels: dict[str, str]
     platform_starts: tuple[PlatformStart, ...]
 
 
@@ -425,6 +441,7 @@ def table() -> Table:
         frozenset(data["exposure"]["in_cluster_gateways"]),
         tuple(data["exposure"]["auth_proxies"]),
         frozenset(data["model_uris"]["keys"]),
+        dict(data["controller_labels"]),
         tuple(_platform_start(entry) for entry in data["platform_starts"]),
     )
 
@@ -493,7 +510,10 @@ def check_capabilities(report: Reporter, added: Any, container: str) -> None:
                raise_for_role=True)  # fmt: skip
 
 
-def check_model_uri(report: Reporter, key: str, value: Any) -> None:
+def check_model_uri(report: Reporter, key: str, value: Any, labels: str = "") -> None:
+    if isinstance(value, str) and value.strip():
+        evidence = {"key": key, "uri": value.strip()[:200], **({"labels": labels} if labels else {})}
+        report(MODEL_SOURCE, f"loads its model from {value.strip()[:200]} ({key})", evidence)
     if isinstance(value, str) and value.strip().lower().startswith("http://"):
         model_like = value.lower().split("?")[0].endswith((*registry.model_extensions(), *_URI_EXTENSIONS))
         message = f"downloads its model over plain HTTP ({key}: {value[:200]})"

@@ -131,16 +131,29 @@ def check_object(
             ml_accounts.setdefault(str(account or "default"), workload)
     for name, container in containers:
         _check_container(report, name, container)
+    labels = _labels(obj, kind)
     for key, value in checks.walk_items(obj.get("spec")):
         if key in checks.table().model_uri_keys:
             for uri in value if isinstance(value, list) else [value]:
-                checks.check_model_uri(report, key, uri)
+                checks.check_model_uri(report, key, uri, labels)
     _check_multi_model(report, obj, kind, group)
     _check_exposure(report, obj, kind, group, surroundings)
     if kind == "Kustomization":
         _check_generators(report, obj)
     elif kind == "ConfigMap":
         _check_static_logins(report, obj)
+
+
+def _labels(obj: dict[str, Any], kind: str) -> str:
+    """The labels of the workload's pods, as ``k=v, ...``: its pod template's, and the one its controller adds
+    (KServe, Seldon: data/deployments.toml), by which Services select it."""
+    spec = _mapping(obj.get("spec"))
+    template = _mapping(_mapping(spec.get("template")).get("metadata")).get("labels")
+    labels = {str(k): str(v) for k, v in _mapping(template).items()}
+    controller = checks.table().controller_labels.get(kind)
+    if controller:
+        labels[controller] = _name(obj)
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
 def _pod_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -451,6 +464,9 @@ def _check_service(report: checks.Reporter, spec: dict[str, Any], ml_named: bool
         what = "an ML platform" if ml_named else "an ML platform port"
         message = f"Service of type {spec['type']} puts {what} on the network"
         evidence = {"type": str(spec["type"]), "ports": ", ".join(sorted(map(str, ports - {None})))}
+        selector = _mapping(spec.get("selector"))
+        if selector:
+            evidence["selects"] = ", ".join(f"{k}={v}" for k, v in sorted(selector.items()))
         report(checks.EXPOSED_ML_SERVICE, message, evidence, severity=Severity.MEDIUM if auth_layer else Severity.HIGH)
 
 
