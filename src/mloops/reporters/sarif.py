@@ -12,13 +12,17 @@ import hashlib
 import json
 import os
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .. import __version__
 from ..core import Finding, Report, Rule, Severity
 from ..registry import all_rules
 from ..sources.remote import is_remote
+
+if TYPE_CHECKING:
+    from ..audit.chains import Chain, ChainRule
+    from ..audit.run import AuditReport
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 
@@ -79,7 +83,8 @@ def _fingerprint(finding: Finding) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def _result(finding: Finding, index: dict[str, int]) -> dict[str, Any]:
+def _location(finding: Finding) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A finding's SARIF location, and the properties that say what SARIF cannot (a member, its offset)."""
     loc = finding.location
     physical: dict[str, Any] = {"artifactLocation": {"uri": artifact_uri(loc.path)}}
     if not loc.members and loc.offset is not None:
@@ -98,6 +103,11 @@ def _result(finding: Finding, index: dict[str, int]) -> dict[str, Any]:
         properties["member_path"] = list(loc.members)
         if loc.offset is not None:
             properties["member_byte_offset"] = loc.offset
+    return location, properties
+
+
+def _result(finding: Finding, index: dict[str, int]) -> dict[str, Any]:
+    location, properties = _location(finding)
     return {
         "ruleId": finding.rule.id,
         "ruleIndex": index[finding.rule.id],
@@ -109,8 +119,52 @@ def _result(finding: Finding, index: dict[str, int]) -> dict[str, Any]:
     }
 
 
+def _chain_rule(rule: ChainRule) -> dict[str, Any]:
+    return {
+        "id": f"chain/{rule.id}",
+        "name": rule.name,
+        "shortDescription": {"text": f"Attack chain: {rule.name}"},
+        "fullDescription": {"text": f"From {rule.entry} to {rule.jewel}. Then: {rule.after}."},
+        "defaultConfiguration": {"level": _LEVEL[rule.severity]},
+        "properties": {"tags": ["security", "attack-chain"], "security-severity": _SECURITY_SEVERITY[rule.severity]},
+    }
+
+
+def _chain_result(chain: Chain, report: AuditReport, index: dict[str, int]) -> dict[str, Any]:
+    """A chain as one result whose code flow walks its steps, each at the location of the finding that proves
+    it; the result itself sits at the entry."""
+    nodes = report.graph.nodes
+    steps = []
+    for edge in chain.edges:
+        location, _ = _location(edge.finding)
+        text = f"{nodes[edge.source].label} -> {nodes[edge.target].label} ({edge.kind}, {edge.finding.rule.id})"
+        steps.append({"location": {**location, "message": {"text": text}}})
+    rule = chain.rule
+    key = "\x00".join([rule.id, *(_fingerprint(edge.finding) for edge in chain.edges)])
+    return {
+        "ruleId": f"chain/{rule.id}",
+        "ruleIndex": index[f"chain/{rule.id}"],
+        "level": _LEVEL[rule.severity],
+        "message": {"text": f"Attack chain {rule.name}: {rule.entry} -> {rule.jewel}"},
+        "locations": [steps[0]["location"]],
+        "codeFlows": [{"threadFlows": [{"locations": steps}]}],
+        "partialFingerprints": {"mloopsChain/v1": hashlib.sha256(key.encode()).hexdigest()[:32]},
+        "properties": {"severity": rule.severity.label},
+    }
+
+
 def render(report: Report, fail_on: Severity) -> str:
-    index = {rule.id: i for i, rule in enumerate(all_rules())}
+    from ..audit.chains import chain_rules
+    from ..audit.run import AuditReport
+
+    rules = [_rule(rule) for rule in all_rules()]
+    results = []
+    if isinstance(report, AuditReport):
+        rules += [_chain_rule(rule) for rule in chain_rules()]
+    index = {rule["id"]: i for i, rule in enumerate(rules)}
+    if isinstance(report, AuditReport):
+        results = [_chain_result(chain, report, index) for chain in report.chains]
+    results += [_result(finding, index) for finding in report.findings]
     document = {
         "$schema": SCHEMA,
         "version": "2.1.0",
@@ -121,7 +175,7 @@ def render(report: Report, fail_on: Severity) -> str:
                         "name": "mloops",
                         "version": __version__,
                         "semanticVersion": __version__,
-                        "rules": [_rule(rule) for rule in all_rules()],
+                        "rules": rules,
                     }
                 },
                 "invocations": [
@@ -131,7 +185,7 @@ def render(report: Report, fail_on: Severity) -> str:
                         "workingDirectory": {"uri": PurePath(os.getcwd()).as_uri() + "/"},
                     }
                 ],
-                "results": [_result(finding, index) for finding in report.findings],
+                "results": results,
             }
         ],
     }
