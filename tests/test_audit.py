@@ -120,7 +120,7 @@ def _chains_over(*fix_sets: str) -> list[Chain]:
 
 def test_the_fewest_fixes_are_found_exactly_where_greedy_picks_one_too_many(monkeypatch):
     # X breaks four chains, but Y and Z together break all six: greedy takes X first and needs three fixes.
-    found = _chains_over("X Y", "X Z", "X Y", "X Z", "Y", "Z")
+    found = _chains_over("X Y", "X Y A", "X Z", "X Z B", "Y", "Z")
     cut = fewest_fixes(found)
     assert cut.exact and sorted(fix.location.path for fix in cut.fixes) == ["Y", "Z"]
     monkeypatch.setattr(chain_search, "MAX_EXACT_FIXES", 0)
@@ -146,7 +146,10 @@ def test_chains_past_the_limit_are_counted_not_listed(monkeypatch):
     ]
     found, left_out = find_chains(build([*consumers, open_registry()]))
     # Six ways in (the open registry, five leaked tokens), five consumers: 30 worm chains, 3 listed.
-    assert len(by_rule(found)["ml-worm"]) == 3 and left_out["ml-worm"] == 6 * 5 - 3
+    assert len(by_rule(found)["ml-worm"]) == 3 and left_out["ml-worm"] == (6 * 5 - 3, False)
+    monkeypatch.setattr(chain_search, "MAX_WALKED", 20)  # a search that hits its bound says so
+    found, left_out = find_chains(build([*consumers, open_registry()]))
+    assert left_out["ml-worm"].at_least and len(by_rule(found)["ml-worm"]) == 3
 
 
 # ------------------------------------------------------------------ end to end on a real MLflow registry

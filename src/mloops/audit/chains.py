@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -11,6 +12,8 @@ from ..core import Finding, Severity
 from .graph import Edge, Graph, chain_data
 
 MAX_CHAINS_PER_RULE = 500  # a dense estate has combinatorially many paths: past this, a count is reported
+MAX_COUNTED = 100_000  # chains of one rule counted at most: the count of those left out is a lower bound there
+MAX_WALKED = 1_000_000  # partial paths one rule's search extends at most (dead ends included)
 MAX_EXACT_FIXES = 20  # candidate fixes up to which the fewest are found exactly; above, greedily
 MAX_EXACT_SETS = 250_000  # fix sets tried by the exact search before it gives way to the greedy one
 
@@ -42,6 +45,13 @@ class Chain(NamedTuple):
         return frozenset(fix_key(edge.finding) for edge in self.edges if edge.kind in fixable)
 
 
+class LeftOut(NamedTuple):
+    """Chains of one rule found but not listed; ``at_least`` when the search stopped at its bound."""
+
+    number: int
+    at_least: bool
+
+
 class Cut(NamedTuple):
     fixes: tuple[Finding, ...]  # fix these, and no chain is left
     exact: bool  # the fewest possible; False when found greedily (a large estate)
@@ -64,34 +74,42 @@ def chain_rules() -> tuple[ChainRule, ...]:
     )
 
 
-def find_chains(graph: Graph, rules: tuple[ChainRule, ...] | None = None) -> tuple[list[Chain], dict[str, int]]:
-    """Every chain of every rule (no node visited twice in one chain), and per rule the chains left out
-    past ``MAX_CHAINS_PER_RULE``."""
+def find_chains(graph: Graph, rules: tuple[ChainRule, ...] | None = None) -> tuple[list[Chain], dict[str, LeftOut]]:
+    """Every chain of every rule (no node visited twice in one chain), and per rule the chains left out past
+    ``MAX_CHAINS_PER_RULE``. A dense estate has combinatorially many paths, so each rule's search is bounded."""
     chains: list[Chain] = []
-    left_out: dict[str, int] = {}
+    left_out: dict[str, LeftOut] = {}
     for rule in rules or chain_rules():
-        found = 0
+        found, stopped = 0, False
         for path in _paths(graph, rule.steps):
+            if path is None or found >= MAX_COUNTED:
+                stopped = True
+                break
             found += 1
             if found <= MAX_CHAINS_PER_RULE:
                 chains.append(Chain(rule, path))
-        if found > MAX_CHAINS_PER_RULE:
-            left_out[rule.id] = found - MAX_CHAINS_PER_RULE
+        if found > MAX_CHAINS_PER_RULE or stopped:
+            left_out[rule.id] = LeftOut(max(found - MAX_CHAINS_PER_RULE, 0), stopped)
     return chains, left_out
 
 
-def _paths(graph: Graph, steps: tuple[frozenset[str], ...]) -> Iterator[tuple[Edge, ...]]:
+def _paths(graph: Graph, steps: tuple[frozenset[str], ...]) -> Iterator[tuple[Edge, ...] | None]:
+    """Paths whose edges take the steps' kinds in order, depth first; None when the walk reached its bound."""
     starts = [edge for edge in graph.edges if edge.kind in steps[0]]
     stack: list[tuple[Edge, ...]] = [(edge,) for edge in reversed(starts)]
+    walked = 0
     while stack:
+        walked += 1
+        if walked > MAX_WALKED:
+            yield None
+            return
         path = stack.pop()
         if len(path) == len(steps):
             yield path
             continue
         visited = {path[0].source, *(edge.target for edge in path)}
-        following = [
-            e for e in graph.leaving(path[-1].target) if e.kind in steps[len(path)] and e.target not in visited
-        ]
+        kinds = steps[len(path)]
+        following = [e for e in graph.leaving(path[-1].target) if e.kind in kinds and e.target not in visited]
         stack.extend((*path, edge) for edge in reversed(following))
 
 
@@ -101,16 +119,13 @@ def fewest_fixes(chains: list[Chain]) -> Cut:
     findings = {fix_key(edge.finding): edge.finding for chain in chains for edge in chain.edges}
     unbreakable = tuple(chain for chain in chains if not chain.fixes())
     sets = list({chain.fixes() for chain in chains if chain.fixes()})
-    candidates = sorted({fix for fixes in sets for fix in fixes}, key=lambda fix: (-_hits(fix, sets), fix))
+    hits = Counter(fix for fixes in sets for fix in fixes)
+    candidates = sorted(hits, key=lambda fix: (-hits[fix], fix))
     chosen = _exact(sets, candidates) if len(candidates) <= MAX_EXACT_FIXES else None
     exact = chosen is not None
     if chosen is None:
-        chosen = _greedy(sets, candidates)
+        chosen = _greedy(sets, hits)
     return Cut(tuple(findings[fix] for fix in chosen), exact, unbreakable)
-
-
-def _hits(fix: FixKey, sets: list[frozenset[FixKey]]) -> int:
-    return sum(fix in fixes for fixes in sets)
 
 
 def _exact(sets: list[frozenset[FixKey]], candidates: list[FixKey]) -> tuple[FixKey, ...] | None:
@@ -125,12 +140,23 @@ def _exact(sets: list[frozenset[FixKey]], candidates: list[FixKey]) -> tuple[Fix
     return None
 
 
-def _greedy(sets: list[frozenset[FixKey]], candidates: list[FixKey]) -> tuple[FixKey, ...]:
-    left, chosen = list(sets), []
-    while left:
-        best = max(candidates, key=lambda fix: _hits(fix, left))
+def _greedy(sets: list[frozenset[FixKey]], hits: Counter[FixKey]) -> tuple[FixKey, ...]:
+    """Take the fix that breaks the most chains still standing, until none stands; counts are kept as chains
+    fall, so a large estate costs the size of its chains, not their square."""
+    holding: dict[FixKey, list[int]] = defaultdict(list)
+    for index, fixes in enumerate(sets):
+        for fix in fixes:
+            holding[fix].append(index)
+    left, standing, chosen = Counter(hits), set(range(len(sets))), []
+    while standing:
+        best = max(left, key=lambda fix: (left[fix], fix))
         chosen.append(best)
-        left = [fixes for fixes in left if best not in fixes]
+        for index in holding[best]:
+            if index in standing:
+                standing.discard(index)
+                for fix in sets[index]:
+                    left[fix] -= 1
+        del left[best]
     return tuple(chosen)
 
 

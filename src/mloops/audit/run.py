@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..core import FileResult, Report, Severity
-from .chains import Chain, Cut, fewest_fixes, find_chains
+from .chains import Chain, Cut, LeftOut, fewest_fixes, find_chains
 from .graph import Graph, build
 
 if TYPE_CHECKING:
@@ -27,13 +27,13 @@ class AuditReport(Report):
         duration_seconds: float,
         graph: Graph,
         chains: list[Chain],
-        left_out: dict[str, int],
+        left_out: dict[str, LeftOut],
         dataset_folders: list[str],
     ) -> None:
         super().__init__(files, duration_seconds, dataset_folders)
         self.graph = graph
         self.chains = sorted(chains, key=lambda chain: (-chain.rule.severity, chain.rule.id))
-        self.left_out = left_out  # chain rule id -> chains past the per-rule limit, counted only
+        self.left_out = left_out  # chain rule id -> chains found past the per-rule limit, counted only
         self.cut: Cut = fewest_fixes(chains)
 
     def exit_code(self, fail_on: Severity) -> int:

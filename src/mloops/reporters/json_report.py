@@ -108,7 +108,7 @@ def _audit(report: AuditReport) -> dict[str, Any]:
             }
             for chain in report.chains
         ],
-        "chains_left_out": report.left_out,
+        "chains_left_out": {rule: left._asdict() for rule, left in report.left_out.items()},
         "cut": {
             "exact": report.cut.exact,
             "fixes": [{**finding_dict(fix), "breaks": broken_by(fix, report.chains)} for fix in report.cut.fixes],

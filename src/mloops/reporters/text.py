@@ -126,12 +126,13 @@ def _chain_lines(report: AuditReport) -> list[str]:
             proof = f"proved by {edge.finding.rule.id} at {edge.finding.location}"
             out += _fill(f"{number}. {step}; {proof}", "      ", "         ")
         out += _wrap("then:", rule.after)
-    for rule_id, count in sorted(report.left_out.items()):
-        out.append(f"  ... and {count} more {rule_id} chain(s), not listed")
+    for rule_id, left in sorted(report.left_out.items()):
+        out.append(f"  ... and {'at least ' if left.at_least else ''}{left.number} more {rule_id} chain(s), not listed")
     if report.chains:
         cut = report.cut
         how = "the fewest possible" if cut.exact else "found greedily: few, perhaps not the fewest"
-        out.append(f"Fixes that break every breakable chain ({len(cut.fixes)}, {how}):")
+        listed = " listed" if report.left_out else ""
+        out.append(f"Fixes that break every{listed} breakable chain ({len(cut.fixes)}, {how}):")
         for fix in cut.fixes:
             out += _fill(f"- {fix.rule.id} at {fix.location}: {fix.remediation}", "  ", "    ")
         for chain in cut.unbreakable:
