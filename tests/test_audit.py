@@ -16,6 +16,7 @@ import nbformat
 import pytest
 from corpus.servers import mlflow_proxied
 
+from mloops import scan_path
 from mloops.audit import chains as chain_search
 from mloops.audit.chains import Chain, ChainRule, fewest_fixes, find_chains
 from mloops.audit.graph import Edge, Graph, Node, address, build, chain_data
@@ -351,3 +352,14 @@ def test_the_sarif_report_walks_each_chain_as_a_code_flow(tmp_path: Path, capsys
     steps = worm["codeFlows"][0]["threadFlows"][0]["locations"]
     assert [step["location"]["logicalLocations"][0]["name"] for step in steps] == ["cell 1", "cell 2", "cell 2"]
     assert run["tool"]["driver"]["rules"][worm["ruleIndex"]]["id"] == "chain/ml-worm"
+
+
+def test_a_model_server_in_a_bucket_is_exposed_by_the_service_that_selects_it(tmp_path: Path):
+    text = SERVING.format(server="s3://models", hardening=ESCAPABLE, service_type="NodePort")
+    text = text.replace("s3://models/api/2.0/mlflow-artifacts/artifacts/1/models/m-1/artifacts", "s3://models/fraud")
+    (tmp_path / "serving.yaml").write_text(text)
+    other = text.replace("serving.kserve.io/inferenceservice: fraud", "app: something-else")
+    (tmp_path / "unrelated.yaml").write_text(other.split("---")[1])  # a Service alone, selecting other pods
+    found, _ = find_chains(build(scan_path(str(tmp_path)).files))
+    assert {chain.rule.id for chain in found} == {"exposed-server-escape"}  # no registry feeds it
+    assert {chain.edges[0].finding.location.path for chain in found} == {str(tmp_path / "serving.yaml")}

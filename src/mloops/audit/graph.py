@@ -119,7 +119,9 @@ def build(files: Iterable[FileResult], tracking: str | None = None) -> Graph:
         for finding in result.findings:
             _link(graph, result, finding, addresses[result.path], tracking)
     _link_aliases(graph)
-    _link_exposure(graph, [f for result in results for f in result.findings if f.rule.id == EXPOSED_ML_SERVICE.id])
+    findings = [finding for result in results for finding in result.findings]
+    sources = [finding for finding in findings if finding.rule.id == MODEL_SOURCE.id]
+    _link_exposure(graph, [finding for finding in findings if finding.rule.id == EXPOSED_ML_SERVICE.id], sources)
     return graph
 
 
@@ -176,19 +178,18 @@ def _link_load(graph: Graph, result: FileResult, finding: Finding, servers: set[
         graph.add(node, host(result.path), "loads", finding)
 
 
-def _link_exposure(graph: Graph, exposures: list[Finding]) -> None:
-    """A Service exposes the workloads of its file whose pod labels hold its selector (model sources name
-    them); anything else the finding names is exposed itself (a Ray head's own service type)."""
-    labelled = [e for e in graph.edges if e.kind == "feeds" and e.finding.evidence.get("labels")]
+def _link_exposure(graph: Graph, exposures: list[Finding], sources: list[Finding]) -> None:
+    """A Service exposes the workloads of its file whose pod labels hold its selector (a workload's model
+    source names its labels); anything else the finding names is exposed itself (a Ray head's service type)."""
     for exposure in exposures:
         selects = _pairs(exposure.evidence.get("selects", ""))
         if not selects:
             graph.add(ANYONE, workload(exposure), "exposed", exposure)
             continue
-        for edge in labelled:
-            same_file = edge.finding.location.path == exposure.location.path
-            if same_file and selects <= _pairs(edge.finding.evidence["labels"]):
-                graph.add(ANYONE, graph.nodes[edge.target], "exposed", exposure)
+        for source in sources:
+            same_file = source.location.path == exposure.location.path
+            if same_file and selects <= _pairs(source.evidence.get("labels", "")):
+                graph.add(ANYONE, workload(source), "exposed", exposure)
 
 
 def _pairs(text: str) -> set[str]:
