@@ -363,3 +363,18 @@ def test_a_model_server_in_a_bucket_is_exposed_by_the_service_that_selects_it(tm
     found, _ = find_chains(build(scan_path(str(tmp_path)).files))
     assert {chain.rule.id for chain in found} == {"exposed-server-escape"}  # no registry feeds it
     assert {chain.edges[0].finding.location.path for chain in found} == {str(tmp_path / "serving.yaml")}
+
+
+def test_the_feature_map_names_what_each_feature_hands_an_attacker_and_its_victims(tmp_path: Path, capsys):
+    folder = workspace(tmp_path / "ws", SERVER, token=True)
+    serving_manifest(tmp_path / "serving", SERVER, hardened=False)
+    _, report = audit_json(capsys, str(folder), str(tmp_path / "serving"))
+    entries = {(entry["feature"], entry["where"]): entry for entry in report["feature_map"]}
+    server = f"{tmp_path / 'serving' / 'serving.yaml'}!InferenceService/fraud"
+    notebook = str(folder / "train.ipynb")
+    registry = entries[("model registry", "127.0.0.1:5000")]
+    assert registry["victims"] == [f"model server {server}", f"the machine that runs {notebook}"]
+    assert "replace" in registry["can"] and "worm" in registry["after"]
+    assert f"the node that runs {server}" in entries[("model serving", server)]["victims"]
+    assert "MLflow model registry at 127.0.0.1:5000" in entries[("notebooks", notebook)]["victims"]
+    assert not [entry for entry in report["feature_map"] if entry["feature"] == "pipelines and jobs"]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..core import FileResult, Report, Severity
 from .chains import Chain, Cut, LeftOut, fewest_fixes, find_chains
+from .feature_map import feature_map
 from .graph import Graph, build
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ class AuditReport(Report):
         self.chains = sorted(chains, key=lambda chain: (-chain.rule.severity, chain.rule.id))
         self.left_out = left_out  # chain rule id -> chains found past the per-rule limit, counted only
         self.cut: Cut = fewest_fixes(chains)
+        self.features = feature_map(graph, files)  # each platform feature found: attack, aftermath, victims
 
     def exit_code(self, fail_on: Severity) -> int:
         code = super().exit_code(fail_on)

@@ -108,6 +108,7 @@ def _audit(report: AuditReport) -> dict[str, Any]:
             }
             for chain in report.chains
         ],
+        "feature_map": [entry._asdict() for entry in report.features],
         "chains_left_out": {rule: left._asdict() for rule, left in report.left_out.items()},
         "cut": {
             "exact": report.cut.exact,

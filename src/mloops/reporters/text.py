@@ -137,6 +137,11 @@ def _chain_lines(report: AuditReport) -> list[str]:
             out += _fill(f"- {fix.rule.id} at {fix.location}: {fix.remediation}", "  ", "    ")
         for chain in cut.unbreakable:
             out.append(f"  {chain.rule.id} has no step a fix removes")
+    if report.features:
+        out += ["", "Feature map (what each platform feature found hands an attacker):"]
+    for entry in report.features:
+        out += _fill(f"{entry.feature} at {entry.where}", "  ", "    ")
+        out += _wrap("can:", entry.can) + _wrap("then:", entry.after) + _wrap("victims:", "; ".join(entry.victims))
     return [*out, ""]
 
 
