@@ -5,16 +5,13 @@ points at it, holds its token and loads a booby-trapped model registered through
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from importlib import resources
 from pathlib import Path
 
 import jsonschema
 import nbformat
 import pytest
-from corpus.servers import mlflow_proxied
+from corpus.servers import mlflow_proxied, mlflow_registered
 
 from mloops import scan_path
 from mloops.audit import chains as chain_search
@@ -188,13 +185,7 @@ def audit_json(capsys, *arguments: str) -> tuple[int, dict]:
 
 @pytest.fixture(scope="module")
 def open_mlflow(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("audit-mlflow")
-    port, running = mlflow_proxied(tmp_path)
-    with running:
-        uri = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-        command = [sys.executable, "-c", REGISTER, str(tmp_path / "marker")]
-        subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=300, check=True)
+    with mlflow_registered(tmp_path_factory.mktemp("audit-mlflow"), REGISTER) as (uri, _):
         yield uri
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 from corpus.scanning import verdict
-from corpus.servers import S3_CLIENT, S3_ENV, free_port, mlflow_artifact_root, s3_server
+from corpus.servers import S3_CLIENT, S3_ENV, free_port, mlflow_artifact_root, mlflow_registered, s3_server
 from corpus.servers import mlflow_proxied as start
 
 from mloops import scan_path
@@ -49,16 +49,8 @@ print(run.info.run_id)
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("mlflow")
-    port, running = start(tmp_path)
-    with running:
-        uri = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-        registered = subprocess.run(
-            [sys.executable, "-c", REGISTER, str(tmp_path / "marker")],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=True,
-        )  # fmt: skip
-        yield uri, registered.stdout.strip().splitlines()[-1]
+    with mlflow_registered(tmp_path_factory.mktemp("mlflow"), REGISTER) as (uri, printed):
+        yield uri, printed.strip().splitlines()[-1]
 
 
 @pytest.fixture
