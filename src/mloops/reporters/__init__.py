@@ -15,7 +15,12 @@ class Render(Protocol):
     def __call__(self, report: Report, fail_on: Severity, /) -> str: ...
 
 
-FORMATS = {"text": "text", "json": "json_report", "sarif": "sarif"}  # format -> module in this package
+FORMATS = {
+    "text": "text",
+    "json": "json_report",
+    "sarif": "sarif",
+    "html": "html_report",
+}  # format -> module in this package
 
 
 def reporter(name: str) -> Render:
