@@ -4,7 +4,9 @@ points at it, holds its token and loads a booby-trapped model registered through
 
 from __future__ import annotations
 
+import hashlib
 import json
+import pickle
 from importlib import resources
 from pathlib import Path
 
@@ -369,3 +371,30 @@ def test_the_feature_map_names_what_each_feature_hands_an_attacker_and_its_victi
     assert f"the node that runs {server}" in entries[("model serving", server)]["victims"]
     assert "MLflow model registry at 127.0.0.1:5000" in entries[("notebooks", notebook)]["victims"]
     assert not [entry for entry in report["feature_map"] if entry["feature"] == "pipelines and jobs"]
+
+
+def test_the_ml_bom_lists_models_and_notebooks_with_hashes_origins_and_findings(open_mlflow, tmp_path: Path, capsys):
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    folder = workspace(tmp_path / "ws", open_mlflow, token=True)
+    model = folder / "scorer.pkl"
+    model.write_bytes(pickle.dumps({"weights": [0.5, 0.25]}))
+    registry = "mlflow://" + open_mlflow.removeprefix("http://")
+    main(["audit", str(folder), "--registry", registry, "--format", "cyclonedx", "--no-cache"])
+    text = capsys.readouterr().out
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+    bom = json.loads(text)
+    components = {component["bom-ref"]: component for component in bom["components"]}
+    properties = {ref: {p["name"]: p["value"] for p in c["properties"]} for ref, c in components.items()}
+    local = components[str(model)]
+    assert local["type"] == "machine-learning-model"
+    assert local["hashes"] == [{"alg": "SHA-256", "content": hashlib.sha256(model.read_bytes()).hexdigest()}]
+    assert properties[str(model)]["mloops:format"] == "pickle" and properties[str(model)]["mloops:verdict"] == "code"
+    notebook = str(folder / "train.ipynb")
+    assert components[notebook]["type"] == "file" and properties[notebook]["mloops:origin"] == notebook
+    stored = next(ref for ref in components if ref.startswith(f"{registry}/booby/1/") and ref.endswith(".pkl"))
+    assert properties[stored]["mloops:origin"] == stored and properties[stored]["mloops:version"]
+    affected = {v["id"]: v["affects"][0]["ref"] for v in bom["vulnerabilities"]}
+    assert affected["MLO327"] == notebook and affected["MLO101"] == stored
+    assert {r["severity"] for v in bom["vulnerabilities"] for r in v["ratings"]} >= {"critical", "high"}

@@ -20,6 +20,7 @@ FORMATS = {
     "json": "json_report",
     "sarif": "sarif",
     "html": "html_report",
+    "cyclonedx": "cyclonedx_report",
 }  # format -> module in this package
 
 
