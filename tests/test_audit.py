@@ -398,3 +398,44 @@ def test_the_ml_bom_lists_models_and_notebooks_with_hashes_origins_and_findings(
     affected = {v["id"]: v["affects"][0]["ref"] for v in bom["vulnerabilities"]}
     assert affected["MLO327"] == notebook and affected["MLO101"] == stored
     assert {r["severity"] for v in bom["vulnerabilities"] for r in v["ratings"]} >= {"critical", "high"}
+
+
+def test_a_notebook_whose_output_runs_script_hands_over_its_user_s_registry_credential(tmp_path: Path):
+    folder = workspace(tmp_path / "ws", SERVER, token=True)
+    notebook = nbformat.read(str(folder / "train.ipynb"), as_version=4)
+    notebook.cells[2].outputs = [nbformat.v4.new_output("display_data", data={"text/html": "<script>x()</script>"})]
+    nbformat.write(notebook, str(folder / "train.ipynb"))
+    found = by_rule(find_chains(build(scan_path(str(folder)).files))[0])
+    (xss,) = found["notebook-xss-to-registry"]
+    assert [(edge.kind, edge.finding.rule.id) for edge in xss.edges] == [
+        ("active-content", "MLO310"),
+        ("holds-credential", "MLO327"),
+        ("stores", "MLO325"),
+    ]
+
+
+def test_a_training_script_that_runs_a_repository_s_code_hands_over_its_registry_credential(tmp_path: Path):
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import os, mlflow\nfrom datasets import load_dataset\n"
+        f"mlflow.set_tracking_uri({SERVER!r})\n"
+        'os.environ["MLFLOW_TRACKING_TOKEN"] = "dapi0a1b2c3d4e5f60718293a4b5c6d7e8f9"\n'
+        'data = load_dataset("someone/reviews", trust_remote_code=True)\n'
+        'base = mlflow.pyfunc.load_model("models:/sentiment/3")\n'
+    )
+    found = by_rule(find_chains(build(scan_path(str(script)).files))[0])
+    (chain,) = found["remote-code-to-registry"]
+    assert [edge.finding.rule.id for edge in chain.edges] == ["MLO326", "MLO327", "MLO325"]
+    assert chain.edges[0].target == f"host:{script}"
+
+
+def test_an_open_jobs_api_runs_anyone_s_code_on_the_cluster():
+    evidence = {"platform": "ray", "feature": "jobs", "attack": "job-rce"}
+    ray = EndpointResult(
+        "http://10.1.2.3:8265", [PLATFORM_OPEN.finding(Location("http://10.1.2.3:8265"), "open", evidence)]
+    )
+    found, _ = find_chains(build([ray]))
+    (chain,) = found
+    assert chain.rule.id == "open-jobs-to-cluster"
+    assert [edge.target for edge in chain.edges] == ["jobs:10.1.2.3:8265", "cluster:10.1.2.3:8265"]
+    assert [fix.rule.id for fix in fewest_fixes(found).fixes] == ["MLO501"]

@@ -16,7 +16,12 @@ from typing import Any, NamedTuple
 from ..core import Capability, FileResult, Finding, Severity
 from ..data import load_toml
 from ..deployments.deployment_checks import EXPOSED_ML_SERVICE, MODEL_SOURCE
-from ..mlcode.python_code import CODE_HARDCODED_CREDENTIAL, CODE_MLFLOW_PICKLE, CODE_PLATFORM_ADDRESS
+from ..mlcode.python_code import (
+    CODE_HARDCODED_CREDENTIAL,
+    CODE_MLFLOW_PICKLE,
+    CODE_PLATFORM_ADDRESS,
+    CODE_TRUST_REMOTE_CODE,
+)
 from ..mlcode.secrets import EXPOSED_SECRET
 from ..platforms.engine import PLATFORM_OPEN
 
@@ -100,6 +105,14 @@ def host(path: str) -> Node:
     return Node(f"host:{path}", "host", f"the machine that runs {path}")
 
 
+def jobs(where: str) -> Node:
+    return Node(f"jobs:{where}", "jobs", f"jobs API at {where}")
+
+
+def cluster(where: str) -> Node:
+    return Node(f"cluster:{where}", "cluster", f"the cluster that runs the jobs of {where}")
+
+
 def workload(finding: Finding) -> Node:
     role = finding.evidence.get("role", "workload")
     return Node(f"workload:{finding.location.nested_name}", "workload", f"{role} {finding.location.nested_name}")
@@ -140,10 +153,22 @@ def _link(
     graph: Graph, result: FileResult, finding: Finding, servers: dict[str, set[str]], tracking: str | None
 ) -> None:
     rule = finding.rule.id  # compared by id: a finding may come back from a worker process or the cache
-    if rule == PLATFORM_OPEN.id and finding.evidence.get("attack") in chain_data()["registry_write"]["attacks"]:
+    attack = finding.evidence.get("attack") if rule == PLATFORM_OPEN.id else None
+    if attack in chain_data()["registry_write"]["attacks"]:
         where = address(finding.location.path)
         if where and finding.evidence.get("platform") == "mlflow":
             graph.add(ANYONE, registry(where), "unauthenticated", finding)
+    elif attack in chain_data()["jobs"]["attacks"]:
+        where = address(finding.location.path) or finding.location.path
+        graph.add(ANYONE, jobs(where), "unauthenticated", finding)
+        graph.add(jobs(where), cluster(where), "runs-code", finding)
+    elif rule == CODE_TRUST_REMOTE_CODE.id:
+        graph.add(ANYONE, host(result.path), "remote-code", finding)
+    elif (
+        finding.attack_class.slug == chain_data()["active_content"]["attack_class"]
+        and finding.severity >= Severity.HIGH
+    ):
+        graph.add(ANYONE, host(result.path), "active-content", finding)
     elif rule in (CODE_HARDCODED_CREDENTIAL.id, EXPOSED_SECRET.id):
         platform = _credential_platform(finding)
         for where in servers.get(platform or "", ()):
