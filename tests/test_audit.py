@@ -61,6 +61,10 @@ def test_addresses_meet_in_one_node():
     assert address("https://Registry.example/api") == "registry.example:443"
     assert address("http://[::1]:5000") == "127.0.0.1:5000"
     assert address("http://host:notaport") is None
+    assert (
+        address("http://mlflow.ml.svc.cluster.local:5000") == address("http://mlflow.ml.svc:5000") == "mlflow.ml:5000"
+    )
+    assert address("http://mlflow:5000") == "mlflow:5000"  # a bare Service name: its namespace is the caller's
 
 
 def test_the_worm_chain_is_proved_step_by_step_and_one_finding_a_step():
@@ -439,3 +443,35 @@ def test_an_open_jobs_api_runs_anyone_s_code_on_the_cluster():
     assert chain.rule.id == "open-jobs-to-cluster"
     assert [edge.target for edge in chain.edges] == ["jobs:10.1.2.3:8265", "cluster:10.1.2.3:8265"]
     assert [fix.rule.id for fix in fewest_fixes(found).fixes] == ["MLO501"]
+
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: scorer, namespace: serving}
+spec:
+  template:
+    metadata: {labels: {app: scorer}}
+    spec:
+      containers:
+        - name: server
+          image: seldonio/mlserver:1.6.0
+          securityContext: {privileged: true}
+          env:
+            - {name: MLFLOW_TRACKING_URI, value: "http://mlflow.ml.svc.cluster.local:5000"}
+            - {name: MODEL_URI, value: "models:/scorer/2"}
+"""
+
+
+def test_a_manifest_s_tracking_uri_and_a_notebook_s_meet_in_one_registry(tmp_path: Path):
+    workspace(tmp_path / "ws", "http://mlflow.ml:5000", token=True)
+    (tmp_path / "deploy.yaml").write_text(DEPLOYMENT)
+    results = scan_path(str(tmp_path)).files
+    graph = build(results)
+    assert [node for node in graph.nodes if node.startswith("registry:")] == ["registry:mlflow.ml:5000"]
+    found = by_rule(find_chains(graph)[0])
+    (escape,) = found["serving-escape-to-node"]
+    assert [edge.finding.rule.id for edge in escape.edges] == ["MLO327", "MLO720", "MLO701"]
+    sources = [f for r in results for f in r.findings if f.rule.id == "MLO720"]
+    assert {f.evidence["key"] for f in sources} == {"MLFLOW_TRACKING_URI", "MODEL_URI"}
+    assert not [f for r in results for f in r.findings if f.rule.id == "MLO713"]  # a registry, not a download

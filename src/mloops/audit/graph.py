@@ -83,9 +83,18 @@ def address(text: str) -> str | None:
         return None
     if not host:
         return None
-    host = "127.0.0.1" if host in _LOOPBACK else host.lower()
+    host = "127.0.0.1" if host in _LOOPBACK else _service(host.lower())
     scheme = parsed.scheme.lower()
     return f"{host}:{port or _DEFAULT_PORTS.get(scheme, 80 if scheme == 'mlflow' else 0)}"
+
+
+def _service(host: str) -> str:
+    """A Kubernetes Service's DNS name as ``name.namespace``: ``mlflow.ml.svc.cluster.local`` and
+    ``mlflow.ml.svc`` name what ``mlflow.ml`` names. A bare ``mlflow`` stays bare: its namespace is the caller's."""
+    for suffix in (".svc.cluster.local", ".svc"):
+        if host.endswith(suffix) and host.count(".") >= suffix.count(".") + 1:
+            return host.removesuffix(suffix)
+    return host
 
 
 @functools.cache

@@ -395,6 +395,7 @@ class Table(NamedTuple):
     auth_proxies: tuple[str, ...]
     model_uri_keys: frozenset[str]
     controller_labels: dict[str, str]
+    registry_variables: frozenset[str]
     platform_starts: tuple[PlatformStart, ...]
 
 
@@ -442,6 +443,7 @@ def table() -> Table:
         tuple(data["exposure"]["auth_proxies"]),
         frozenset(data["model_uris"]["keys"]),
         dict(data["controller_labels"]),
+        frozenset(data["model_uris"]["registry_variables"]),
         tuple(_platform_start(entry) for entry in data["platform_starts"]),
     )
 
@@ -514,6 +516,8 @@ def check_model_uri(report: Reporter, key: str, value: Any, labels: str = "") ->
     if isinstance(value, str) and value.strip():
         evidence = {"key": key, "uri": value.strip()[:200], **({"labels": labels} if labels else {})}
         report(MODEL_SOURCE, f"loads its model from {value.strip()[:200]} ({key})", evidence)
+    if key in table().registry_variables:
+        return  # the registry its models:/ URIs name; the artifacts' own addresses are the registry's to give
     if isinstance(value, str) and value.strip().lower().startswith("http://"):
         model_like = value.lower().split("?")[0].endswith((*registry.model_extensions(), *_URI_EXTENSIONS))
         message = f"downloads its model over plain HTTP ({key}: {value[:200]})"

@@ -136,6 +136,11 @@ def check_object(
         if key in checks.table().model_uri_keys:
             for uri in value if isinstance(value, list) else [value]:
                 checks.check_model_uri(report, key, uri, labels)
+    for _, container in containers:
+        for variable in container.get("env") or []:
+            name = str(variable.get("name", "")) if isinstance(variable, dict) else ""
+            if name in checks.table().model_uri_keys or name in checks.table().registry_variables:
+                checks.check_model_uri(report, name, variable.get("value"), labels)
     _check_multi_model(report, obj, kind, group)
     _check_exposure(report, obj, kind, group, surroundings)
     if kind == "Kustomization":
