@@ -475,3 +475,24 @@ def test_a_manifest_s_tracking_uri_and_a_notebook_s_meet_in_one_registry(tmp_pat
     sources = [f for r in results for f in r.findings if f.rule.id == "MLO720"]
     assert {f.evidence["key"] for f in sources} == {"MLFLOW_TRACKING_URI", "MODEL_URI"}
     assert not [f for r in results for f in r.findings if f.rule.id == "MLO713"]  # a registry, not a download
+
+
+ADMIN_BINDING = """
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: scorer-admin}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
+subjects:
+  - {kind: ServiceAccount, name: scorer-sa, namespace: serving}
+"""
+
+
+def test_a_model_server_bound_to_cluster_admin_hands_over_the_cluster(tmp_path: Path):
+    workspace(tmp_path / "ws", "http://mlflow.ml:5000", token=True)
+    manifest = DEPLOYMENT.replace("      containers:", "      serviceAccountName: scorer-sa\n      containers:")
+    (tmp_path / "deploy.yaml").write_text(manifest.replace("privileged: true", "privileged: false") + ADMIN_BINDING)
+    found = by_rule(find_chains(build(scan_path(str(tmp_path)).files))[0])
+    (chain,) = found["serving-to-cluster"]
+    assert [edge.finding.rule.id for edge in chain.edges] == ["MLO327", "MLO720", "MLO711"]
+    assert chain.edges[-1].target == "cluster:kubernetes" and "serving-escape-to-node" not in found

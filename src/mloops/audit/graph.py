@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from ..core import Capability, FileResult, Finding, Severity
 from ..data import load_toml
-from ..deployments.deployment_checks import EXPOSED_ML_SERVICE, MODEL_SOURCE
+from ..deployments.deployment_checks import CLUSTER_WIDE_RBAC, EXPOSED_ML_SERVICE, MODEL_SOURCE
 from ..mlcode.python_code import (
     CODE_HARDCODED_CREDENTIAL,
     CODE_MLFLOW_PICKLE,
@@ -114,6 +114,9 @@ def host(path: str) -> Node:
     return Node(f"host:{path}", "host", f"the machine that runs {path}")
 
 
+KUBERNETES = Node("cluster:kubernetes", "cluster", "the Kubernetes cluster, through a cluster-wide role")
+
+
 def jobs(where: str) -> Node:
     return Node(f"jobs:{where}", "jobs", f"jobs API at {where}")
 
@@ -192,6 +195,9 @@ def _link(
             graph.add(registry(where), workload(finding), "feeds", finding)
     elif rule in chain_data()["escape"]["rules"]:
         graph.add(workload(finding), node_under(finding), "escape", finding)
+    elif rule == CLUSTER_WIDE_RBAC.id and finding.evidence.get("ml_workload"):
+        held = f"{finding.location.path}!{finding.evidence['ml_workload']}"
+        graph.add(Node(f"workload:{held}", "workload", f"workload {held}"), KUBERNETES, "cluster-admin", finding)
     elif finding.capability is Capability.CODE_EXECUTION and finding.severity >= Severity.HIGH:
         stored = _stored_version(result.path, tracking)
         if stored:

@@ -521,6 +521,7 @@ def _check_binding(
             "role": role_name,
             "subject": f"{subject.get('kind', '?')}/{subject_name}",
             "api_groups": ", ".join(sorted(groups)),
+            **({"ml_workload": user} if user and takeover else {}),  # the workload that holds the whole cluster
         }
         ctx.report(
             checks.CLUSTER_WIDE_RBAC.finding(item.location.child(workload), message, evidence, severity=severity)
