@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 from importlib import resources
 from pathlib import Path
@@ -496,3 +497,38 @@ def test_a_model_server_bound_to_cluster_admin_hands_over_the_cluster(tmp_path: 
     (chain,) = found["serving-to-cluster"]
     assert [edge.finding.rule.id for edge in chain.edges] == ["MLO327", "MLO720", "MLO711"]
     assert chain.edges[-1].target == "cluster:kubernetes" and "serving-escape-to-node" not in found
+
+
+class _Payload:
+    def __reduce__(self):  # a downloaded model that runs a command when unpickled (never loaded here)
+        return (os.system, ("true",))
+
+
+def test_a_poisoned_local_model_spreads_through_the_registry_to_another_consumer(tmp_path: Path):
+    folder = tmp_path / "ws"
+    (folder / "downloaded").mkdir(parents=True)
+    (folder / "downloaded" / "model.pkl").write_bytes(pickle.dumps(_Payload()))
+    cells = [
+        f"import os, pickle, mlflow\nmlflow.set_tracking_uri({SERVER!r})\n",
+        'os.environ["MLFLOW_TRACKING_TOKEN"] = "dapi0a1b2c3d4e5f60718293a4b5c6d7e8f9"\n',
+        'baseline = pickle.load(open("downloaded/model.pkl", "rb"))\n',
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell) for cell in cells])
+    nbformat.write(notebook, str(folder / "explore.ipynb"))
+    consumer = folder / "serve.py"
+    consumer.write_text(
+        f'import mlflow\nmlflow.set_tracking_uri({SERVER!r})\nm = mlflow.pyfunc.load_model("models:/fraud/4")\n'
+    )
+    found = by_rule(find_chains(build(scan_path(str(folder)).files))[0])
+    (spread,) = found["worm-propagation"]
+    assert [(edge.kind, edge.finding.rule.id) for edge in spread.edges] == [
+        ("poisoned", "MLO101"),
+        ("loads", "MLO320"),
+        ("holds-credential", "MLO327"),
+        ("stores", "MLO325"),
+        ("loads", "MLO325"),
+    ]
+    assert spread.edges[0].target == f"file:{folder / 'downloaded' / 'model.pkl'}"
+    assert spread.edges[-1].target == f"host:{consumer}"
+    local = [chain for chain in found["poisoned-model-load"] if chain.edges[0].target.startswith("file:")]
+    assert [chain.edges[-1].target for chain in local] == [f"host:{folder / 'explore.ipynb'}"]

@@ -8,19 +8,24 @@ names, the endpoint a probe found open and the registry a scan walked are one no
 from __future__ import annotations
 
 import functools
+import os
 import urllib.parse
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+from .. import formats
 from ..core import Capability, FileResult, Finding, Severity
 from ..data import load_toml
 from ..deployments.deployment_checks import CLUSTER_WIDE_RBAC, EXPOSED_ML_SERVICE, MODEL_SOURCE
 from ..mlcode.python_code import (
     CODE_HARDCODED_CREDENTIAL,
     CODE_MLFLOW_PICKLE,
+    CODE_PICKLE_LOAD,
     CODE_PLATFORM_ADDRESS,
+    CODE_TORCH_LOAD,
     CODE_TRUST_REMOTE_CODE,
+    CODE_UNSAFE_FALLBACK,
 )
 from ..mlcode.secrets import EXPOSED_SECRET
 from ..platforms.engine import PLATFORM_OPEN
@@ -32,7 +37,7 @@ _LOOPBACK = {"localhost", "::1", "[::1]"}
 
 class Node(NamedTuple):
     id: str
-    kind: str  # attacker, registry, model-version, host
+    kind: str  # attacker, registry, model-version, model-file, host, workload, node, jobs, cluster
     label: str
 
 
@@ -108,6 +113,11 @@ def registry(where: str) -> Node:
 
 def version(where: str, name: str, which: str) -> Node:
     return Node(f"mlflow://{where}/{name}/{which}", "model-version", f"model {name} version {which} at {where}")
+
+
+def model_file(path: str) -> Node:
+    where = os.path.normpath(os.path.abspath(path))
+    return Node(f"file:{where}", "model-file", f"model file {where}")
 
 
 def host(path: str) -> Node:
@@ -188,6 +198,12 @@ def _link(
             graph.add(host(result.path), registry(where), "holds-credential", finding)
     elif rule == CODE_MLFLOW_PICKLE.id:
         _link_load(graph, result, finding, servers.get("mlflow", set()))
+    elif rule == CODE_PICKLE_LOAD.id or (
+        rule in (CODE_TORCH_LOAD.id, CODE_UNSAFE_FALLBACK.id) and finding.severity >= Severity.HIGH
+    ):
+        if finding.evidence.get("path"):  # read relative to the code's folder, where a notebook runs
+            loaded = os.path.join(os.path.dirname(os.path.abspath(result.path)), finding.evidence["path"])
+            graph.add(model_file(loaded), host(result.path), "loads", finding)
     elif rule == MODEL_SOURCE.id:
         uri = finding.evidence.get("uri", "")
         where = address(uri) if uri.lower().startswith(("http://", "https://")) else None
@@ -203,6 +219,8 @@ def _link(
         if stored:
             graph.add(registry(stored[0]), version(*stored), "stores", finding)
             graph.add(ANYONE, version(*stored), "poisoned", finding)
+        elif formats.info(formats.primary_format(result)).inventory_group == "model":
+            graph.add(ANYONE, model_file(result.path), "poisoned", finding)
 
 
 def _link_load(graph: Graph, result: FileResult, finding: Finding, servers: set[str]) -> None:

@@ -474,6 +474,9 @@ def _check_call(emitter: _Emitter, call: ast.Call, names: dict[str, str], fallba
     table = _table()
     name = _qualified(call.func, names)
     evidence = {"callable": name or "", "written": emitter.text(call.func)}
+    if name in table.pickle_loaders or name in table.torch_loaders:
+        loaded = _loaded_path(call, names)
+        evidence.update({"path": loaded[:200]} if loaded else {})
     if name in table.pickle_loaders:
         emitter.emit(CODE_PICKLE_LOAD, call, f"{name} runs the pickle machine on its input", evidence)
     elif name in table.torch_loaders:
@@ -515,6 +518,14 @@ def _check_call(emitter: _Emitter, call: ast.Call, names: dict[str, str], fallba
             f"{name or 'a call'} with trust_remote_code=True runs code from the repository",
             evidence,
         )
+
+
+def _loaded_path(call: ast.Call, names: dict[str, str]) -> str | None:
+    """The file a loader reads when the code writes it: ``load("m.pkl")`` or ``load(open("m.pkl", "rb"))``."""
+    argument = call.args[0] if call.args else None
+    if isinstance(argument, ast.Call) and _qualified(argument.func, names) in ("open", "builtins.open", "io.open"):
+        argument = argument.args[0] if argument.args else None
+    return _constant_str(argument) if argument is not None else None
 
 
 def _check_torch_load(emitter: _Emitter, call: ast.Call, evidence: dict[str, str], fallback: bool) -> None:
