@@ -532,3 +532,15 @@ def test_a_poisoned_local_model_spreads_through_the_registry_to_another_consumer
     assert spread.edges[-1].target == f"host:{consumer}"
     local = [chain for chain in found["poisoned-model-load"] if chain.edges[0].target.startswith("file:")]
     assert [chain.edges[-1].target for chain in local] == [f"host:{folder / 'explore.ipynb'}"]
+
+
+def test_chains_told_apart_only_by_proofs_read_as_one_path(tmp_path: Path, capsys):
+    serving_manifest(tmp_path / "serving", SERVER, hardened=False)
+    found, _ = find_chains(build(scan_path(str(tmp_path / "serving")).files))
+    assert len(found) == 2  # the exposed server escapes by privileged and by the runtime socket
+    (path,) = chain_search.paths(found)
+    assert [len(proofs) for proofs in path.proofs] == [1, 2]
+    assert {finding.rule.id for finding in path.proofs[1]} == {"MLO701", "MLO703"}
+    main(["audit", str(tmp_path / "serving"), "--no-cache"])
+    text = capsys.readouterr().out
+    assert "Attack chains: 2, along 1 path(s)" in text and text.count("exposed-server-escape:") == 1

@@ -45,6 +45,31 @@ class Chain(NamedTuple):
         return frozenset(fix_key(edge.finding) for edge in self.edges if edge.kind in fixable)
 
 
+class ChainPath(NamedTuple):
+    """Chains that walk the same nodes by the same kinds of step, told apart only by which finding proves a
+    step, read as one path whose steps list every proof (a container both privileged and mounting the runtime
+    socket: one path, two proofs of its escape)."""
+
+    rule: ChainRule
+    steps: tuple[tuple[str, str, str], ...]  # source, target, kind
+    proofs: tuple[tuple[Finding, ...], ...]  # per step, in the order found
+
+
+def paths(chains: list[Chain]) -> list[ChainPath]:
+    grouped: dict[tuple[str, tuple[tuple[str, str, str], ...]], list[Chain]] = {}
+    for chain in chains:
+        steps = tuple((edge.source, edge.target, edge.kind) for edge in chain.edges)
+        grouped.setdefault((chain.rule.id, steps), []).append(chain)
+    found = []
+    for (_, steps), members in grouped.items():
+        proofs = tuple(
+            tuple({fix_key(c.edges[i].finding): c.edges[i].finding for c in members}.values())
+            for i in range(len(steps))
+        )
+        found.append(ChainPath(members[0].rule, steps, proofs))
+    return found
+
+
 class LeftOut(NamedTuple):
     """Chains of one rule found but not listed; ``at_least`` when the search stopped at its bound."""
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .. import __version__
+from ..audit.chains import paths
 from ..core import Finding, Report, Severity
 
 if TYPE_CHECKING:
@@ -97,12 +98,13 @@ def _chains_section(report: AuditReport) -> list[str]:
         out.append(f"<p>The graph draws the first {MAX_DRAWN_CHAINS} chains; all are listed below.</p>")
     nodes = report.graph.nodes
     out.append('<ol id="chain-list">')
-    for chain in report.chains:
-        rule = chain.rule
+    for path in paths(report.chains):
+        rule = path.rule
         steps = "".join(
-            f"<li>{_e(nodes[edge.source].label)} &rarr; {_e(nodes[edge.target].label)} <em>({_e(edge.kind)})</em>: "
-            f"{_e(edge.finding.rule.id)} at <code>{_e(edge.finding.location)}</code></li>"
-            for edge in chain.edges
+            f"<li>{_e(nodes[source].label)} &rarr; {_e(nodes[target].label)} <em>({_e(kind)})</em>: "
+            + " or ".join(f"{_e(f.rule.id)} at <code>{_e(f.location)}</code>" for f in proofs)
+            + "</li>"
+            for (source, target, kind), proofs in zip(path.steps, path.proofs, strict=True)
         )
         out.append(
             f"<li>{_badge(rule.severity)} <strong>{_e(rule.name)}</strong>: from {_e(rule.entry)} to "

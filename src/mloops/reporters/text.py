@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import __version__, formats
+from ..audit.chains import paths
 from ..core import Finding, ProbeReport, Report, Severity
 
 if TYPE_CHECKING:
@@ -116,15 +117,19 @@ def _platform_lines(report: Report) -> list[str]:
 def _chain_lines(report: AuditReport) -> list[str]:
     """Chains first: each as numbered steps naming the finding that proves them, then the fewest fixes."""
     nodes = report.graph.nodes
-    out = [f"Attack chains: {len(report.chains)}"]
-    for chain in report.chains:
-        rule = chain.rule
+    walked = paths(report.chains)
+    out = [
+        f"Attack chains: {len(report.chains)}"
+        + (f", along {len(walked)} path(s)" if len(walked) < len(report.chains) else "")
+    ]
+    for path in walked:
+        rule = path.rule
         out += _fill(f"{rule.severity.name:<8} {rule.id}: {rule.name}", "  ", "           ")
         out += _wrap("entry:", rule.entry) + _wrap("reaches:", rule.jewel)
-        for number, edge in enumerate(chain.edges, 1):
-            step = f"{nodes[edge.source].label} -> {nodes[edge.target].label} ({edge.kind})"
-            proof = f"proved by {edge.finding.rule.id} at {edge.finding.location}"
-            out += _fill(f"{number}. {step}; {proof}", "      ", "         ")
+        for number, ((source, target, kind), proofs) in enumerate(zip(path.steps, path.proofs, strict=True), 1):
+            step = f"{nodes[source].label} -> {nodes[target].label} ({kind})"
+            proof = " or ".join(f"{finding.rule.id} at {finding.location}" for finding in proofs)
+            out += _fill(f"{number}. {step}; proved by {proof}", "      ", "         ")
         out += _wrap("then:", rule.after)
     for rule_id, left in sorted(report.left_out.items()):
         out.append(f"  ... and {'at least ' if left.at_least else ''}{left.number} more {rule_id} chain(s), not listed")
