@@ -37,7 +37,6 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="a file, a folder, an http(s) URL, models:/, runs:/, mlflow://, hf://, s3://, gs:// or az://",
     )
-    scan.add_argument("--mlflow-uri", metavar="URI", help="the MLflow tracking server of models:/ and runs:/ targets")
     _output_options(scan)
     scan.add_argument(
         "--jobs",
@@ -51,8 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         help="where files are scanned: process (this machine, default), ray (RAY_ADDRESS or a local cluster) "
         "or ray://HOST:PORT (Ray Client)",
     )
-    scan.add_argument("--no-cache", action="store_true", help="scan everything again, and keep no results")
-    scan.add_argument("--cache-dir", metavar="DIR", help="where results are kept (default: ~/.cache/mloops/results)")
+    _source_options(scan)
 
     probe = commands.add_parser("probe", help="find exposed, unauthenticated and vulnerable ML platforms (read-only)")
     probe.add_argument("targets", nargs="*", metavar="TARGET", help="URL, host:port, host or CIDR network")
@@ -80,10 +78,8 @@ def _parser() -> argparse.ArgumentParser:
         help="a registry to scan (repeat): mlflow://HOST:PORT, models:/NAME",
     )
     estate.add_argument("--runtime", action="store_true", help="also inspect the container mloops runs in")
-    estate.add_argument("--mlflow-uri", metavar="URI", help="the MLflow tracking server of models:/ registries")
     estate.add_argument("--timeout", type=_seconds, default=3.0, help="seconds per probe request (default 3)")
-    estate.add_argument("--no-cache", action="store_true", help="scan everything again, and keep no results")
-    estate.add_argument("--cache-dir", metavar="DIR", help="where results are kept (default: ~/.cache/mloops/results)")
+    _source_options(estate)
     _output_options(estate)
 
     audit = commands.add_parser("audit-env", help="check installed ML platform packages against known advisories")
@@ -105,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("directory", nargs="?", help="build the workspace here and keep it (default: a temporary folder)")
     _output_options(demo)
     return parser
+
+
+def _source_options(command: argparse.ArgumentParser) -> None:
+    """What scan and audit share: where models:/ and runs:/ are read, and the result cache."""
+    command.add_argument("--mlflow-uri", metavar="URI", help="the MLflow tracking server of models:/ and runs:/")
+    command.add_argument("--no-cache", action="store_true", help="scan everything again, and keep no results")
+    command.add_argument("--cache-dir", metavar="DIR", help="where results are kept (default: ~/.cache/mloops/results)")
 
 
 def _output_options(command: argparse.ArgumentParser) -> None:
