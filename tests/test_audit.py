@@ -57,6 +57,11 @@ def by_rule(found: list[Chain]) -> dict[str, list[Chain]]:
     return grouped
 
 
+def chains_in(path: Path) -> dict[str, list[Chain]]:
+    """The chains of what a scan of ``path`` finds, by rule."""
+    return by_rule(find_chains(build(scan_path(str(path)).files))[0])
+
+
 def test_addresses_meet_in_one_node():
     assert address("http://localhost:5000/") == address("mlflow://127.0.0.1:5000") == "127.0.0.1:5000"
     assert address("https://Registry.example/api") == "registry.example:443"
@@ -410,7 +415,7 @@ def test_a_notebook_whose_output_runs_script_hands_over_its_user_s_registry_cred
     notebook = nbformat.read(str(folder / "train.ipynb"), as_version=4)
     notebook.cells[2].outputs = [nbformat.v4.new_output("display_data", data={"text/html": "<script>x()</script>"})]
     nbformat.write(notebook, str(folder / "train.ipynb"))
-    found = by_rule(find_chains(build(scan_path(str(folder)).files))[0])
+    found = chains_in(folder)
     (xss,) = found["notebook-xss-to-registry"]
     assert [(edge.kind, edge.finding.rule.id) for edge in xss.edges] == [
         ("active-content", "MLO310"),
@@ -428,7 +433,7 @@ def test_a_training_script_that_runs_a_repository_s_code_hands_over_its_registry
         'data = load_dataset("someone/reviews", trust_remote_code=True)\n'
         'base = mlflow.pyfunc.load_model("models:/sentiment/3")\n'
     )
-    found = by_rule(find_chains(build(scan_path(str(script)).files))[0])
+    found = chains_in(script)
     (chain,) = found["remote-code-to-registry"]
     assert [edge.finding.rule.id for edge in chain.edges] == ["MLO326", "MLO327", "MLO325"]
     assert chain.edges[0].target == f"host:{script}"
@@ -493,7 +498,7 @@ def test_a_model_server_bound_to_cluster_admin_hands_over_the_cluster(tmp_path: 
     workspace(tmp_path / "ws", "http://mlflow.ml:5000", token=True)
     manifest = DEPLOYMENT.replace("      containers:", "      serviceAccountName: scorer-sa\n      containers:")
     (tmp_path / "deploy.yaml").write_text(manifest.replace("privileged: true", "privileged: false") + ADMIN_BINDING)
-    found = by_rule(find_chains(build(scan_path(str(tmp_path)).files))[0])
+    found = chains_in(tmp_path)
     (chain,) = found["serving-to-cluster"]
     assert [edge.finding.rule.id for edge in chain.edges] == ["MLO327", "MLO720", "MLO711"]
     assert chain.edges[-1].target == "cluster:kubernetes" and "serving-escape-to-node" not in found
@@ -519,7 +524,7 @@ def test_a_poisoned_local_model_spreads_through_the_registry_to_another_consumer
     consumer.write_text(
         f'import mlflow\nmlflow.set_tracking_uri({SERVER!r})\nm = mlflow.pyfunc.load_model("models:/fraud/4")\n'
     )
-    found = by_rule(find_chains(build(scan_path(str(folder)).files))[0])
+    found = chains_in(folder)
     (spread,) = found["worm-propagation"]
     assert [(edge.kind, edge.finding.rule.id) for edge in spread.edges] == [
         ("poisoned", "MLO101"),
