@@ -420,8 +420,8 @@ def test_a_notebook_whose_output_runs_script_hands_over_its_user_s_registry_cred
     assert [(edge.kind, edge.finding.rule.id) for edge in xss.edges] == [
         ("active-content", "MLO310"),
         ("holds-credential", "MLO327"),
-        ("stores", "MLO325"),
     ]
+    assert xss.edges[-1].target == "registry:127.0.0.1:5000"
 
 
 def test_a_training_script_that_runs_a_repository_s_code_hands_over_its_registry_credential(tmp_path: Path):
@@ -435,7 +435,7 @@ def test_a_training_script_that_runs_a_repository_s_code_hands_over_its_registry
     )
     found = chains_in(script)
     (chain,) = found["remote-code-to-registry"]
-    assert [edge.finding.rule.id for edge in chain.edges] == ["MLO326", "MLO327", "MLO325"]
+    assert [edge.finding.rule.id for edge in chain.edges] == ["MLO326", "MLO327"]
     assert chain.edges[0].target == f"host:{script}"
 
 
@@ -549,3 +549,38 @@ def test_chains_told_apart_only_by_proofs_read_as_one_path(tmp_path: Path, capsy
     main(["audit", str(tmp_path / "serving"), "--no-cache"])
     text = capsys.readouterr().out
     assert "Attack chains: 2, along 1 path(s)" in text and text.count("exposed-server-escape:") == 1
+
+
+DATASET_SCRIPT = """
+import os
+import datasets
+
+
+class Reviews(datasets.GeneratorBasedBuilder):
+    def _info(self):
+        os.system("true")  # a payload: it runs when the dataset is loaded
+        return datasets.DatasetInfo()
+"""
+
+
+def test_a_malicious_dataset_reaches_the_registry_through_the_training_job(tmp_path: Path):
+    (tmp_path / "data" / "reviews").mkdir(parents=True)
+    (tmp_path / "data" / "reviews" / "reviews.py").write_text(DATASET_SCRIPT)
+    train = tmp_path / "train.py"
+    train.write_text(
+        "import os, mlflow\nfrom datasets import load_dataset\n"
+        f"mlflow.set_tracking_uri({SERVER!r})\n"
+        'os.environ["MLFLOW_TRACKING_TOKEN"] = "dapi0a1b2c3d4e5f60718293a4b5c6d7e8f9"\n'
+        'reviews = load_dataset("data/reviews")\n'
+    )
+    found = chains_in(tmp_path)
+    (chain,) = found["malicious-dataset-to-registry"]
+    assert [(edge.kind, edge.finding.rule.id) for edge in chain.edges] == [
+        ("poisoned-dataset", "MLO340"),
+        ("trains-on", "MLO341"),
+        ("holds-credential", "MLO327"),
+    ]
+    assert chain.edges[0].target == f"dataset:{tmp_path / 'data' / 'reviews'}"
+    assert [c.edges[-1].target for c in found["malicious-dataset-load"]] == [f"host:{train}"]
+    train.write_text(train.read_text().replace("data/reviews", "data/other"))  # another dataset: no chain
+    assert "malicious-dataset-load" not in chains_in(tmp_path)

@@ -19,6 +19,11 @@ from mloops.scan import dispatch
 
 
 def findings(source: str):
+    """The risks the code rules find (facts for mloops audit, at info, are tested apart)."""
+    return [f for f in facts(source) if f.severity > Severity.INFO]
+
+
+def facts(source: str):
     return check_source(textwrap.dedent(source), Location("train.py")).findings
 
 
@@ -252,6 +257,48 @@ def test_trust_remote_code_is_high(source, callable_name):
 
 def test_trust_remote_code_false_is_clean():
     clean("from datasets import load_dataset\nload_dataset('org/data', trust_remote_code=False)\nload_dataset('x')")
+
+
+# ------------------------------------------------------------ facts for mloops audit: MLO329, MLO341, loaded paths
+
+
+@pytest.mark.parametrize(
+    ("source", "address"),
+    [
+        ("import mlflow\nmlflow.set_tracking_uri('http://mlflow.ml:5000')", "http://mlflow.ml:5000"),
+        ("from mlflow import MlflowClient\nMlflowClient(tracking_uri='https://r.example')", "https://r.example"),
+        ("import os\nos.environ['MLFLOW_TRACKING_URI'] = 'http://10.0.0.5:5000'", "http://10.0.0.5:5000"),
+        ("MLFLOW_TRACKING_URI = 'http://mlflow:5000'", "http://mlflow:5000"),
+    ],
+)
+def test_the_server_code_points_mlflow_at_is_a_fact(source, address):
+    (fact,) = [f for f in facts(source) if f.rule.id == "MLO329"]
+    assert fact.severity == Severity.INFO and fact.evidence == {
+        "platform": "mlflow",
+        "address": address,
+        "line": fact.evidence["line"],
+    }
+
+
+def test_a_computed_or_schemeless_address_is_no_fact():
+    assert [
+        f
+        for f in facts(
+            "import mlflow, os\nmlflow.set_tracking_uri(os.environ['X'])\nmlflow.set_tracking_uri('databricks')"
+        )
+        if f.rule.id == "MLO329"
+    ] == []
+
+
+def test_the_dataset_code_loads_and_the_file_it_unpickles_are_named():
+    source = (
+        "import pickle\nfrom datasets import load_dataset\n"
+        "d = load_dataset('data/reviews')\nm = pickle.load(open('m.pkl', 'rb'))"
+    )
+    found = {f.rule.id: f for f in facts(source)}
+    assert found["MLO341"].evidence["path"] == "data/reviews" and found["MLO341"].severity == Severity.INFO
+    assert found["MLO320"].evidence["path"] == "m.pkl"
+    assert "path" not in facts("import joblib\nm = joblib.load(where)")[0].evidence
 
 
 # ------------------------------------------------------------ MLO327 credentials

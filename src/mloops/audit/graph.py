@@ -20,6 +20,7 @@ from ..data import load_toml
 from ..deployments.deployment_checks import CLUSTER_WIDE_RBAC, EXPOSED_ML_SERVICE, MODEL_SOURCE
 from ..mlcode.python_code import (
     CODE_HARDCODED_CREDENTIAL,
+    CODE_LOADS_DATASET,
     CODE_MLFLOW_PICKLE,
     CODE_PICKLE_LOAD,
     CODE_PLATFORM_ADDRESS,
@@ -37,7 +38,7 @@ _LOOPBACK = {"localhost", "::1", "[::1]"}
 
 class Node(NamedTuple):
     id: str
-    kind: str  # attacker, registry, model-version, model-file, host, workload, node, jobs, cluster
+    kind: str  # attacker, registry, model-version, model-file, dataset, host, workload, node, jobs, cluster
     label: str
 
 
@@ -120,6 +121,11 @@ def model_file(path: str) -> Node:
     return Node(f"file:{where}", "model-file", f"model file {where}")
 
 
+def dataset(folder: str) -> Node:
+    where = os.path.normpath(os.path.abspath(folder))
+    return Node(f"dataset:{where}", "dataset", f"dataset {where}")
+
+
 def host(path: str) -> Node:
     return Node(f"host:{path}", "host", f"the machine that runs {path}")
 
@@ -184,8 +190,14 @@ def _link(
         where = address(finding.location.path) or finding.location.path
         graph.add(ANYONE, jobs(where), "unauthenticated", finding)
         graph.add(jobs(where), cluster(where), "runs-code", finding)
+    elif rule == CODE_LOADS_DATASET.id:
+        folder = os.path.join(os.path.dirname(os.path.abspath(result.path)), finding.evidence.get("path", ""))
+        graph.add(dataset(folder), host(result.path), "trains-on", finding)
     elif rule == CODE_TRUST_REMOTE_CODE.id:
         graph.add(ANYONE, host(result.path), "remote-code", finding)
+    elif _poisons_dataset(result, finding):
+        # The folder of the loading script or data file is the dataset load_dataset names.
+        graph.add(ANYONE, dataset(os.path.dirname(os.path.abspath(result.path))), "poisoned-dataset", finding)
     elif (
         finding.attack_class.slug == chain_data()["active_content"]["attack_class"]
         and finding.severity >= Severity.HIGH
@@ -221,6 +233,16 @@ def _link(
             graph.add(ANYONE, version(*stored), "poisoned", finding)
         elif formats.info(formats.primary_format(result)).inventory_group == "model":
             graph.add(ANYONE, model_file(result.path), "poisoned", finding)
+
+
+def _poisons_dataset(result: FileResult, finding: Finding) -> bool:
+    """A dataset's own file (its loading script, a data file) that runs code when the dataset is loaded."""
+    if finding.attack_class.slug != chain_data()["poisoned_dataset"]["attack_class"]:
+        return False
+    fmt = formats.primary_format(result)
+    return finding.severity >= Severity.HIGH and (
+        fmt == "dataset-script" or formats.info(fmt).inventory_group == "data"
+    )
 
 
 def _link_load(graph: Graph, result: FileResult, finding: Finding, servers: set[str]) -> None:

@@ -168,6 +168,20 @@ CODE_PLATFORM_ADDRESS = Rule(
     remediation="Nothing to fix by itself; make sure the server it names requires authentication.",
     summary="Code points an ML platform client at a literal server address (a fact for mloops audit).",
 )
+CODE_LOADS_DATASET = Rule(
+    id="MLO341",
+    name="code-loads-dataset",
+    title="Code loads a dataset by a literal name or folder",
+    severity=Severity.INFO,
+    attack_class=AttackClass.MALICIOUS_DATASET,
+    capability=Capability.CODE_EXECUTION,
+    description=(
+        "datasets.load_dataset with a literal path or Hub name: the dataset this code trains or evaluates on. "
+        "Not a risk by itself; mloops audit joins it to a dataset folder whose loading script runs code."
+    ),
+    remediation="Nothing to fix by itself; load datasets from reviewed revisions, without loading scripts.",
+    summary="Code loads a dataset by a literal name or folder (a fact for mloops audit).",
+)
 CODE_UNSAFE_FALLBACK = Rule(
     id="MLO328",
     name="code-weights-only-fallback",
@@ -213,6 +227,7 @@ class _Table(NamedTuple):
     credential_arguments: dict[str, str]
     address_calls: dict[str, str]
     address_variables: dict[str, str]
+    dataset_loaders: frozenset[str]
     capabilities: dict[str, tuple[str, ...]]
     filesystem_methods: frozenset[str]
     dataset_builder_bases: frozenset[str]
@@ -240,6 +255,7 @@ def _table() -> _Table:
         dict(data["credential_arguments"]),
         dict(data["address_calls"]),
         {name.upper(): platform for name, platform in data["address_variables"].items()},
+        frozenset(data["dataset_loaders"]),
         {kind: tuple(names) for kind, names in capabilities.items()},
         methods,
         frozenset(data["dataset_builder_bases"]),
@@ -506,6 +522,12 @@ def _check_call(emitter: _Emitter, call: ast.Call, names: dict[str, str], fallba
                 _check_credential(emitter, call, _constant_str(key), value, f"{name}()")
     if name in table.address_calls:
         _check_address_call(emitter, call, name, table.address_calls[name])
+    if name in table.dataset_loaders:
+        argument = call.args[0] if call.args else _keyword(call, "path")
+        dataset = _constant_str(argument) if argument is not None else None
+        if dataset:
+            message = f"{name} loads the dataset {dataset[:200]}"
+            emitter.emit(CODE_LOADS_DATASET, call, message, {**evidence, "path": dataset[:200]})
     if name in table.credential_arguments:
         keyword = table.credential_arguments[name]
         secret = _keyword(call, keyword)

@@ -1,6 +1,6 @@
 """CycloneDX 1.6 ML-BOM (``--format cyclonedx``), made with cyclonedx-python-lib: every model, dataset and
-notebook scanned as a component with its hash, format and origin, and every finding as a vulnerability that
-affects its component.
+notebook scanned as a component with its hash, format and origin (any other file with findings too), and every
+finding above info as a vulnerability that affects its component.
 
 A local file's SHA-256 is of its bytes now (the file is read once more, outside the scan's budget: a BOM
 names exactly what it describes); a remote object's identity is its URI and the version its store gave.
@@ -60,12 +60,14 @@ def render(report: Report, fail_on: Severity) -> str:
 
 
 def _component(result: FileResult) -> Component | None:
-    """A model, data file or notebook as a component; anything else (sources, manifests) is not an ML asset."""
+    """A model, data file or notebook as a component; any other file (a source, a manifest, an endpoint) only
+    when it has findings, so that every finding affects a component."""
     fmt = formats.primary_format(result)
     kind = _TYPES.get(formats.info(fmt).inventory_group)
-    if kind is None:
+    if kind is None and not any(finding.severity > Severity.INFO for finding in result.findings):
         return None
-    component = Component(type=kind, name=os.path.basename(result.path.rstrip("/")) or result.path, bom_ref=result.path)
+    name = os.path.basename(result.path.rstrip("/")) or result.path
+    component = Component(type=kind or ComponentType.FILE, name=name, bom_ref=result.path)
     component.properties.add(Property(name="mloops:format", value=fmt))
     component.properties.add(Property(name="mloops:verdict", value=formats.verdict(result)))
     component.properties.add(Property(name="mloops:origin", value=_origin(result)))
