@@ -1,22 +1,26 @@
-"""Open an HTML report in a real browser engine (Chromium's, as Qt WebEngine, pip-installed), offline, and tell
+"""Open an HTML report in a real headless browser (Debian's Chromium, driven by Playwright), offline, and tell
 what a reader sees: run as ``python -m corpus.report_browser REPORT.html SHOT.png``. It prints one JSON object:
 the visible size of the chain graph and of each table, the rows shown, the text of the page, whether any
 marker a hostile input could set ran (``window.mloopsHit``, the page title) and the screenshot's size.
 
-Nothing leaves the machine: every request other than data: and about: URLs is blocked before it is sent.
+Chromium comes from the Debian packages (Playwright's own browser download does not reach this network);
+``chromium()`` installs it with apt-get when it is missing. Nothing leaves the machine: every request other
+than the report file itself and data: URLs is aborted before it is sent.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 SETTLE_MS = 400  # after load: the page's own script, and any event a hostile element could fire
+VIEWPORT = {"width": 1400, "height": 1000}
 
-PROBE = """(() => {
+PROBE = """() => {
   const size = (selector) => {
     const found = document.querySelector(selector);
     if (!found) return null;
@@ -26,7 +30,7 @@ PROBE = """(() => {
   };
   const rows = (selector) =>
     Array.from(document.querySelectorAll(selector + " tbody tr")).filter((row) => !row.hidden).length;
-  return JSON.stringify({
+  return {
     graph: size("#chain-graph"), chains: size("#chain-list"), features: size("#feature-map"),
     findings: size("#findings"), finding_rows: rows("#findings"), feature_rows: rows("#feature-map"),
     graph_nodes: document.querySelectorAll("#chain-graph g.node").length,
@@ -34,48 +38,45 @@ PROBE = """(() => {
     hit: Boolean(window.mloopsHit), title: document.title, text: document.body.innerText,
     foreign: document.querySelectorAll("img, iframe, object, embed, [onerror], [onload], [onclick]").length,
     scripts: document.scripts.length,
-  });
-})()"""
+  };
+}"""
+
+
+def chromium() -> str:
+    """The system Chromium, installed from the Debian packages when it is missing (as root, with apt-get)."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise SystemExit("the HTML report tests need Debian's chromium: apt-get install chromium")
+    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True, env=environment, timeout=600)
+    command = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]
+    subprocess.run(command, check=True, capture_output=True, env=environment, timeout=900)
+    return shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def main() -> None:
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    os.environ.setdefault("QTWEBENGINE_CHROMIUM_FLAGS", "--disable-gpu --no-sandbox --disable-logging")
-    os.environ.setdefault("QT_LOGGING_RULES", "*=false")
-    from PyQt6.QtCore import QTimer, QUrl
-    from PyQt6.QtWebEngineCore import QWebEngineUrlRequestInfo, QWebEngineUrlRequestInterceptor
-    from PyQt6.QtWebEngineWidgets import QWebEngineView
-    from PyQt6.QtWidgets import QApplication
+    from playwright.sync_api import Route, sync_playwright
 
-    class Offline(QWebEngineUrlRequestInterceptor):
-        def interceptRequest(self, info: QWebEngineUrlRequestInfo) -> None:
-            if info.requestUrl().scheme() not in ("data", "about", "blob"):
-                info.block(True)
+    report, shot = Path(sys.argv[1]).resolve(), Path(sys.argv[2])
 
-    report, shot = Path(sys.argv[1]), Path(sys.argv[2])
-    app = QApplication(["report-browser"])
-    view = QWebEngineView()
-    view.resize(1400, 1000)
-    offline = Offline()
-    view.page().profile().setUrlRequestInterceptor(offline)
-    facts: dict[str, Any] = {}
+    def offline(route: Route) -> None:
+        url = route.request.url
+        allowed = url == report.as_uri() or url.startswith(("data:", "about:"))
+        route.continue_() if allowed else route.abort()
 
-    def probed(answer: str) -> None:
-        facts.update(json.loads(answer))
-        image = view.grab()
-        image.save(str(shot))
-        facts["screenshot"] = [image.width(), image.height()]
-        app.quit()
-
-    def loaded(ok: bool) -> None:
-        facts["loaded"] = ok
-        QTimer.singleShot(SETTLE_MS, lambda: view.page().runJavaScript(PROBE, probed))
-
-    view.loadFinished.connect(loaded)
-    view.setHtml(report.read_text(encoding="utf-8"), QUrl("http://127.0.0.1:9/"))
-    view.show()
-    QTimer.singleShot(30_000, app.quit)  # a page that never loads ends the run; the caller sees no facts
-    app.exec()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport=VIEWPORT)
+        page.route("**/*", offline)
+        response = page.goto(report.as_uri())
+        page.wait_for_timeout(SETTLE_MS)
+        facts = page.evaluate(PROBE)
+        page.screenshot(path=str(shot))
+        browser.close()
+    facts["loaded"] = response is not None and response.ok
+    facts["screenshot"] = [VIEWPORT["width"], VIEWPORT["height"]] if shot.stat().st_size else None
     print(json.dumps(facts))
 
 

@@ -1,7 +1,7 @@
 """The HTML report: one self-contained file that opens on the chains drawn as a graph, then the feature map
-and a findings table filtered by severity, surface and rule. Rendered in a real browser engine (Chromium's, as
-Qt WebEngine: corpus/report_browser.py) with hostile inputs everywhere a scanned string reaches the page: a
-file name, a notebook's HTML output and a platform's answers. No script from them may run."""
+and a findings table filtered by severity, surface and rule. Rendered in a real headless browser (Debian's
+Chromium driven by Playwright: corpus/report_browser.py) with hostile inputs everywhere a scanned string reaches
+the page: a file name, a notebook's HTML output and a platform's answers. No script from them may run."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from corpus.replay_server import serving
 
 from mloops.cli import main
 
-pytestmark = pytest.mark.xdist_group("kernels")  # one Chromium at a time on this 2-CPU machine
+pytestmark = pytest.mark.xdist_group("kernels")  # one browser at a time on this 2-CPU machine; one apt-get
 
 MARK = "window.mloopsHit=1"
 HOSTILE_NAME = f"<img src=x onerror={MARK}>.pkl"
