@@ -584,3 +584,15 @@ def test_a_malicious_dataset_reaches_the_registry_through_the_training_job(tmp_p
     assert [c.edges[-1].target for c in found["malicious-dataset-load"]] == [f"host:{train}"]
     train.write_text(train.read_text().replace("data/reviews", "data/other"))  # another dataset: no chain
     assert "malicious-dataset-load" not in chains_in(tmp_path)
+
+
+def test_the_graph_shows_credentials_and_service_accounts_as_nodes(tmp_path: Path):
+    workspace(tmp_path / "ws", "http://mlflow.ml:5000", token=True)
+    manifest = DEPLOYMENT.replace("      containers:", "      serviceAccountName: scorer-sa\n      containers:")
+    (tmp_path / "deploy.yaml").write_text(manifest + ADMIN_BINDING)
+    graph = build(scan_path(str(tmp_path)).files)
+    kinds = {(graph.nodes[e.source].kind, e.kind, graph.nodes[e.target].kind) for e in graph.edges}
+    assert {("host", "holds", "credential"), ("credential", "opens", "registry")} <= kinds
+    assert {("workload", "runs-as", "service-account"), ("service-account", "bound-to", "cluster")} <= kinds
+    (token,) = [node for node in graph.nodes.values() if node.kind == "credential"]
+    assert token.label.startswith("MLFLOW_TRACKING_TOKEN at ") and "dapi" not in token.label  # never the value

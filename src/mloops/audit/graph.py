@@ -38,7 +38,8 @@ _LOOPBACK = {"localhost", "::1", "[::1]"}
 
 class Node(NamedTuple):
     id: str
-    kind: str  # attacker, registry, model-version, model-file, dataset, host, workload, node, jobs, cluster
+    kind: str  # attacker, registry, model-version, model-file, dataset, host, credential, workload,
+    # service-account, node, jobs, cluster
     label: str
 
 
@@ -126,6 +127,12 @@ def dataset(folder: str) -> Node:
     return Node(f"dataset:{where}", "dataset", f"dataset {where}")
 
 
+def credential(finding: Finding) -> Node:
+    """A credential found: what it is (its variable or kind) and where, never its value."""
+    what = finding.evidence.get("variable") or finding.evidence.get("kind") or "credential"
+    return Node(f"credential:{finding.location}", "credential", f"{what} at {finding.location}")
+
+
 def host(path: str) -> Node:
     return Node(f"host:{path}", "host", f"the machine that runs {path}")
 
@@ -205,7 +212,9 @@ def _link(
         graph.add(ANYONE, host(result.path), "active-content", finding)
     elif rule in (CODE_HARDCODED_CREDENTIAL.id, EXPOSED_SECRET.id):
         platform = _credential_platform(finding)
-        for where in servers.get(platform or "", ()):
+        for where in servers.get(platform or "", ()):  # code that points the platform's client somewhere
+            graph.add(host(result.path), credential(finding), "holds", finding)
+            graph.add(credential(finding), registry(where), "opens", finding)
             graph.add(ANYONE, registry(where), "leaked-credential", finding)
             graph.add(host(result.path), registry(where), "holds-credential", finding)
     elif rule == CODE_MLFLOW_PICKLE.id:
@@ -223,9 +232,15 @@ def _link(
             graph.add(registry(where), workload(finding), "feeds", finding)
     elif rule in chain_data()["escape"]["rules"]:
         graph.add(workload(finding), node_under(finding), "escape", finding)
-    elif rule == CLUSTER_WIDE_RBAC.id and finding.evidence.get("ml_workload"):
-        held = f"{finding.location.path}!{finding.evidence['ml_workload']}"
-        graph.add(Node(f"workload:{held}", "workload", f"workload {held}"), KUBERNETES, "cluster-admin", finding)
+    elif rule == CLUSTER_WIDE_RBAC.id:
+        account = f"{finding.location.path}!{finding.evidence.get('subject', '?')}"
+        bound = Node(f"service-account:{account}", "service-account", f"{finding.evidence.get('subject')} in {account}")
+        graph.add(bound, KUBERNETES, "bound-to", finding)
+        if finding.evidence.get("ml_workload"):
+            held = f"{finding.location.path}!{finding.evidence['ml_workload']}"
+            runner = Node(f"workload:{held}", "workload", f"workload {held}")
+            graph.add(runner, bound, "runs-as", finding)
+            graph.add(runner, KUBERNETES, "cluster-admin", finding)
     elif finding.capability is Capability.CODE_EXECUTION and finding.severity >= Severity.HIGH:
         stored = _stored_version(result.path, tracking)
         if stored:
