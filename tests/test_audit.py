@@ -596,3 +596,12 @@ def test_the_graph_shows_credentials_and_service_accounts_as_nodes(tmp_path: Pat
     assert {("workload", "runs-as", "service-account"), ("service-account", "bound-to", "cluster")} <= kinds
     (token,) = [node for node in graph.nodes.values() if node.kind == "credential"]
     assert token.label.startswith("MLFLOW_TRACKING_TOKEN at ") and "dapi" not in token.label  # never the value
+
+
+def test_runtime_adds_the_container_mloops_runs_in(tmp_path: Path, capsys):
+    folder = workspace(tmp_path / "ws", SERVER, token=True)
+    _, report = audit_json(capsys, str(folder), "--runtime")
+    paths = [entry["path"] for entry in report["files"]]
+    assert paths[-1] == "runtime:/" and str(folder / "train.ipynb") in paths
+    assert report["chains"]  # the workspace's chains are drawn as without --runtime
+    jsonschema.validate(report, report_schema())
