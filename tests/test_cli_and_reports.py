@@ -164,12 +164,19 @@ def test_sarif_validates_against_the_2_1_0_schema(tree: Path, tmp_path: Path):
     assert top["locations"][0]["physicalLocation"]["region"]["byteOffset"] > 0
 
 
-def test_sarif_keeps_relative_paths_relative(tree: Path):
-    result = run_cli("scan", "--format", "sarif", "evil.pkl", cwd=tree)
+@pytest.mark.parametrize("absolute", [False, True])
+def test_sarif_names_files_under_the_working_directory_relative_to_it(tree: Path, absolute: bool):
+    """What code scanning needs to map a result to the repository's file, whether mloops was given a relative
+    or an absolute path (a CI action passes its workspace's absolute path)."""
+    target = str(tree / "sub") if absolute else "sub"
+    result = run_cli("scan", "--format", "sarif", target, cwd=tree)
     document = json.loads(result.stdout)
     jsonschema.validate(document, _sarif_schema())
-    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in document["runs"][0]["results"]}
-    assert uris == {"evil.pkl"}
+    run = document["runs"][0]
+    locations = [r["locations"][0]["physicalLocation"]["artifactLocation"] for r in run["results"]]
+    assert locations and all(location["uriBaseId"] == "SRCROOT" for location in locations)
+    assert {location["uri"] for location in locations} == {"sub/bundle.zip"}
+    assert run["originalUriBaseIds"] == {"SRCROOT": {"uri": tree.resolve().as_uri() + "/"}}
 
 
 def test_output_is_written_atomically(tree: Path, tmp_path: Path):

@@ -1,9 +1,10 @@
 """SARIF 2.1.0 for code-scanning dashboards.
 
-Artifact URIs are plain file paths. A finding inside an archive member or a nested
-stream points at the outer file, names the member path as a logical location, and
-keeps the member and its byte offset in properties: SARIF regions can only address
-bytes of the file itself.
+A file under the working directory is named relative to it, under the ``SRCROOT`` base that
+``originalUriBaseIds`` defines, so that code scanning maps it to the repository's file whether mloops was
+given a relative or an absolute path; files elsewhere keep an absolute ``file:`` URI. A finding inside an
+archive member or a nested stream points at the outer file, names the member path as a logical location, and
+keeps the member and its byte offset in properties: SARIF regions can only address bytes of the file itself.
 """
 
 from __future__ import annotations
@@ -44,15 +45,19 @@ _SECURITY_SEVERITY = {
 }
 
 
-def artifact_uri(path: str) -> str:
-    """A clean URI: URLs (probe targets) as they are, relative paths stay relative (for uriBaseId-free
-    upload), absolute ones become file:."""
+SRCROOT = "SRCROOT"  # the working directory mloops ran in: a repository's root in CI
+
+
+def artifact_location(path: str, root: str) -> dict[str, str]:
+    """Where a file is, as code scanning maps it to a repository's file: a URI relative to ``root`` under the
+    ``SRCROOT`` base, an absolute ``file:`` URI only for files outside it, and URLs (probe targets, registry
+    and bucket objects) as they are."""
     if is_remote(path):  # a URL, models:/, runs:/, mlflow://: already a URI
-        return path
-    pure = PurePath(path)
-    if pure.is_absolute():
-        return pure.as_uri()
-    return quote(pure.as_posix().removeprefix("./"), safe="/")
+        return {"uri": path}
+    absolute = os.path.abspath(path)
+    if os.path.commonpath([absolute, root]) != root:
+        return {"uri": PurePath(absolute).as_uri()}
+    return {"uri": quote(PurePath(os.path.relpath(absolute, root)).as_posix(), safe="/"), "uriBaseId": SRCROOT}
 
 
 def _rule(rule: Rule) -> dict[str, Any]:
@@ -86,7 +91,7 @@ def _fingerprint(finding: Finding) -> str:
 def _location(finding: Finding) -> tuple[dict[str, Any], dict[str, Any]]:
     """A finding's SARIF location, and the properties that say what SARIF cannot (a member, its offset)."""
     loc = finding.location
-    physical: dict[str, Any] = {"artifactLocation": {"uri": artifact_uri(loc.path)}}
+    physical: dict[str, Any] = {"artifactLocation": artifact_location(loc.path, os.getcwd())}
     if not loc.members and loc.offset is not None:
         physical["region"] = {"byteOffset": loc.offset}
     location: dict[str, Any] = {"physicalLocation": physical}
@@ -178,6 +183,7 @@ def render(report: Report, fail_on: Severity) -> str:
                         "rules": rules,
                     }
                 },
+                "originalUriBaseIds": {SRCROOT: {"uri": PurePath(os.getcwd()).as_uri().rstrip("/") + "/"}},
                 "invocations": [
                     {
                         "executionSuccessful": not report.has_operational_errors,
