@@ -112,6 +112,10 @@ def _source_options(command: argparse.ArgumentParser) -> None:
 
 def _output_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--format", choices=sorted(FORMATS), default="text")
+    command.add_argument(
+        "--baseline", metavar="FILE", help="findings this baseline accepted are reported as suppressed and not counted"
+    )
+    command.add_argument("--write-baseline", metavar="FILE", help="record every finding of this run as accepted")
     command.add_argument("--output", metavar="FILE", help="write the report here (atomically) instead of stdout")
     command.add_argument(
         "--fail-on", choices=FAIL_ON, default="high", help="lowest severity that makes the exit code 1"
@@ -153,6 +157,12 @@ def write_atomically(path: str, text: str) -> None:
 
 
 def _emit(report: Report, args: argparse.Namespace) -> int:
+    from .baseline import accept_baseline, baseline_text
+
+    if args.baseline:
+        accept_baseline(report, args.baseline)
+    if args.write_baseline:
+        write_atomically(args.write_baseline, baseline_text(report))
     fail_on = Severity.parse(args.fail_on)
     text = reporter(args.format)(report, fail_on)
     if args.output:

@@ -7,6 +7,7 @@ network probe or a manifest check plugs in without touching the others.
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections import Counter
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -182,6 +183,9 @@ class Rule(NamedTuple):
         )
 
 
+_VOLATILE_EVIDENCE = frozenset({"line"})
+
+
 class Finding(NamedTuple):
     rule: Rule
     severity: Severity
@@ -190,6 +194,7 @@ class Finding(NamedTuple):
     evidence: dict[str, str]
     capability: Capability
     surface: AttackClass | None = None  # a shared rule's finding: the attack class of where it occurred
+    suppressed: str | None = None  # why a finding the user accepted (a baseline) is reported but not counted
 
     @property
     def attack_class(self) -> AttackClass:
@@ -198,6 +203,13 @@ class Finding(NamedTuple):
     @property
     def remediation(self) -> str:
         return self.rule.remediation
+
+    def stable_key(self) -> str:
+        """What identifies the finding across scans: rule, file, member and evidence, but no byte offset or
+        line, which move when the file around it is edited."""
+        evidence = sorted((key, value) for key, value in self.evidence.items() if key not in _VOLATILE_EVIDENCE)
+        text = repr((self.rule.id, self.location.path, self.location.members, evidence))
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
     def sort_key(self) -> tuple:
         loc = self.location
@@ -271,15 +283,21 @@ class Report:
     def has_operational_errors(self) -> bool:
         return any(f.rule.operational for r in self.files for f in r.findings)
 
+    @property
+    def suppressed(self) -> int:
+        return sum(1 for r in self.files for f in r.findings if f.suppressed is not None)
+
     def counts(self) -> dict[Severity, int]:
-        counter = Counter(f.severity for r in self.files for f in r.findings)
+        """Findings per severity, the accepted ones (a baseline's) left out."""
+        counter = Counter(f.severity for r in self.files for f in r.findings if f.suppressed is None)
         return {sev: counter.get(sev, 0) for sev in sorted(Severity, reverse=True)}
 
     def exit_code(self, fail_on: Severity) -> int:
-        """0 clean, 1 findings at or above ``fail_on``, 2 when some input could not be scanned."""
+        """0 clean, 1 findings at or above ``fail_on`` (accepted ones aside), 2 when some input could not be
+        scanned."""
         if self.has_operational_errors:
             return 2
-        if any(f.severity >= fail_on for r in self.files for f in r.findings):
+        if any(f.severity >= fail_on and f.suppressed is None for r in self.files for f in r.findings):
             return 1
         return 0
 

@@ -54,7 +54,7 @@ def render(report: Report, fail_on: Severity) -> str:
         dataset.properties.add(Property(name="mloops:origin", value=os.path.abspath(folder)))
         bom.components.add(dataset)
     for index, finding in enumerate(report.findings):
-        if finding.severity > Severity.INFO and finding.location.path in components:
+        if finding.severity > Severity.INFO and finding.suppressed is None and finding.location.path in components:
             bom.vulnerabilities.add(_vulnerability(index, finding, components[finding.location.path]))
     return str(JsonV1Dot6(bom).output_as_string(indent=2)) + "\n"
 

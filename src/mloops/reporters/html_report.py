@@ -207,7 +207,8 @@ def _findings_section(findings: list[Finding]) -> list[str]:
         out.append(
             f'<tr data-rank="{int(finding.severity)}" data-surface="{_e(finding.attack_class.slug)}" '
             f'data-rule="{_e(finding.rule.id)}"><td>{_badge(finding.severity)}</td><td>{_e(finding.rule.id)} '
-            f"{_e(finding.rule.name)}</td><td><code>{_e(finding.location)}</code></td><td>{_e(finding.message)}</td>"
+            f"{_e(finding.rule.name)}</td><td><code>{_e(finding.location)}</code></td><td>{_e(finding.message)}"
+            f"{f' (suppressed: {_e(finding.suppressed)})' if finding.suppressed else ''}</td>"
             f"<td><code>{evidence}</code></td><td>{_e(finding.remediation)}</td></tr>"
         )
     return [*out, "</tbody></table>"]

@@ -33,6 +33,7 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
         "impact": finding.capability.description,
         "attack_chain": finding.attack_class.chain,
         "remediation": finding.remediation,
+        "suppressed": finding.suppressed,  # why an accepted finding is not counted; null when it is
     }
 
 

@@ -119,8 +119,9 @@ def _result(finding: Finding, index: dict[str, int]) -> dict[str, Any]:
         "level": _LEVEL[finding.severity],
         "message": {"text": f"{finding.message}. Fix: {finding.remediation}"},
         "locations": [location],
-        "partialFingerprints": {"mloopsFinding/v1": _fingerprint(finding)},
+        "partialFingerprints": {"mloopsFinding/v1": _fingerprint(finding), "mloopsStable/v1": finding.stable_key()},
         "properties": properties,
+        **({"suppressions": [{"kind": "external", "justification": finding.suppressed}]} if finding.suppressed else {}),
     }
 
 

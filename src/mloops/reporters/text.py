@@ -158,11 +158,13 @@ def render(report: Report, fail_on: Severity) -> str:
         out += _chain_lines(report)
     chains = {}
     for result in report.files:
-        if not result.findings:
+        if not any(finding.suppressed is None for finding in result.findings):
             continue
         out.append(result.path if result.origin is None else f"{result.path} ({result.origin})")
         explained: set[str] = set()
         for finding in sorted(result.findings, key=Finding.sort_key):
+            if finding.suppressed is not None:
+                continue  # accepted: counted below, listed in JSON and SARIF
             out += _finding(finding, explained)
             if finding.severity >= Severity.MEDIUM:
                 chains[finding.attack_class.slug] = finding.attack_class.chain
@@ -174,6 +176,8 @@ def render(report: Report, fail_on: Severity) -> str:
         out += _inventory_lines(report)
     elif report.subject == "endpoints":
         out += _platform_lines(report)
+    if report.suppressed:
+        out.append(f"Suppressed: {report.suppressed} accepted finding(s) not listed (JSON and SARIF list them)")
     counts = report.counts()
     summary = ", ".join(f"{count} {severity.label}" for severity, count in counts.items())
     out.append(f"Summary: {summary}; exit {report.exit_code(fail_on)} (fail on {fail_on.label})")
