@@ -105,3 +105,41 @@ def test_a_file_that_is_no_baseline_is_a_usage_error_in_one_line(project: Path, 
     assert main(["scan", str(project), "--no-cache", "--baseline", str(baseline)]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and str(baseline) in error
+
+
+# ------------------------------------------------------------------ inline suppressions
+
+
+@pytest.mark.parametrize(
+    ("comment", "accepted"),
+    [
+        ("  # mloops: ignore[MLO320] our own cache, written by this job", True),
+        ("  # mloops: ignore[MLO321, MLO320] reviewed in #142", True),
+        ("  # mloops: ignore[MLO320]", False),  # no reason: it does not count
+        ("  # mloops: ignore[MLO321] wrong rule", False),
+    ],
+)
+def test_an_inline_ignore_with_a_reason_accepts_the_finding_on_its_line(tmp_path: Path, capsys, comment, accepted):
+    source = tmp_path / "job.py"
+    source.write_text(f"import pickle\nstate = pickle.load(open('state.pkl', 'rb')){comment}\n")
+    code, report = json_report(capsys, str(source), "--fail-on", "medium")
+    (finding,) = [f for f in report["findings"] if f["rule_id"] == "MLO320"]
+    if accepted:
+        assert code == 0 and finding["suppressed"].startswith("inline at line 2: ")
+    else:
+        assert code == 1 and finding["suppressed"] is None
+
+
+def test_inline_ignores_work_in_notebook_cells_survive_the_cache_and_are_in_source_for_sarif(tmp_path: Path, capsys):
+    import nbformat
+
+    cell = "import torch\nckpt = torch.load('c.pt', weights_only=False)  # mloops: ignore[MLO321] our trainer's file\n"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+    nbformat.write(notebook, str(tmp_path / "n.ipynb"))
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    for _ in range(2):  # the second answer comes from the result cache
+        main(["scan", str(tmp_path / "n.ipynb"), "--format", "sarif", *cache])
+        results = json.loads(capsys.readouterr().out)["runs"][0]["results"]
+        (loaded,) = [r for r in results if r["ruleId"] == "MLO321"]
+        assert loaded["suppressions"] == [{"kind": "inSource", "justification": "inline at line 2: our trainer's file"}]
+    assert main(["scan", str(tmp_path / "n.ipynb"), *cache]) == 0

@@ -123,11 +123,11 @@ def _result_from(data: dict[str, Any]) -> FileResult:
 def _finding_to(finding: Finding) -> list[Any]:
     surface = finding.surface.slug if finding.surface else None
     return [finding.rule.id, int(finding.severity), _location_to(finding.location), finding.message,
-            finding.evidence, finding.capability.slug, surface]  # fmt: skip
+            finding.evidence, finding.capability.slug, surface, finding.suppressed]  # fmt: skip
 
 
 def _finding_from(data: list[Any]) -> Finding:
-    rule_id, severity, location, message, evidence, capability, surface = data
+    rule_id, severity, location, message, evidence, capability, surface, suppressed = data
     return Finding(
         _rules()[rule_id],
         Severity(severity),
@@ -136,6 +136,7 @@ def _finding_from(data: list[Any]) -> Finding:
         {str(k): str(v) for k, v in evidence.items()},
         {c.slug: c for c in Capability}[capability],
         {a.slug: a for a in AttackClass}[surface] if surface else None,
+        str(suppressed) if suppressed is not None else None,
     )
 
 

@@ -184,6 +184,7 @@ class Rule(NamedTuple):
 
 
 _VOLATILE_EVIDENCE = frozenset({"line"})
+INLINE_SUPPRESSION = "inline"  # how the reason of a suppression written in the source starts
 
 
 class Finding(NamedTuple):

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from .. import rules
 from ..context import Item, ScanContext
-from ..core import AttackClass, Capability, Finding, Location, Rule, Severity
+from ..core import INLINE_SUPPRESSION, AttackClass, Capability, Finding, Location, Rule, Severity
 from ..data import load_toml
 from ..datasets import dataset_folder, dataset_script
 from ..registry import Format
@@ -483,7 +484,27 @@ def check_source(source: str, location: Location) -> SourceCheck:
         elif isinstance(node, ast.Assign | ast.AnnAssign):
             _check_assignment(emitter, node, parsed.names)
     findings = sorted(emitter.findings, key=lambda finding: finding.location.offset or 0)
-    return SourceCheck(findings, frozenset(emitter.credentials), parsed)
+    return SourceCheck(inline_suppressed(findings, source), frozenset(emitter.credentials), parsed)
+
+
+# `# mloops: ignore[MLO321] why` on the finding's line accepts it there; without a reason it does not count.
+_IGNORE = re.compile(r"#\s*mloops:\s*ignore\[([A-Z0-9,\s]+)\]\s*(\S.*)?$")
+
+
+def inline_suppressed(findings: list[Finding], source: str) -> list[Finding]:
+    """The findings, those a reasoned ``# mloops: ignore[RULE] why`` on their own line accepts marked so."""
+    lines = source.splitlines()
+    marked = []
+    for finding in findings:
+        number = int(finding.evidence.get("line", "0") or 0)
+        found = _IGNORE.search(lines[number - 1]) if 0 < number <= len(lines) else None
+        rules = {rule.strip() for rule in found.group(1).split(",")} if found else set()
+        if found and found.group(2) and finding.rule.id in rules:
+            finding = finding._replace(
+                suppressed=f"{INLINE_SUPPRESSION} at line {number}: {found.group(2).strip()[:200]}"
+            )
+        marked.append(finding)
+    return marked
 
 
 def _check_call(emitter: _Emitter, call: ast.Call, names: dict[str, str], fallbacks: set[int]) -> None:

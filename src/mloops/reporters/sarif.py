@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .. import __version__
-from ..core import Finding, Report, Rule, Severity
+from ..core import INLINE_SUPPRESSION, Finding, Report, Rule, Severity
 from ..registry import all_rules
 from ..sources.remote import is_remote
 
@@ -121,8 +121,13 @@ def _result(finding: Finding, index: dict[str, int]) -> dict[str, Any]:
         "locations": [location],
         "partialFingerprints": {"mloopsFinding/v1": _fingerprint(finding), "mloopsStable/v1": finding.stable_key()},
         "properties": properties,
-        **({"suppressions": [{"kind": "external", "justification": finding.suppressed}]} if finding.suppressed else {}),
+        **({"suppressions": [_suppression(finding.suppressed)]} if finding.suppressed else {}),
     }
+
+
+def _suppression(reason: str) -> dict[str, str]:
+    """An accepted finding: in the source (an inline ignore comment) or outside it (a baseline)."""
+    return {"kind": "inSource" if reason.startswith(INLINE_SUPPRESSION) else "external", "justification": reason}
 
 
 def _chain_rule(rule: ChainRule) -> dict[str, Any]:
