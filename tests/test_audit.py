@@ -27,6 +27,7 @@ from mloops.picklevm.judge import DANGEROUS_CALLABLE
 from mloops.platforms.engine import PLATFORM_OPEN
 
 SERVER = "http://127.0.0.1:5000"
+TOKEN_LINE = 'os.environ["MLFLOW_TRACKING_TOKEN"] = "dapi0a1b2c3d4e5f60718293a4b5c6d7e8f9"\n'  # a hard-coded token
 NOTEBOOK = "ws/train.ipynb"
 
 
@@ -57,6 +58,11 @@ def by_rule(found: list[Chain]) -> dict[str, list[Chain]]:
     return grouped
 
 
+def proofs(chain: Chain) -> list[tuple[str, str]]:
+    """Each step of a chain as its edge kind and the rule of the finding that proves it."""
+    return [(edge.kind, edge.finding.rule.id) for edge in chain.edges]
+
+
 def chains_in(path: Path) -> dict[str, list[Chain]]:
     """The chains of what a scan of ``path`` finds, by rule."""
     return by_rule(find_chains(build(scan_path(str(path)).files))[0])
@@ -82,7 +88,7 @@ def test_the_worm_chain_is_proved_step_by_step_and_one_finding_a_step():
         (("leaked-credential", "MLO327"), ("stores", "MLO325"), ("loads", "MLO325")),
     }
     (poisoned,) = found["poisoned-model-load"]
-    assert [edge.finding.rule.id for edge in poisoned.edges] == ["MLO101", "MLO325"]
+    assert [rule for _, rule in proofs(poisoned)] == ["MLO101", "MLO325"]
     assert poisoned.edges[-1].target == f"host:{NOTEBOOK}"
     assert "credential-registry-tampering" in found
     assert "worm-propagation" not in found  # one consumer: the worm has nobody further to reach
@@ -177,7 +183,7 @@ mlflow.pyfunc.log_model(name="model", python_model=Booby(), registered_model_nam
 
 CELLS = [
     "import os\nimport mlflow\nmlflow.set_tracking_uri({server!r})\n",
-    'os.environ["MLFLOW_TRACKING_TOKEN"] = "dapi0a1b2c3d4e5f60718293a4b5c6d7e8f9"\n',
+    TOKEN_LINE,
     'model = mlflow.pyfunc.load_model("models:/booby/1")\nmodel.predict([[1.0]])\n',
 ]
 
@@ -417,7 +423,7 @@ def test_a_notebook_whose_output_runs_script_hands_over_its_user_s_registry_cred
     nbformat.write(notebook, str(folder / "train.ipynb"))
     found = chains_in(folder)
     (xss,) = found["notebook-xss-to-registry"]
-    assert [(edge.kind, edge.finding.rule.id) for edge in xss.edges] == [
+    assert proofs(xss) == [
         ("active-content", "MLO310"),
         ("holds-credential", "MLO327"),
     ]
@@ -429,13 +435,13 @@ def test_a_training_script_that_runs_a_repository_s_code_hands_over_its_registry
     script.write_text(
         "import os, mlflow\nfrom datasets import load_dataset\n"
         f"mlflow.set_tracking_uri({SERVER!r})\n"
-        'os.environ["MLFLOW_TRACKING_TOKEN"] = "dapi0a1b2c3d4e5f60718293a4b5c6d7e8f9"\n'
-        'data = load_dataset("someone/reviews", trust_remote_code=True)\n'
+        + TOKEN_LINE
+        + 'data = load_dataset("someone/reviews", trust_remote_code=True)\n'
         'base = mlflow.pyfunc.load_model("models:/sentiment/3")\n'
     )
     found = chains_in(script)
     (chain,) = found["remote-code-to-registry"]
-    assert [edge.finding.rule.id for edge in chain.edges] == ["MLO326", "MLO327"]
+    assert [rule for _, rule in proofs(chain)] == ["MLO326", "MLO327"]
     assert chain.edges[0].target == f"host:{script}"
 
 
@@ -477,7 +483,7 @@ def test_a_manifest_s_tracking_uri_and_a_notebook_s_meet_in_one_registry(tmp_pat
     assert [node for node in graph.nodes if node.startswith("registry:")] == ["registry:mlflow.ml:5000"]
     found = by_rule(find_chains(graph)[0])
     (escape,) = found["serving-escape-to-node"]
-    assert [edge.finding.rule.id for edge in escape.edges] == ["MLO327", "MLO720", "MLO701"]
+    assert [rule for _, rule in proofs(escape)] == ["MLO327", "MLO720", "MLO701"]
     sources = [f for r in results for f in r.findings if f.rule.id == "MLO720"]
     assert {f.evidence["key"] for f in sources} == {"MLFLOW_TRACKING_URI", "MODEL_URI"}
     assert not [f for r in results for f in r.findings if f.rule.id == "MLO713"]  # a registry, not a download
@@ -500,7 +506,7 @@ def test_a_model_server_bound_to_cluster_admin_hands_over_the_cluster(tmp_path: 
     (tmp_path / "deploy.yaml").write_text(manifest.replace("privileged: true", "privileged: false") + ADMIN_BINDING)
     found = chains_in(tmp_path)
     (chain,) = found["serving-to-cluster"]
-    assert [edge.finding.rule.id for edge in chain.edges] == ["MLO327", "MLO720", "MLO711"]
+    assert [rule for _, rule in proofs(chain)] == ["MLO327", "MLO720", "MLO711"]
     assert chain.edges[-1].target == "cluster:kubernetes" and "serving-escape-to-node" not in found
 
 
@@ -515,7 +521,7 @@ def test_a_poisoned_local_model_spreads_through_the_registry_to_another_consumer
     (folder / "downloaded" / "model.pkl").write_bytes(pickle.dumps(_Payload()))
     cells = [
         f"import os, pickle, mlflow\nmlflow.set_tracking_uri({SERVER!r})\n",
-        'os.environ["MLFLOW_TRACKING_TOKEN"] = "dapi0a1b2c3d4e5f60718293a4b5c6d7e8f9"\n',
+        TOKEN_LINE,
         'baseline = pickle.load(open("downloaded/model.pkl", "rb"))\n',
     ]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell) for cell in cells])
@@ -526,7 +532,7 @@ def test_a_poisoned_local_model_spreads_through_the_registry_to_another_consumer
     )
     found = chains_in(folder)
     (spread,) = found["worm-propagation"]
-    assert [(edge.kind, edge.finding.rule.id) for edge in spread.edges] == [
+    assert proofs(spread) == [
         ("poisoned", "MLO101"),
         ("loads", "MLO320"),
         ("holds-credential", "MLO327"),
@@ -569,13 +575,11 @@ def test_a_malicious_dataset_reaches_the_registry_through_the_training_job(tmp_p
     train = tmp_path / "train.py"
     train.write_text(
         "import os, mlflow\nfrom datasets import load_dataset\n"
-        f"mlflow.set_tracking_uri({SERVER!r})\n"
-        'os.environ["MLFLOW_TRACKING_TOKEN"] = "dapi0a1b2c3d4e5f60718293a4b5c6d7e8f9"\n'
-        'reviews = load_dataset("data/reviews")\n'
+        f"mlflow.set_tracking_uri({SERVER!r})\n" + TOKEN_LINE + 'reviews = load_dataset("data/reviews")\n'
     )
     found = chains_in(tmp_path)
     (chain,) = found["malicious-dataset-to-registry"]
-    assert [(edge.kind, edge.finding.rule.id) for edge in chain.edges] == [
+    assert proofs(chain) == [
         ("poisoned-dataset", "MLO340"),
         ("trains-on", "MLO341"),
         ("holds-credential", "MLO327"),

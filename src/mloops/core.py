@@ -195,7 +195,7 @@ class Finding(NamedTuple):
     evidence: dict[str, str]
     capability: Capability
     surface: AttackClass | None = None  # a shared rule's finding: the attack class of where it occurred
-    suppressed: str | None = None  # why a finding the user accepted (a baseline) is reported but not counted
+    suppressed: str | None = None  # why an accepted finding (a baseline, an inline ignore) is reported but not counted
 
     @property
     def attack_class(self) -> AttackClass:
@@ -285,11 +285,11 @@ class Report:
         return any(f.rule.operational for r in self.files for f in r.findings)
 
     @property
-    def suppressed(self) -> int:
+    def suppressed_count(self) -> int:
         return sum(1 for r in self.files for f in r.findings if f.suppressed is not None)
 
     def counts(self) -> dict[Severity, int]:
-        """Findings per severity, the accepted ones (a baseline's) left out."""
+        """Findings per severity, the accepted ones left out."""
         counter = Counter(f.severity for r in self.files for f in r.findings if f.suppressed is None)
         return {sev: counter.get(sev, 0) for sev in sorted(Severity, reverse=True)}
 

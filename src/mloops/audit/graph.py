@@ -148,9 +148,13 @@ def cluster(where: str) -> Node:
     return Node(f"cluster:{where}", "cluster", f"the cluster that runs the jobs of {where}")
 
 
-def workload(finding: Finding) -> Node:
-    role = finding.evidence.get("role", "workload")
-    return Node(f"workload:{finding.location.nested_name}", "workload", f"{role} {finding.location.nested_name}")
+def workload(where: str, role: str = "workload") -> Node:
+    """A workload by its manifest and object (``deploy.yaml!Kind/name``), labelled by its ML role."""
+    return Node(f"workload:{where}", "workload", f"{role} {where}")
+
+
+def workload_of(finding: Finding) -> Node:
+    return workload(finding.location.nested_name, finding.evidence.get("role", "workload"))
 
 
 def node_under(finding: Finding) -> Node:
@@ -198,8 +202,9 @@ def _link(
         graph.add(ANYONE, jobs(where), "unauthenticated", finding)
         graph.add(jobs(where), cluster(where), "runs-code", finding)
     elif rule == CODE_LOADS_DATASET.id:
-        folder = os.path.join(os.path.dirname(os.path.abspath(result.path)), finding.evidence.get("path", ""))
-        graph.add(dataset(folder), host(result.path), "trains-on", finding)
+        graph.add(
+            dataset(_beside(result.path, finding.evidence.get("path", ""))), host(result.path), "trains-on", finding
+        )
     elif rule == CODE_TRUST_REMOTE_CODE.id:
         graph.add(ANYONE, host(result.path), "remote-code", finding)
     elif _poisons_dataset(result, finding):
@@ -222,23 +227,21 @@ def _link(
     elif rule == CODE_PICKLE_LOAD.id or (
         rule in (CODE_TORCH_LOAD.id, CODE_UNSAFE_FALLBACK.id) and finding.severity >= Severity.HIGH
     ):
-        if finding.evidence.get("path"):  # read relative to the code's folder, where a notebook runs
-            loaded = os.path.join(os.path.dirname(os.path.abspath(result.path)), finding.evidence["path"])
-            graph.add(model_file(loaded), host(result.path), "loads", finding)
+        if finding.evidence.get("path"):
+            graph.add(model_file(_beside(result.path, finding.evidence["path"])), host(result.path), "loads", finding)
     elif rule == MODEL_SOURCE.id:
         uri = finding.evidence.get("uri", "")
         where = address(uri) if uri.lower().startswith(("http://", "https://")) else None
         if where:
-            graph.add(registry(where), workload(finding), "feeds", finding)
+            graph.add(registry(where), workload_of(finding), "feeds", finding)
     elif rule in chain_data()["escape"]["rules"]:
-        graph.add(workload(finding), node_under(finding), "escape", finding)
+        graph.add(workload_of(finding), node_under(finding), "escape", finding)
     elif rule == CLUSTER_WIDE_RBAC.id:
         account = f"{finding.location.path}!{finding.evidence.get('subject', '?')}"
         bound = Node(f"service-account:{account}", "service-account", f"{finding.evidence.get('subject')} in {account}")
         graph.add(bound, KUBERNETES, "bound-to", finding)
         if finding.evidence.get("ml_workload"):
-            held = f"{finding.location.path}!{finding.evidence['ml_workload']}"
-            runner = Node(f"workload:{held}", "workload", f"workload {held}")
+            runner = workload(f"{finding.location.path}!{finding.evidence['ml_workload']}")
             graph.add(runner, bound, "runs-as", finding)
             graph.add(runner, KUBERNETES, "cluster-admin", finding)
     elif finding.capability is Capability.CODE_EXECUTION and finding.severity >= Severity.HIGH:
@@ -248,6 +251,11 @@ def _link(
             graph.add(ANYONE, version(*stored), "poisoned", finding)
         elif formats.info(formats.primary_format(result)).inventory_group == "model":
             graph.add(ANYONE, model_file(result.path), "poisoned", finding)
+
+
+def _beside(code: str, relative: str) -> str:
+    """A path that code names, read from the code's own folder (where a notebook runs); an absolute one as is."""
+    return os.path.join(os.path.dirname(os.path.abspath(code)), relative)
 
 
 def _poisons_dataset(result: FileResult, finding: Finding) -> bool:
@@ -279,12 +287,12 @@ def _link_exposure(graph: Graph, exposures: list[Finding], sources: list[Finding
     for exposure in exposures:
         selects = _pairs(exposure.evidence.get("selects", ""))
         if not selects:
-            graph.add(ANYONE, workload(exposure), "exposed", exposure)
+            graph.add(ANYONE, workload_of(exposure), "exposed", exposure)
             continue
         for source in sources:
             same_file = source.location.path == exposure.location.path
             if same_file and selects <= _pairs(source.evidence.get("labels", "")):
-                graph.add(ANYONE, workload(source), "exposed", exposure)
+                graph.add(ANYONE, workload_of(source), "exposed", exposure)
 
 
 def _pairs(text: str) -> set[str]:
@@ -293,11 +301,17 @@ def _pairs(text: str) -> set[str]:
 
 def _link_aliases(graph: Graph) -> None:
     """An alias (or no version) is resolved when the code runs: any version of the model may be the one
-    loaded, so every version of it the graph knows is loaded by that code too."""
-    for edge in [e for e in graph.edges if e.kind == "loads" and not e.source.rsplit("/", 1)[-1].isdigit()]:
-        model = edge.source.rsplit("/", 1)[0] + "/"
-        for node in [n for n in graph.nodes.values() if n.id.startswith(model) and n.id != edge.source]:
-            if node.id.rsplit("/", 1)[-1].isdigit():
+    loaded, so every numbered version of it the graph knows is loaded by that code too. Versions are grouped
+    by model once, so the cost is the size of the graph, not loads times nodes."""
+    numbered: dict[str, list[Node]] = defaultdict(list)  # "mlflow://HOST:PORT/NAME" -> its numbered versions
+    for node in graph.nodes.values():
+        model, _, which = node.id.rpartition("/")
+        if node.kind == "model-version" and which.isdigit():
+            numbered[model].append(node)
+    for edge in [e for e in graph.edges if e.kind == "loads" and graph.nodes[e.source].kind == "model-version"]:
+        model, _, which = edge.source.rpartition("/")
+        if not which.isdigit():
+            for node in numbered.get(model, []):
                 graph.add(node, graph.nodes[edge.target], "loads", edge.finding)
 
 

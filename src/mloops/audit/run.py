@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import TYPE_CHECKING
 
-from ..core import FileResult, Report, Severity
-from .chains import Chain, Cut, LeftOut, fewest_fixes, find_chains
+from ..core import FileResult, Finding, Report, Severity
+from .chains import Chain, ChainPath, Cut, LeftOut, broken_by, fewest_fixes, find_chains, paths
 from .feature_map import feature_map
 from .graph import Graph, build
 
@@ -37,6 +38,15 @@ class AuditReport(Report):
         self.left_out = left_out  # chain rule id -> chains found past the per-rule limit, counted only
         self.cut: Cut = fewest_fixes(chains)
         self.features = feature_map(graph, files)  # each platform feature found: attack, aftermath, victims
+
+    @functools.cached_property
+    def paths(self) -> list[ChainPath]:
+        """The chains as a reader reads them: those told apart only by a step's proof are one path."""
+        return paths(self.chains)
+
+    def breaks(self, fix: Finding) -> int:
+        """How many chains fixing ``fix`` breaks."""
+        return broken_by(fix, self.chains)
 
     def exit_code(self, fail_on: Severity) -> int:
         code = super().exit_code(fail_on)

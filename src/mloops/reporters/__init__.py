@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..core import Report, Severity
+
+if TYPE_CHECKING:
+    from ..audit.run import AuditReport
 
 
 class Render(Protocol):
@@ -22,6 +25,16 @@ FORMATS = {
     "html": "html_report",
     "cyclonedx": "cyclonedx_report",
 }  # format -> module in this package
+
+
+def audit_of(report: Report) -> AuditReport | None:
+    """The report as an audit's, or None: the audit's modules (graph, probe engine, HTTP client) are imported
+    only to render an audit, so a scan's start-up never pays for them."""
+    if report.subject != "estate":
+        return None
+    from ..audit.run import AuditReport
+
+    return report if isinstance(report, AuditReport) else None
 
 
 def reporter(name: str) -> Render:

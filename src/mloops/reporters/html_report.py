@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..audit.chains import paths
 from ..core import Finding, Report, Severity
+from . import audit_of
 
 if TYPE_CHECKING:
     from ..audit.chains import Chain
@@ -68,8 +68,6 @@ def _badge(severity: Severity) -> str:
 
 
 def render(report: Report, fail_on: Severity) -> str:
-    from ..audit.run import AuditReport
-
     digest = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
     policy = f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{digest}'; img-src data:"
     counts = ", ".join(f"{count} {severity.label}" for severity, count in report.counts().items())
@@ -81,9 +79,10 @@ def render(report: Report, fail_on: Severity) -> str:
         f"<h1>mloops {_e(__version__)} report: {len(report.files)} {_e(_SUBJECTS.get(report.subject, 'item'))}(s)</h1>",
         f"<p>Findings: {_e(counts)}; exit {report.exit_code(fail_on)} (fail on {_e(fail_on.label)}).</p>",
     ]
-    if isinstance(report, AuditReport):
-        parts += _chains_section(report)
-        parts += _feature_section(report)
+    audit = audit_of(report)
+    if audit:
+        parts += _chains_section(audit)
+        parts += _feature_section(audit)
     parts += _findings_section(report.findings)
     parts.append(f"<script>{SCRIPT}</script></body></html>")
     return "\n".join(parts) + "\n"
@@ -98,7 +97,7 @@ def _chains_section(report: AuditReport) -> list[str]:
         out.append(f"<p>The graph draws the first {MAX_DRAWN_CHAINS} chains; all are listed below.</p>")
     nodes = report.graph.nodes
     out.append('<ol id="chain-list">')
-    for path in paths(report.chains):
+    for path in report.paths:
         rule = path.rule
         steps = "".join(
             f"<li>{_e(nodes[source].label)} &rarr; {_e(nodes[target].label)} <em>({_e(kind)})</em>: "

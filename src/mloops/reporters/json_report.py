@@ -7,8 +7,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__, formats
-from ..audit.chains import broken_by
 from ..core import Finding, ProbeReport, RemoteResult, Report, Severity
+from . import audit_of
 
 if TYPE_CHECKING:
     from ..audit.graph import Edge
@@ -73,10 +73,9 @@ def render(report: Report, fail_on: Severity) -> str:
         "files": files,
         "findings": [finding_dict(f) for f in report.findings],
     }
-    from ..audit.run import AuditReport
-
-    if isinstance(report, AuditReport):
-        document.update(_audit(report))
+    audit = audit_of(report)
+    if audit:
+        document.update(_audit(audit))
     return json.dumps(document, indent=2) + "\n"
 
 
@@ -113,7 +112,7 @@ def _audit(report: AuditReport) -> dict[str, Any]:
         "chains_left_out": {rule: left._asdict() for rule, left in report.left_out.items()},
         "cut": {
             "exact": report.cut.exact,
-            "fixes": [{**finding_dict(fix), "breaks": broken_by(fix, report.chains)} for fix in report.cut.fixes],
+            "fixes": [{**finding_dict(fix), "breaks": report.breaks(fix)} for fix in report.cut.fixes],
             "unbreakable": [chain.rule.id for chain in report.cut.unbreakable],
         },
     }

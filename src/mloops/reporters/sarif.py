@@ -20,6 +20,7 @@ from .. import __version__
 from ..core import INLINE_SUPPRESSION, Finding, Report, Rule, Severity
 from ..registry import all_rules
 from ..sources.remote import is_remote
+from . import audit_of
 
 if TYPE_CHECKING:
     from ..audit.chains import Chain, ChainRule
@@ -165,16 +166,14 @@ def _chain_result(chain: Chain, report: AuditReport, index: dict[str, int]) -> d
 
 
 def render(report: Report, fail_on: Severity) -> str:
-    from ..audit.chains import chain_rules
-    from ..audit.run import AuditReport
-
     rules = [_rule(rule) for rule in all_rules()]
-    results = []
-    if isinstance(report, AuditReport):
+    audit = audit_of(report)
+    if audit:
+        from ..audit.chains import chain_rules
+
         rules += [_chain_rule(rule) for rule in chain_rules()]
     index = {rule["id"]: i for i, rule in enumerate(rules)}
-    if isinstance(report, AuditReport):
-        results = [_chain_result(chain, report, index) for chain in report.chains]
+    results = [_chain_result(chain, audit, index) for chain in audit.chains] if audit else []
     results += [_result(finding, index) for finding in report.findings]
     document = {
         "$schema": SCHEMA,

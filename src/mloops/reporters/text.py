@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import __version__, formats
-from ..audit.chains import paths
 from ..core import Finding, ProbeReport, Report, Severity
+from . import audit_of
 
 if TYPE_CHECKING:
     from ..audit.run import AuditReport
@@ -117,7 +117,7 @@ def _platform_lines(report: Report) -> list[str]:
 def _chain_lines(report: AuditReport) -> list[str]:
     """Chains first: each as numbered steps naming the finding that proves them, then the fewest fixes."""
     nodes = report.graph.nodes
-    walked = paths(report.chains)
+    walked = report.paths
     out = [
         f"Attack chains: {len(report.chains)}"
         + (f", along {len(walked)} path(s)" if len(walked) < len(report.chains) else "")
@@ -151,11 +151,10 @@ def _chain_lines(report: AuditReport) -> list[str]:
 
 
 def render(report: Report, fail_on: Severity) -> str:
-    from ..audit.run import AuditReport
-
     out = [_header(report), ""]
-    if isinstance(report, AuditReport):
-        out += _chain_lines(report)
+    audit = audit_of(report)
+    if audit:
+        out += _chain_lines(audit)
     chains = {}
     for result in report.files:
         if not any(finding.suppressed is None for finding in result.findings):
@@ -176,8 +175,8 @@ def render(report: Report, fail_on: Severity) -> str:
         out += _inventory_lines(report)
     elif report.subject == "endpoints":
         out += _platform_lines(report)
-    if report.suppressed:
-        out.append(f"Suppressed: {report.suppressed} accepted finding(s) not listed (JSON and SARIF list them)")
+    if report.suppressed_count:
+        out.append(f"Suppressed: {report.suppressed_count} accepted finding(s) not listed (JSON and SARIF list them)")
     counts = report.counts()
     summary = ", ".join(f"{count} {severity.label}" for severity, count in counts.items())
     out.append(f"Summary: {summary}; exit {report.exit_code(fail_on)} (fail on {fail_on.label})")
