@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from . import __version__
+from .config import Config
+from .config import load as load_config
 from .core import Report, Severity, UsageError
 from .limits import Limits
 from .reporters import FORMATS, reporter
@@ -118,7 +120,12 @@ def _output_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--write-baseline", metavar="FILE", help="record every finding of this run as accepted")
     command.add_argument("--output", metavar="FILE", help="write the report here (atomically) instead of stdout")
     command.add_argument(
-        "--fail-on", choices=FAIL_ON, default="high", help="lowest severity that makes the exit code 1"
+        "--fail-on",
+        choices=FAIL_ON,
+        help="lowest severity that makes the exit code 1 (default: the configuration's, else high)",
+    )
+    command.add_argument(
+        "--config", metavar="FILE", help="a .mloops.toml or pyproject.toml (default: the nearest one from here up)"
     )
 
 
@@ -156,14 +163,23 @@ def write_atomically(path: str, text: str) -> None:
         raise
 
 
-def _emit(report: Report, args: argparse.Namespace) -> int:
-    from .baseline import accept_baseline, baseline_text
+def _judge(report: Report, args: argparse.Namespace, config: Config) -> None:
+    """The team's decisions: the configuration's, then the baseline's."""
+    from .baseline import accept_baseline
 
+    config.apply(report)
     if args.baseline:
         accept_baseline(report, args.baseline)
+
+
+def _emit(report: Report, args: argparse.Namespace, config: Config, judged: bool = False) -> int:
+    from .baseline import baseline_text
+
+    if not judged:
+        _judge(report, args, config)
     if args.write_baseline:
         write_atomically(args.write_baseline, baseline_text(report))
-    fail_on = Severity.parse(args.fail_on)
+    fail_on = Severity.parse(args.fail_on) if args.fail_on else config.fail_on or Severity.HIGH
     text = reporter(args.format)(report, fail_on)
     if args.output:
         write_atomically(args.output, text)
@@ -187,7 +203,7 @@ def _demo(args: argparse.Namespace) -> int:
         root = args.directory or temporary
         expected = build_workspace(root)
         report = scan_path(root)
-        _emit(report, args)
+        _emit(report, args, Config("", root))  # the demo is judged as built, whatever the configuration here
         flagged = {
             os.path.relpath(r.path, root) for r in report.files if any(f.severity >= Severity.HIGH for f in r.findings)
         }
@@ -208,7 +224,7 @@ def _advisory_table(args: argparse.Namespace) -> tuple:
     return advisories.load_osv(args.advisories) if args.advisories else advisories.bundled()
 
 
-def _probe(args: argparse.Namespace) -> int:
+def _probe(args: argparse.Namespace, config: Config) -> int:
     from .platforms import engine, fingerprints, targets
 
     named = list(args.targets)
@@ -221,29 +237,44 @@ def _probe(args: argparse.Namespace) -> int:
     ports = targets.parse_ports(args.ports, fingerprints.default_ports())
     endpoints = targets.expand(named, ports)
     report = engine.run(endpoints, catalog, _advisory_table(args), args.timeout, args.concurrency, progress=True)
-    return _emit(report, args)
+    return _emit(report, args, config)
 
 
-def _audit(args: argparse.Namespace) -> int:
+def _audit(args: argparse.Namespace, config: Config) -> int:
     from .audit.run import audit
 
     if not (args.paths or args.endpoint or args.registry or args.runtime):
         raise UsageError("audit: name a PATH, an --endpoint, a --registry or --runtime")
-    return _emit(audit(args.paths, args.endpoint, args.registry, args.timeout, _cache(args), args.runtime), args)
+    report = audit(
+        args.paths,
+        args.endpoint,
+        args.registry,
+        args.timeout,
+        _cache(args),
+        args.runtime,
+        exclude=config.excluded,
+        judge=lambda gathered: _judge(gathered, args, config),
+    )
+    return _emit(report, args, config, judged=True)
 
 
-def _audit_env(args: argparse.Namespace) -> int:
+def _audit_env(args: argparse.Namespace, config: Config) -> int:
     from .platforms.audit_env import audit
 
-    return _emit(audit(args.python, _advisory_table(args)), args)
+    return _emit(audit(args.python, _advisory_table(args)), args, config)
 
 
-def _inspect_runtime(args: argparse.Namespace) -> int:
+def _inspect_runtime(args: argparse.Namespace, config: Config) -> int:
     from .deployments.inspect_runtime import inspect
 
     if not os.path.isdir(args.root):
         raise UsageError(f"{args.root}: not a folder")
-    return _emit(inspect(args.root), args)
+    return _emit(inspect(args.root), args, config)
+
+
+def _scan(args: argparse.Namespace, config: Config) -> int:
+    report = scan_path(*args.paths, jobs=args.jobs, cache=_cache(args), executor=args.executor, exclude=config.excluded)
+    return _emit(report, args, config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -251,17 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _demo(args)
-        if args.command == "probe":
-            return _probe(args)
         if getattr(args, "mlflow_uri", None):
             os.environ["MLFLOW_TRACKING_URI"] = args.mlflow_uri  # read as MLflow's own clients read it
-        if args.command == "audit":
-            return _audit(args)
-        if args.command == "audit-env":
-            return _audit_env(args)
-        if args.command == "inspect-runtime":
-            return _inspect_runtime(args)
-        return _emit(scan_path(*args.paths, jobs=args.jobs, cache=_cache(args), executor=args.executor), args)
+        commands = {"probe": _probe, "audit": _audit, "audit-env": _audit_env, "inspect-runtime": _inspect_runtime}
+        return commands.get(args.command, _scan)(args, load_config(args.config))
     except UsageError as exc:
         print(f"mloops: error: {exc}", file=sys.stderr)
         return 2

@@ -183,7 +183,7 @@ class Rule(NamedTuple):
         )
 
 
-_VOLATILE_EVIDENCE = frozenset({"line"})
+_VOLATILE_EVIDENCE = frozenset({"line", "rule_severity"})  # rule_severity: set when a configuration overrides it
 INLINE_SUPPRESSION = "inline"  # how the reason of a suppression written in the source starts
 
 
@@ -264,6 +264,7 @@ class Report:
     """The results of one ``mloops scan``: one per file, and per folder that could not be read."""
 
     subject = "files"  # what the results are about, as the reports name it
+    excluded = 0  # local files the configuration left out
 
     def __init__(
         self, files: list[FileResult], duration_seconds: float, dataset_folders: list[str] | None = None

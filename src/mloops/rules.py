@@ -10,6 +10,7 @@ Ids are grouped by the attack surface they cover:
   MLO3xx  datasets, notebooks and ML code
   MLO5xx  ML platforms reached over the network (mloops probe) and known-vulnerable versions
   MLO7xx  deployments (Kubernetes, Compose, Dockerfiles) and running containers an attacker can leave
+  MLO8xx  the team's own decisions (a suppression past its expiry date)
   MLO9xx  the scan itself could not finish (fail closed)
 """
 
@@ -170,6 +171,24 @@ PATH_TRAVERSAL = Rule(
     remediation="Do not extract the archive. Rebuild it with relative member names.",
     shared=True,
     summary="An archive member name is absolute or climbs with `..` (zip slip).",
+)
+EXPIRED_SUPPRESSION = Rule(
+    id="MLO801",
+    name="expired-suppression",
+    title="A suppression in the configuration has expired",
+    severity=Severity.MEDIUM,
+    attack_class=AttackClass.MALICIOUS_MODEL,
+    capability=Capability.SCANNER_EVASION,
+    description=(
+        "A suppression's expiry date has passed. It no longer suppresses anything: the findings it accepted "
+        "count again, and this finding says why they came back."
+    ),
+    remediation=(
+        "Fix what the findings point at and delete the suppression, or review the decision and give it a new "
+        "expiry date and reason."
+    ),
+    shared=True,
+    summary="A `[[suppress]]` entry of the configuration is past its `expires` date; its findings count again.",
 )
 SCAN_LIMIT = Rule(
     id="MLO901",

@@ -288,13 +288,14 @@ def scan_path(
     limits: Limits | None = None,
     cache: ResultCache | None = None,
     executor: str = "process",
+    exclude: Callable[[str], bool] | None = None,
 ) -> Report:
     """Scan files, folders and remote objects (``https://...``, ``s3://...``, ``models:/...``); the Python API
     behind ``mloops scan``.
 
     ``jobs=None`` uses every CPU when there are enough files to repay the worker start-up; ``executor`` names
     where the scanning runs (``process``, ``ray``, ``ray://HOST:PORT``). With ``cache``, what was scanned
-    before and has not changed is not read again.
+    before and has not changed is not read again. Local files ``exclude`` matches are left out and counted.
     """
     limits = limits or Limits()
     started = time.monotonic()
@@ -306,6 +307,8 @@ def scan_path(
             )
     runner = executors.executor(executor, jobs)
     files, unreadable = collect_files([path for path in paths if not is_remote(path)], limits)
+    kept = [path for path in files if not exclude(path)] if exclude else files
+    excluded, files = len(files) - len(kept), kept
     origins = hf_cache.hub_origins(files)
     skipped = hf_cache.scanned_as_snapshots(files, origins)
     files = [path for path in files if path not in skipped]
@@ -325,8 +328,10 @@ def scan_path(
     scanned = [result for result in results if result is not None]
     for result in scanned[: len(files)]:
         result.origin = origins.get(result.path)
-    return Report(unreadable + scanned[: len(files)] + unlisted + scanned[len(files) :], time.monotonic() - started,
-                  [folder.path for folder in datasets])  # fmt: skip
+    report = Report(unreadable + scanned[: len(files)] + unlisted + scanned[len(files) :],
+                    time.monotonic() - started, [folder.path for folder in datasets])  # fmt: skip
+    report.excluded = excluded
+    return report
 
 
 def _cache_key(cache: ResultCache, unit: Unit) -> str | None:

@@ -7,6 +7,7 @@ names, the endpoint a probe found open and the registry a scan walked are one no
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import urllib.parse
@@ -163,9 +164,10 @@ def node_under(finding: Finding) -> Node:
 
 
 def build(files: Iterable[FileResult], tracking: str | None = None) -> Graph:
-    """The graph of every result of an audit; ``tracking`` is the server ``models:/`` results were read from."""
+    """The graph of every result of an audit, accepted (suppressed) findings left out; ``tracking`` is the server
+    ``models:/`` results were read from."""
     graph = Graph()
-    results = list(files)
+    results = [_unsuppressed(result) for result in files]
     addresses = {result.path: _addresses(result) for result in results}
     for result in results:
         for finding in result.findings:
@@ -175,6 +177,12 @@ def build(files: Iterable[FileResult], tracking: str | None = None) -> Graph:
     sources = [finding for finding in findings if finding.rule.id == MODEL_SOURCE.id]
     _link_exposure(graph, [finding for finding in findings if finding.rule.id == EXPOSED_ML_SERVICE.id], sources)
     return graph
+
+
+def _unsuppressed(result: FileResult) -> FileResult:
+    kept = copy.copy(result)
+    kept.findings = [finding for finding in result.findings if finding.suppressed is None]
+    return kept
 
 
 def _addresses(result: FileResult) -> dict[str, set[str]]:

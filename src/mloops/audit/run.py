@@ -13,6 +13,8 @@ from .feature_map import feature_map
 from .graph import Graph, build
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..cache import ResultCache
 
 PROBE_CONCURRENCY = 16  # an audit names a few endpoints; a network sweep is mloops probe's job
@@ -62,14 +64,18 @@ def audit(
     timeout: float,
     cache: ResultCache | None,
     runtime: bool = False,
+    exclude: Callable[[str], bool] | None = None,
+    judge: Callable[[Report], None] | None = None,
 ) -> AuditReport:
+    """``judge`` applies the team's decisions (configuration, baseline) before chains are drawn: an accepted
+    finding is reported as suppressed and draws no edge."""
     from ..scan import scan_path
 
     started = time.monotonic()
     files: list[FileResult] = []
     folders: list[str] = []
     if paths or registries:
-        scanned = scan_path(*paths, *registries, cache=cache)
+        scanned = scan_path(*paths, *registries, cache=cache, exclude=exclude)
         files += scanned.files
         folders = scanned.dataset_folders
     if endpoints:
@@ -78,6 +84,10 @@ def audit(
         from ..deployments.inspect_runtime import inspect
 
         files += inspect("/").files
+    if judge:
+        judged = Report(files, 0)
+        judge(judged)
+        files = judged.files
     graph = build(files, os.environ.get("MLFLOW_TRACKING_URI"))
     chains, left_out = find_chains(graph)
     return AuditReport(files, time.monotonic() - started, graph, chains, left_out, folders)

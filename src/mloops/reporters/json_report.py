@@ -68,6 +68,7 @@ def render(report: Report, fail_on: Severity) -> str:
             "files_by_format": formats.summarize(report.files),
             "inventory": formats.inventory(report),
             "dataset_folders": report.dataset_folders,
+            "excluded": report.excluded,  # local files the configuration's exclude left out
             **({"endpoints_probed": report.probed} if isinstance(report, ProbeReport) else {}),
         },
         "files": files,

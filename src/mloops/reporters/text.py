@@ -177,6 +177,8 @@ def render(report: Report, fail_on: Severity) -> str:
         out += _platform_lines(report)
     if report.suppressed_count:
         out.append(f"Suppressed: {report.suppressed_count} accepted finding(s) not listed (JSON and SARIF list them)")
+    if report.excluded:
+        out.append(f"Excluded: {report.excluded} file(s) left out by the configuration's exclude")
     counts = report.counts()
     summary = ", ".join(f"{count} {severity.label}" for severity, count in counts.items())
     out.append(f"Summary: {summary}; exit {report.exit_code(fail_on)} (fail on {fail_on.label})")
