@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 from .core import AttackClass, Capability, Finding, Location, Report, Severity
 from .limits import Limits
+from .mitigations.safe_load import UnsafeModelError, safe_load, safe_torch_load
 from .scan import scan_path
 
 __all__ = [
@@ -14,6 +15,9 @@ __all__ = [
     "Location",
     "Report",
     "Severity",
+    "UnsafeModelError",
     "__version__",
+    "safe_load",
+    "safe_torch_load",
     "scan_path",
 ]
