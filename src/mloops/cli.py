@@ -1,4 +1,5 @@
-"""Command line: ``mloops scan``, ``probe``, ``audit``, ``audit-env``, ``inspect-runtime`` and ``demo``."""
+"""Command line: ``mloops scan``, ``probe``, ``audit``, ``audit-env``, ``inspect-runtime``, ``sanitize`` and
+``demo``."""
 
 from __future__ import annotations
 
@@ -96,6 +97,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     runtime.add_argument("--root", default="/", metavar="PATH", help="a tree standing in for / (default: /)")
     _output_options(runtime)
+
+    sanitize = commands.add_parser(
+        "sanitize", help="neutralise notebooks' active content (scripts, HTML, widget state), keeping plain outputs"
+    )
+    sanitize.add_argument("notebooks", nargs="+", metavar="NOTEBOOK", help="a notebook; - reads one from stdin")
+    written = sanitize.add_mutually_exclusive_group()
+    written.add_argument("--in-place", action="store_true", help="rewrite each notebook that changes")
+    written.add_argument(
+        "--output", metavar="PATH", help="write the copy here (a folder when several notebooks are named)"
+    )
+    sanitize.add_argument(
+        "--keep-known-renderers",
+        action="store_true",
+        help="keep outputs the scanner identifies as a reviewed renderer's (plotly, bokeh, widgets, ...)",
+    )
 
     demo = commands.add_parser(
         "demo", help="build a demo workspace of benign and malicious models, datasets, code and notebooks and scan it"
@@ -272,6 +288,40 @@ def _inspect_runtime(args: argparse.Namespace, config: Config) -> int:
     return _emit(inspect(args.root), args, config)
 
 
+def _sanitize(args: argparse.Namespace) -> int:
+    from .mitigations.sanitize import SanitizeError, sanitize
+
+    several = len(args.notebooks) > 1
+    if several and not (args.in_place or (args.output and os.path.isdir(args.output))):
+        raise UsageError("sanitize: with several notebooks, give --in-place or an existing folder as --output")
+    if args.in_place and "-" in args.notebooks:
+        raise UsageError("sanitize: standard input cannot be rewritten in place")
+    for name in args.notebooks:
+        data = sys.stdin.buffer.read() if name == "-" else _read(name)
+        try:
+            done = sanitize(data, args.keep_known_renderers)
+        except SanitizeError as exc:
+            raise UsageError(f"{name}: {exc}") from None
+        if args.in_place:
+            if done.removed:
+                write_atomically(name, done.text)
+        elif args.output:
+            target = os.path.join(args.output, os.path.basename(name)) if os.path.isdir(args.output) else args.output
+            write_atomically(target, done.text)
+        else:
+            sys.stdout.write(done.text)
+        what = "; ".join(f"{r.path}: {r.what} ({r.why})" for r in done.removed[:5])
+        more = f"; and {len(done.removed) - 5} more" if len(done.removed) > 5 else ""
+        print(f"{name}: {f'removed {len(done.removed)}: {what}{more}' if done.removed else 'nothing active'}",
+              file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
 def _scan(args: argparse.Namespace, config: Config) -> int:
     report = scan_path(*args.paths, jobs=args.jobs, cache=_cache(args), executor=args.executor, exclude=config.excluded)
     return _emit(report, args, config)
@@ -282,6 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _demo(args)
+        if args.command == "sanitize":
+            return _sanitize(args)
         if getattr(args, "mlflow_uri", None):
             os.environ["MLFLOW_TRACKING_URI"] = args.mlflow_uri  # read as MLflow's own clients read it
         commands = {"probe": _probe, "audit": _audit, "audit-env": _audit_env, "inspect-runtime": _inspect_runtime}
