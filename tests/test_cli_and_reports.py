@@ -160,6 +160,15 @@ def test_sarif_validates_against_the_2_1_0_schema(tree: Path, tmp_path: Path):
     assert member["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == "inner/model.pkl"
     assert "region" not in member["locations"][0]["physicalLocation"]
     assert isinstance(member["properties"]["member_byte_offset"], int)
+    (nested,) = member["relatedLocations"]
+    artifacts = run["artifacts"]
+    inner = artifacts[nested["physicalLocation"]["artifactLocation"]["index"]]
+    parent = artifacts[inner["parentIndex"]]
+    assert inner["location"]["uri"] == "/inner/model.pkl" == nested["physicalLocation"]["artifactLocation"]["uri"]
+    assert parent["location"]["uri"].endswith("/bundle.zip") and "parentIndex" not in parent
+    assert nested["physicalLocation"]["region"]["byteOffset"] == member["properties"]["member_byte_offset"]
+    outer = member["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert artifacts[outer["index"]]["location"]["uri"] == outer["uri"]
     top = next(r for r in run["results"] if r["ruleId"] == "MLO101" and not r["properties"].get("member_path"))
     assert top["locations"][0]["physicalLocation"]["region"]["byteOffset"] > 0
 

@@ -3,8 +3,9 @@
 A file under the working directory is named relative to it, under the ``SRCROOT`` base that
 ``originalUriBaseIds`` defines, so that code scanning maps it to the repository's file whether mloops was
 given a relative or an absolute path; files elsewhere keep an absolute ``file:`` URI. A finding inside an
-archive member or a nested stream points at the outer file, names the member path as a logical location, and
-keeps the member and its byte offset in properties: SARIF regions can only address bytes of the file itself.
+archive member or a nested stream points at the outer file (what code scanning can show), names the member path
+as a logical location, and adds a related location in the member itself: a nested artifact of ``run.artifacts``
+(its ``parentIndex`` the archive holding it) with the byte offset inside the member.
 """
 
 from __future__ import annotations
@@ -89,7 +90,28 @@ def _fingerprint(finding: Finding) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def _location(finding: Finding) -> tuple[dict[str, Any], dict[str, Any]]:
+class Artifacts:
+    """``run.artifacts``: every archive holding a member a finding sits in, and each member nested under its
+    parent (a member's URI is its path inside the parent, from a leading slash, as SARIF's nesting has it)."""
+
+    def __init__(self) -> None:
+        self.listed: list[dict[str, Any]] = []
+        self._index: dict[tuple[str, tuple[str, ...]], int] = {}
+
+    def index(self, path: str, members: tuple[str, ...]) -> int:
+        key = (path, members)
+        if key not in self._index:
+            if members:
+                parent = self.index(path, members[:-1])
+                entry = {"location": {"uri": "/" + quote(members[-1], safe="/")}, "parentIndex": parent}
+            else:
+                entry = {"location": artifact_location(path, os.getcwd())}
+            self._index[key] = len(self.listed)
+            self.listed.append(entry)
+        return self._index[key]
+
+
+def _location(finding: Finding, artifacts: Artifacts) -> tuple[dict[str, Any], dict[str, Any]]:
     """A finding's SARIF location, and the properties that say what SARIF cannot (a member, its offset)."""
     loc = finding.location
     physical: dict[str, Any] = {"artifactLocation": artifact_location(loc.path, os.getcwd())}
@@ -103,6 +125,7 @@ def _location(finding: Finding) -> tuple[dict[str, Any], dict[str, Any]]:
         "evidence": finding.evidence,
     }
     if loc.members:
+        physical["artifactLocation"]["index"] = artifacts.index(loc.path, ())
         location["logicalLocations"] = [
             {"name": loc.members[-1], "fullyQualifiedName": "!".join(loc.members), "kind": "resource"}
         ]
@@ -112,14 +135,26 @@ def _location(finding: Finding) -> tuple[dict[str, Any], dict[str, Any]]:
     return location, properties
 
 
-def _result(finding: Finding, index: dict[str, int]) -> dict[str, Any]:
-    location, properties = _location(finding)
+def _member_location(finding: Finding, artifacts: Artifacts) -> dict[str, Any]:
+    """The finding where it sits: the innermost member, as a nested artifact, at its offset there."""
+    loc = finding.location
+    index = artifacts.index(loc.path, loc.members)
+    physical: dict[str, Any] = {"artifactLocation": {"uri": artifacts.listed[index]["location"]["uri"], "index": index}}
+    if loc.offset is not None:
+        physical["region"] = {"byteOffset": loc.offset}
+    return {"id": 1, "physicalLocation": physical, "message": {"text": f"in {loc.nested_name}"}}
+
+
+def _result(finding: Finding, index: dict[str, int], artifacts: Artifacts) -> dict[str, Any]:
+    location, properties = _location(finding, artifacts)
+    related = [_member_location(finding, artifacts)] if finding.location.members else []
     return {
         "ruleId": finding.rule.id,
         "ruleIndex": index[finding.rule.id],
         "level": _LEVEL[finding.severity],
         "message": {"text": f"{finding.message}. Fix: {finding.remediation}"},
         "locations": [location],
+        **({"relatedLocations": related} if related else {}),
         "partialFingerprints": {"mloopsFinding/v1": _fingerprint(finding), "mloopsStable/v1": finding.stable_key()},
         "properties": properties,
         **({"suppressions": [_suppression(finding.suppressed)]} if finding.suppressed else {}),
@@ -142,13 +177,13 @@ def _chain_rule(rule: ChainRule) -> dict[str, Any]:
     }
 
 
-def _chain_result(chain: Chain, report: AuditReport, index: dict[str, int]) -> dict[str, Any]:
+def _chain_result(chain: Chain, report: AuditReport, index: dict[str, int], artifacts: Artifacts) -> dict[str, Any]:
     """A chain as one result whose code flow walks its steps, each at the location of the finding that proves
     it; the result itself sits at the entry."""
     nodes = report.graph.nodes
     steps = []
     for edge in chain.edges:
-        location, _ = _location(edge.finding)
+        location, _ = _location(edge.finding, artifacts)
         text = f"{nodes[edge.source].label} -> {nodes[edge.target].label} ({edge.kind}, {edge.finding.rule.id})"
         steps.append({"location": {**location, "message": {"text": text}}})
     rule = chain.rule
@@ -173,8 +208,9 @@ def render(report: Report, fail_on: Severity) -> str:
 
         rules += [_chain_rule(rule) for rule in chain_rules()]
     index = {rule["id"]: i for i, rule in enumerate(rules)}
-    results = [_chain_result(chain, audit, index) for chain in audit.chains] if audit else []
-    results += [_result(finding, index) for finding in report.findings]
+    artifacts = Artifacts()
+    results = [_chain_result(chain, audit, index, artifacts) for chain in audit.chains] if audit else []
+    results += [_result(finding, index, artifacts) for finding in report.findings]
     document = {
         "$schema": SCHEMA,
         "version": "2.1.0",
@@ -196,6 +232,7 @@ def render(report: Report, fail_on: Severity) -> str:
                         "workingDirectory": {"uri": PurePath(os.getcwd()).as_uri() + "/"},
                     }
                 ],
+                **({"artifacts": artifacts.listed} if artifacts.listed else {}),
                 "results": results,
             }
         ],
