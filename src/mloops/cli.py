@@ -1,5 +1,5 @@
-"""Command line: ``mloops scan``, ``probe``, ``audit``, ``audit-env``, ``inspect-runtime``, ``sanitize`` and
-``demo``."""
+"""Command line: ``mloops scan``, ``probe``, ``audit``, ``audit-env``, ``inspect-runtime``, ``sanitize``,
+``convert`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .cache import ResultCache
 
 FAIL_ON = ("critical", "high", "medium", "low")
+LISTED = 20  # lines a command prints of a long list
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,6 +112,16 @@ def _parser() -> argparse.ArgumentParser:
         "--keep-known-renderers",
         action="store_true",
         help="keep outputs the scanner identifies as a reviewed renderer's (plotly, bokeh, widgets, ...)",
+    )
+
+    convert = commands.add_parser(
+        "convert", help="rewrite a PyTorch checkpoint or NumPy arrays as safetensors, without running the pickle"
+    )
+    convert.add_argument("model", metavar="MODEL", help="a PyTorch checkpoint (ZIP or legacy), .npy or .npz")
+    convert.add_argument("--to", choices=["safetensors"], default="safetensors", help="the format written")
+    convert.add_argument("--output", metavar="FILE", help="where (default: MODEL with the suffix .safetensors)")
+    convert.add_argument(
+        "--fail-on", choices=FAIL_ON, default="high", help="refuse a file with findings at or above this severity"
     )
 
     demo = commands.add_parser(
@@ -317,6 +328,28 @@ def _sanitize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from .mitigations.convert import ConvertError, convert
+    from .mitigations.safe_load import UnsafeModelError
+
+    output = args.output or os.path.splitext(args.model)[0] + ".safetensors"
+    if os.path.abspath(output) == os.path.abspath(args.model):
+        raise UsageError(f"{output}: the output would overwrite the model")
+    try:
+        done = convert(args.model, output, Severity.parse(args.fail_on))
+    except UnsafeModelError as exc:
+        print(f"mloops: {args.model}: {exc}", file=sys.stderr)
+        return 1
+    except ConvertError as exc:
+        raise UsageError(f"{args.model}: {exc}") from None
+    for entry in done.left_out[:LISTED]:
+        print(f"mloops: warning: left out (not a tensor): {entry}", file=sys.stderr)
+    if len(done.left_out) > LISTED:
+        print(f"mloops: warning: and {len(done.left_out) - LISTED} more entries left out", file=sys.stderr)
+    print(f"{output}: {done.tensors} tensor(s), {done.size} bytes of data", file=sys.stderr)
+    return 0
+
+
 def _read(path: str) -> bytes:
     with open(path, "rb") as handle:
         return handle.read()
@@ -334,6 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command == "sanitize":
             return _sanitize(args)
+        if args.command == "convert":
+            return _convert(args)
         if getattr(args, "mlflow_uri", None):
             os.environ["MLFLOW_TRACKING_URI"] = args.mlflow_uri  # read as MLflow's own clients read it
         commands = {"probe": _probe, "audit": _audit, "audit-env": _audit_env, "inspect-runtime": _inspect_runtime}

@@ -58,7 +58,7 @@ def safe_load(source: Source, *, fail_on: Severity = Severity.HIGH) -> Any:
     file, after a scan found nothing at or above ``fail_on``; raise UnsafeModelError otherwise. An ``.npz``
     comes back as a dict of its arrays."""
     with _opened(source) as (handle, path):
-        formats = _passed(path, fail_on)
+        formats = scan_or_refuse(path, fail_on)
         if formats & TORCH:
             return _torch_load(handle)
         if "joblib" in formats or _compressed(formats):  # joblib writes and reads every compression it sniffs
@@ -71,7 +71,7 @@ def safe_load(source: Source, *, fail_on: Severity = Severity.HIGH) -> Any:
 def safe_torch_load(source: Source, map_location: Any = None, *, fail_on: Severity = Severity.HIGH) -> Any:
     """``torch.load`` of a checkpoint a scan passed, with the restricted unpickler instead of pickle."""
     with _opened(source) as (handle, path):
-        _passed(path, fail_on)
+        scan_or_refuse(path, fail_on)
         return _torch_load(handle, map_location)
 
 
@@ -90,7 +90,7 @@ def _opened(source: Source) -> Iterator[tuple[IO[bytes], str]]:
         yield io.BytesIO(data), copy.name
 
 
-def _passed(path: str, fail_on: Severity) -> frozenset[str]:
+def scan_or_refuse(path: str, fail_on: Severity) -> frozenset[str]:
     """The formats of a file the scan passed; UnsafeModelError naming its worst findings otherwise."""
     result = scan_file(path, Limits())
     refused = sorted((f for f in result.findings if f.severity >= fail_on), key=lambda f: -f.severity)
