@@ -1,5 +1,5 @@
 """Command line: ``mloops scan``, ``probe``, ``audit``, ``audit-env``, ``inspect-runtime``, ``sanitize``,
-``convert`` and ``demo``."""
+``convert``, ``gate`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -123,6 +123,17 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument(
         "--fail-on", choices=FAIL_ON, default="high", help="refuse a file with findings at or above this severity"
     )
+
+    gate = commands.add_parser(
+        "gate",
+        help="a service for MLflow's registry webhooks: scan each new version, tag its verdict, and remove an "
+        "alias set on a failing one (the webhook secret is read from MLOOPS_GATE_SECRET)",
+    )
+    gate.add_argument("--mlflow-uri", required=True, metavar="URI", help="the tracking server whose registry it gates")
+    gate.add_argument("--listen", default="127.0.0.1:8900", metavar="HOST:PORT", help="default 127.0.0.1:8900")
+    gate.add_argument("--public-url", metavar="URL", help="how MLflow users reach the gate, for report links")
+    gate.add_argument("--reports-dir", metavar="DIR", help="where reports are kept (default: a temporary folder)")
+    gate.add_argument("--fail-on", choices=FAIL_ON, default="high", help="lowest severity that fails a version")
 
     demo = commands.add_parser(
         "demo", help="build a demo workspace of benign and malicious models, datasets, code and notebooks and scan it"
@@ -350,6 +361,32 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gate(args: argparse.Namespace) -> int:
+    from .mitigations.gate import SECRET_VARIABLE, Gate, Registry, serve
+
+    secret = os.environ.get(SECRET_VARIABLE)
+    if not secret:
+        raise UsageError(
+            f"gate: set {SECRET_VARIABLE} to the secret of the MLflow webhook (unsigned deliveries are refused)"
+        )
+    host, _, port = args.listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"gate: --listen {args.listen}: expected HOST:PORT")
+    if not args.mlflow_uri.startswith(("http://", "https://")):
+        raise UsageError(f"gate: --mlflow-uri {args.mlflow_uri}: expected the tracking server's http(s) address")
+    reports = args.reports_dir or tempfile.mkdtemp(prefix="mloops-gate-")
+    gate = Gate(Registry(args.mlflow_uri), secret, reports, args.public_url or f"http://{args.listen}",
+                Severity.parse(args.fail_on))  # fmt: skip
+    server = serve(gate, host, int(port))
+    gate.start()
+    print(f"mloops gate: listening on http://{args.listen}/webhook for {args.mlflow_uri}", file=sys.stderr)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 def _read(path: str) -> bytes:
     with open(path, "rb") as handle:
         return handle.read()
@@ -363,14 +400,11 @@ def _scan(args: argparse.Namespace, config: Config) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "demo":
-            return _demo(args)
-        if args.command == "sanitize":
-            return _sanitize(args)
-        if args.command == "convert":
-            return _convert(args)
         if getattr(args, "mlflow_uri", None):
             os.environ["MLFLOW_TRACKING_URI"] = args.mlflow_uri  # read as MLflow's own clients read it
+        tools = {"demo": _demo, "sanitize": _sanitize, "convert": _convert, "gate": _gate}
+        if args.command in tools:
+            return tools[args.command](args)
         commands = {"probe": _probe, "audit": _audit, "audit-env": _audit_env, "inspect-runtime": _inspect_runtime}
         return commands.get(args.command, _scan)(args, load_config(args.config))
     except UsageError as exc:

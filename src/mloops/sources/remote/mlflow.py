@@ -77,7 +77,7 @@ def _parts(text: str, count: int) -> list[str]:
 def _server(base: str, timeout: float) -> Server:
     """One client per server and credentials, so that a version's artifact root is looked up once for all its
     files."""
-    return _client(base, timeout, tuple(_credentials().items()))
+    return _client(base, timeout, tuple(credential_headers().items()))
 
 
 @functools.cache
@@ -261,7 +261,8 @@ def _proxied_path(base: str, root: str) -> str:
     return root.removeprefix(_PROXIED).strip("/")
 
 
-def _credentials() -> dict[str, str]:
+def credential_headers() -> dict[str, str]:
+    """The Authorization header MLflow's own clients would send, from its usual variables."""
     token = os.environ.get("MLFLOW_TRACKING_TOKEN")
     if token:
         return {"Authorization": f"Bearer {token}"}
