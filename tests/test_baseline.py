@@ -143,3 +143,12 @@ def test_inline_ignores_work_in_notebook_cells_survive_the_cache_and_are_in_sour
         (loaded,) = [r for r in results if r["ruleId"] == "MLO321"]
         assert loaded["suppressions"] == [{"kind": "inSource", "justification": "inline at line 2: our trainer's file"}]
     assert main(["scan", str(tmp_path / "n.ipynb"), *cache]) == 0
+
+
+def test_an_inline_ignore_accepts_a_secret_in_a_source_file(tmp_path: Path, capsys):
+    source = tmp_path / "settings.py"
+    token = "hf_" + "aBcDeFgHiJkLmNoPqRsTuVwXyZ012345"
+    source.write_text(f'TOKEN = "{token}"  # mloops: ignore[MLO330] revoked test token\nOTHER = "{token[:-5]}98765"\n')
+    code, report = json_report(capsys, str(source))
+    secrets = {f["evidence"]["line"]: f["suppressed"] for f in report["findings"] if f["rule_id"] == "MLO330"}
+    assert secrets == {"1": "inline at line 1: revoked test token", "2": None} and code == 1

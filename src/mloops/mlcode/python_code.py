@@ -819,7 +819,8 @@ def analyze(ctx: ScanContext, item: Item) -> None:
     if role is not None:
         capabilities = capabilities_of(checked.parsed) if data is not None else _no_capabilities("too large")
         ctx.report(dataset_script.loading_script_finding(item.location, role, capabilities, builders))
-    secrets.report_secrets(ctx, item.location, source, {}, checked.credentials)
+    accept = functools.partial(inline_suppressed, source=source)
+    secrets.report_secrets(ctx, item.location, source, {}, checked.credentials, accept)
 
 
 FORMATS = (Format("python-source", "other", "Python source", "source", handler=analyze, detect=detect, order=410),)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import rules
-from ..core import AttackClass, Capability, Location, Rule, Severity
+from ..core import AttackClass, Capability, Finding, Location, Rule, Severity
 from ..data import load_toml
 
 if TYPE_CHECKING:
@@ -218,16 +218,25 @@ def find_secrets(
 
 
 def report_secrets(
-    ctx: ScanContext, location: Location, text: str, where: Mapping[str, str], known: Collection[str] = frozenset()
+    ctx: ScanContext,
+    location: Location,
+    text: str,
+    where: Mapping[str, str],
+    known: Collection[str] = frozenset(),
+    accept: Callable[[list[Finding]], list[Finding]] = list,
 ) -> None:
     """One MLO330 finding per secret in ``text`` and not in ``known`` (values MLO327 already reported);
-    ``where`` (e.g. {"cell": "3", "output": "0"}) says where."""
+    ``where`` (e.g. {"cell": "3", "output": "0"}) says where; ``accept`` marks those the source's own
+    ignore comments accept."""
     place = ", ".join(f"{key} {value}" for key, value in where.items())
     prefix = f"{place}, " if place else ""
+    found = []
     for secret in find_secrets(text, ctx.budget.check_time, known):
         message = f"{secret.kind} exposed ({prefix}line {secret.line}): {secret.redacted}"
         evidence = {"kind": secret.kind, "line": str(secret.line), "redacted": secret.redacted, **where}
-        ctx.report(EXPOSED_SECRET.finding(location, message, evidence))
+        found.append(EXPOSED_SECRET.finding(location, message, evidence))
+    for finding in accept(found):
+        ctx.report(finding)
     if len(text) > MAX_TEXT_CHARS:
         # Large outputs are nearly always data (images, tables); a note rather than a failure.
         message = f"secrets searched in the first {MAX_TEXT_CHARS} of {len(text)} characters only ({place or 'text'})"
