@@ -187,3 +187,32 @@ def test_the_command_names_its_output_warns_of_what_it_left_out_and_never_overwr
     assert main(["convert", str(checkpoint), "--output", str(checkpoint)]) == 2
     assert main(["convert", str(tmp_path / "absent.pt")]) == 2
     assert "absent.pt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("compress", [0, 3, ("gzip", 3), ("bz2", 3), ("xz", 3), ("lzma", 3)], ids=str)
+def test_joblib_array_containers_convert_in_every_compression(tmp_path: Path, compress):
+    import joblib
+
+    arrays = {
+        "weights": numpy.random.RandomState(0).rand(4, 5),
+        "fortran": numpy.asfortranarray(numpy.arange(6, dtype=numpy.int64).reshape(2, 3)),
+        "nested": {"mask": numpy.array([True, False, True])},
+        "objects": numpy.array([1, "x"], dtype=object),
+        "step": 3,
+    }
+    joblib.dump(arrays, tmp_path / "arrays.joblib", compress=compress)
+    done = convert(str(tmp_path / "arrays.joblib"), str(tmp_path / "arrays.safetensors"))
+    got = load_numpy(tmp_path / "arrays.safetensors")
+    assert got.keys() == {"weights", "fortran", "nested.mask"}
+    assert (got["weights"] == arrays["weights"]).all() and (got["fortran"] == arrays["fortran"]).all()
+    assert got["nested.mask"].tolist() == [True, False, True]
+    assert done.left_out == ["objects: an object of numpy.ndarray (objects)", "step: int"]
+
+
+def test_a_joblib_model_is_not_an_array_container(tmp_path: Path):
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    joblib.dump(LogisticRegression().fit(numpy.random.rand(20, 3), [0, 1] * 10), tmp_path / "model.joblib")
+    with pytest.raises(ConvertError, match=r"it holds .*sklearn\.linear_model\._logistic\.LogisticRegression"):
+        convert(str(tmp_path / "model.joblib"), str(tmp_path / "model.safetensors"))

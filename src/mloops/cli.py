@@ -115,9 +115,14 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     convert = commands.add_parser(
-        "convert", help="rewrite a PyTorch checkpoint or NumPy arrays as safetensors, without running the pickle"
+        "convert",
+        help="rewrite a PyTorch checkpoint or NumPy or joblib arrays as safetensors, without running the pickle",
     )
-    convert.add_argument("model", metavar="MODEL", help="a PyTorch checkpoint (ZIP or legacy), .npy or .npz")
+    convert.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a PyTorch checkpoint (ZIP or legacy), a .npy or .npz, or a joblib dump of arrays",
+    )
     convert.add_argument("--to", choices=["safetensors"], default="safetensors", help="the format written")
     convert.add_argument("--output", metavar="FILE", help="where (default: MODEL with the suffix .safetensors)")
     convert.add_argument(

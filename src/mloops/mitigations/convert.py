@@ -1,4 +1,5 @@
-"""Converting a PyTorch checkpoint (ZIP or legacy) or a NumPy ``.npy``/``.npz`` file to safetensors without
+"""Converting a PyTorch checkpoint (ZIP or legacy), a NumPy ``.npy``/``.npz`` or a joblib file (any of its
+compressions) to safetensors without
 running its pickle: the file is scanned and refused at or above the threshold, and the pickle is then read by
 an unpickler whose every global is one of mloops' own inert stand-ins, never an imported name. Tensors come
 back as references (storage, offset, shape, strides, dtype); their bytes are copied straight from the storage
@@ -75,11 +76,14 @@ def convert(source: str, output: str, fail_on: Severity = Severity.HIGH) -> Conv
             tensors, left_out, read = _torch_legacy(handle)
         elif formats & {"npy", "numpy-object"}:
             tensors, left_out, read = _numpy(handle)
+        elif "joblib" in formats:
+            tensors, left_out, read = _joblib(handle, formats)
         else:
             kinds = ", ".join(sorted(formats)) or "unknown"
-            raise ConvertError(f"mloops converts PyTorch checkpoints and NumPy arrays, not {kinds}")
+            raise ConvertError(f"mloops converts PyTorch checkpoints, NumPy arrays and joblib files, not {kinds}")
         if not tensors:
-            raise ConvertError("no tensor to convert")
+            held = "; ".join(left_out[:3]) + ("; ..." if len(left_out) > 3 else "")
+            raise ConvertError(f"no tensor or array to convert (it holds {held or 'nothing'})")
         size = _write(output, tensors, read)
     return Converted(len(tensors), size, left_out)
 
@@ -298,6 +302,131 @@ def _npy_header(stream: IO[bytes], key: str) -> TensorRef:
     numel = _numel(shape)
     strides = _row_major(shape[::-1])[::-1] if fortran else _row_major(shape)
     return TensorRef(Storage(key.removesuffix(".npy"), dtype, itemsize, numel), 0, shape, strides)
+
+
+class _ArrayWrapper:
+    """joblib's NumpyArrayWrapper: BUILD gives it the array's shape, order and dtype; the bytes follow."""
+
+
+class _Dtype:
+    """numpy.dtype(code, align, copy), its byte order set by BUILD."""
+
+    def __init__(self, code: Any = "", *_: Any) -> None:
+        self.code = str(code)
+        self.order = "|"
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "|", "="):
+            self.order = state[1]
+
+    def itemsize(self) -> int | None:
+        """Bytes per element, from the type code (U counts 4 bytes a character); None for objects."""
+        kind, digits = self.code[:1], self.code[1:]
+        if kind == "O" or not digits.isdigit():
+            return None
+        return int(digits) * (4 if kind == "U" else 1)
+
+
+class _JoblibStandIns(pickle._Unpickler):  # type: ignore[name-defined]
+    """The pure-Python unpickler (the one joblib extends) with the stand-ins; after BUILD gives an array
+    wrapper its state, the array's bytes are stepped over and noted, as joblib would read them."""
+
+    dispatch = pickle._Unpickler.dispatch.copy()  # type: ignore[attr-defined]
+    stack: list[Any]  # the pure-Python unpickler's own
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.stream = stream
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
+            return _ArrayWrapper
+        if (module, name) == ("numpy", "dtype"):
+            return _Dtype
+        return STAND_INS.get((module, name)) or _stranger(f"{module}.{name}")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise ConvertError("a persistent id in a joblib file")
+
+    def load_build(self) -> None:
+        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+        wrapper = self.stack[-1]
+        if isinstance(wrapper, _ArrayWrapper):
+            self.stack[-1] = self._array(wrapper)
+
+    dispatch[pickle.BUILD[0]] = load_build  # type: ignore[assignment]
+
+    def _array(self, wrapper: _ArrayWrapper) -> Any:
+        state = vars(wrapper)
+        dtype = state.get("dtype")
+        if not isinstance(dtype, _Dtype) or not _ints(state.get("shape")):
+            raise ConvertError("a joblib array without a dtype or shape")
+        shape: tuple[int, ...] = tuple(state["shape"])
+        itemsize = dtype.itemsize()
+        if itemsize is None:  # an object array: a nested pickle, read with the stand-ins and left out
+            _JoblibStandIns(self.stream).load()
+            return _stranger("numpy.ndarray (objects)")()
+        if state.get("numpy_array_alignment_bytes") is not None:
+            padding = self.stream.read(1)
+            self.stream.read(int.from_bytes(padding, "little"))
+        start = self.stream.tell()
+        self.stream.seek(start + _numel(shape) * itemsize)
+        code = dtype.code if dtype.order in ("<", "|", "=") else ""
+        if code not in NUMPY:
+            return _stranger(f"numpy.ndarray (dtype {dtype.order}{dtype.code})")()
+        name, size = NUMPY[code]
+        strides = _row_major(shape[::-1])[::-1] if state.get("order") == "F" else _row_major(shape)
+        return TensorRef(Storage(str(start), name, size, _numel(shape)), 0, shape, strides)
+
+
+def _joblib(handle: IO[bytes], formats: frozenset[str]) -> tuple[dict[str, TensorRef], list[str], Read]:
+    from ..limits import Budget, Limits
+    from ..registry import catalog
+    from ..streams import Decompressed
+
+    kinds = [label for label in formats if catalog()[label].kind == "wrapper"]
+    if len(kinds) > 1 or "joblib-zfile" in kinds:
+        raise ConvertError("a joblib file of an old or nested compression")
+
+    def opened() -> Any:
+        handle.seek(0)
+        return _Lines(Decompressed(handle, kinds[0], Budget(Limits()))) if kinds else handle
+
+    unpickler = _JoblibStandIns(opened())
+    try:
+        loaded = unpickler.load()
+    except ConvertError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, LookupError) as exc:
+        raise ConvertError(f"the pickle could not be read ({type(exc).__name__}: {exc})") from None
+    found, left_out = _tensors(loaded)
+    tensors = dict(sorted(found.items(), key=lambda item: int(item[1].storage.key)))  # in stream order
+    stream = opened()
+
+    def read(tensor: TensorRef, out: IO[bytes]) -> None:  # forward only: a compressed stream is read once
+        start = int(tensor.storage.key)
+        _copy(tensor, _Window(stream, start), tensor.storage.numel * tensor.storage.itemsize, out)
+
+    return tensors, left_out, read
+
+
+class _Lines:
+    """A decompressed stream with the readline the pure-Python unpickler asks for (text opcodes only)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.read = stream.read
+        self.seek = stream.seek
+        self.tell = stream.tell
+
+    def readline(self) -> bytes:
+        line = bytearray()
+        while not line.endswith(b"\n"):
+            byte = self.stream.read(1)
+            if not byte:
+                break
+            line += byte
+        return bytes(line)
 
 
 class _Window:
