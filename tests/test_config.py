@@ -155,6 +155,7 @@ def test_an_explicit_configuration_and_an_empty_one_replace_the_discovered_one(p
         ("[[suppress]]\nrule = 'MLO101'\nreason = 'r'\nexpires = 'soon'\n", "expires must be a date"),
         ('fail-on = "info"\n', "fail-on: 'info' is not a fail threshold"),
         ("exclude = [\n", "not valid TOML"),
+        ('skip-formats = ["csv"]\n', "skip-formats: csv: not a format of this mloops"),
     ],
 )
 def test_a_mistake_in_the_configuration_is_one_line_and_exit_2(project: Path, capsys, text: str, message: str):

@@ -46,10 +46,10 @@ class Config(NamedTuple):
             return path
         return os.path.relpath(os.path.abspath(path), self.root).replace(os.sep, "/")
 
-    def apply(self, report: Report, today: datetime.date | None = None) -> None:
+    def apply(self, report: Report) -> None:
         """Overrides severities, and marks what a skipped format or a live suppression accepts as suppressed;
         a suppression past its date suppresses nothing and is reported."""
-        today = today or datetime.date.today()
+        today = datetime.date.today()
         live = [s for s in self.suppress if s.expires is None or s.expires >= today]
         for result in report.files:
             skipped = self._skipped_formats(result)
@@ -153,7 +153,7 @@ def _parse(data: dict[str, Any], path: str) -> Config:
         source=path,
         root=os.path.dirname(os.path.abspath(path)),
         fail_on=None if fail_on is None else _severity(fail_on, path, "fail-on"),
-        skip_formats=frozenset(_strings(data.get("skip-formats", []), path, "skip-formats")),
+        skip_formats=frozenset(_formats(data.get("skip-formats", []), path)),
         exclude=tuple(_strings(data.get("exclude", []), path, "exclude")),
         severity=MappingProxyType(severity),
         suppress=tuple(_suppression(entry, by_id, path) for entry in _entries(data.get("suppress", []), path)),
@@ -193,6 +193,17 @@ def _strings(value: object, path: str, key: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
         raise UsageError(f"{path}: {key}: expected a list of strings")
     return value
+
+
+def _formats(value: object, path: str) -> list[str]:
+    from .registry import catalog
+
+    names = _strings(value, path, "skip-formats")
+    unknown = sorted(set(names) - set(catalog()))
+    if unknown:
+        raise UsageError(f"{path}: skip-formats: {', '.join(unknown)}: not a format of this mloops (the JSON "
+                         "report's summary.formats names them)")  # fmt: skip
+    return names
 
 
 def _entries(value: object, path: str) -> list[dict[str, Any]]:
