@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 SETTLE_MS = 400  # after load: the page's own script, and any event a hostile element could fire
+BOUND_MS = 180_000  # launching Chromium and loading the page
 VIEWPORT = {"width": 1400, "height": 1000}
 
 PROBE = """() => {
@@ -67,10 +68,11 @@ def main() -> None:
         route.continue_() if allowed else route.abort()
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        # generous bounds: on a busy 2-CPU machine Chromium can take longer than Playwright's 30 s to start
+        browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"], timeout=BOUND_MS)
         page = browser.new_page(viewport=VIEWPORT)
         page.route("**/*", offline)
-        response = page.goto(report.as_uri())
+        response = page.goto(report.as_uri(), timeout=BOUND_MS)
         page.wait_for_timeout(SETTLE_MS)
         facts = page.evaluate(PROBE)
         page.screenshot(path=str(shot))

@@ -29,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mloops",
         description="Find the attack surface of ML platforms: model files, datasets, notebooks and code (scan), "
-        "exposed services (probe) and vulnerable packages (audit-env), without executing anything.",
+        "exposed services (probe) and vulnerable packages (audit-env), without executing anything; and close it: "
+        "convert models off pickle (convert), neutralise notebooks (sanitize), gate an MLflow registry (gate).",
     )
     parser.add_argument("--version", action="version", version=f"mloops {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
