@@ -209,6 +209,27 @@ def test_joblib_array_containers_convert_in_every_compression(tmp_path: Path, co
     assert done.left_out == ["objects: an object of numpy.ndarray (objects)", "step: int"]
 
 
+def test_joblib_arrays_of_dtypes_safetensors_cannot_hold_are_stepped_over_and_listed(tmp_path: Path):
+    """Their size comes from the scanner's own reading of joblib's layout (the dtype's pickled state)."""
+    import joblib
+    import ml_dtypes
+
+    arrays = {
+        "before": numpy.arange(3.0),
+        "bf16": numpy.ones(3, dtype=ml_dtypes.bfloat16),
+        "strings": numpy.array(["x", "yy"], dtype=numpy.dtypes.StringDType()),
+        "after": numpy.arange(4, dtype=numpy.int16),
+    }
+    joblib.dump(arrays, tmp_path / "mixed.joblib")
+    done = convert(str(tmp_path / "mixed.joblib"), str(tmp_path / "mixed.safetensors"))
+    got = load_numpy(tmp_path / "mixed.safetensors")
+    assert (got["before"] == arrays["before"]).all() and (got["after"] == arrays["after"]).all()
+    assert done.left_out == [
+        "bf16: an object of numpy.ndarray (dtype <ml_dtypes.bfloat16)",
+        "strings: an object of numpy.ndarray (objects)",
+    ]
+
+
 def test_a_joblib_model_is_not_an_array_container(tmp_path: Path):
     import joblib
     from sklearn.linear_model import LogisticRegression

@@ -17,6 +17,7 @@ from .core import Report, Severity, UsageError
 from .limits import Limits
 from .reporters import FORMATS, reporter
 from .scan import scan_path
+from .streams import atomic_file
 
 if TYPE_CHECKING:
     from .cache import ResultCache
@@ -196,15 +197,8 @@ def _positive(text: str) -> int:
 
 
 def write_atomically(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(prefix=".mloops-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    with atomic_file(path) as handle:
+        handle.write(text.encode("utf-8"))
 
 
 def _judge(report: Report, args: argparse.Namespace, config: Config) -> None:

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from . import rules
 from .core import FileResult, Finding, Location, Report, Severity, UsageError
+from .sources.remote import is_remote
 
 FILE_NAME = ".mloops.toml"
 _KEYS = frozenset({"fail-on", "skip-formats", "exclude", "severity", "suppress"})
@@ -42,7 +43,7 @@ class Config(NamedTuple):
         return any(_matches(pattern, self._relative(path)) for pattern in self.exclude)
 
     def _relative(self, path: str) -> str:
-        if "://" in path or path.startswith(("models:/", "runs:/")):
+        if is_remote(path):  # a URL, models:/, runs:/: matched as written
             return path
         return os.path.relpath(os.path.abspath(path), self.root).replace(os.sep, "/")
 

@@ -1,4 +1,4 @@
-"""Seekable byte views over files, archive members and compressed streams.
+"""Seekable byte views over files, archive members and compressed streams, and files written atomically.
 
 Nothing is extracted to disk or held whole in memory: a member is a window on its
 parent, and a compressed stream is decompressed as it is read, under the budget.
@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import bz2
 import lzma
+import os
+import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import IO, Protocol
 
 from .limits import Budget, LimitExceeded
 
@@ -271,3 +273,17 @@ def random_access(stream: Stream, size: int | None, budget: Budget, try_unknown:
         yield InMemory(data)
     finally:
         budget.release(len(data))
+
+
+@contextmanager
+def atomic_file(path: str) -> Iterator[IO[bytes]]:
+    """A file written whole or not at all: the bytes go to a temporary file beside ``path``, which replaces
+    it only when the block ends without an error."""
+    fd, temporary = tempfile.mkstemp(prefix=".mloops-", dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise

@@ -1,26 +1,27 @@
 """Converting a PyTorch checkpoint (ZIP or legacy), a NumPy ``.npy``/``.npz`` or a joblib file (any of its
-compressions) to safetensors without
-running its pickle: the file is scanned and refused at or above the threshold, and the pickle is then read by
-an unpickler whose every global is one of mloops' own inert stand-ins, never an imported name. Tensors come
-back as references (storage, offset, shape, strides, dtype); their bytes are copied straight from the storage
-members to the output, a chunk at a time, so memory stays bounded whatever the checkpoint's size. Entries that
-are not tensors are listed and left out.
+compressions) to safetensors without running its pickle: the file is scanned and refused at or above the
+threshold, and the pickle is then read by an unpickler whose every global is one of mloops' own inert
+stand-ins, never an imported name. Tensors come back as references (storage, offset, shape, strides, dtype);
+their bytes are copied straight from the storage members to the output, a chunk at a time, so memory stays
+bounded whatever the checkpoint's size. Entries that are not tensors are listed and left out.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import pickle
 import struct
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any, NamedTuple
 
 from ..core import ParseError, Severity
-from .safe_load import scan_or_refuse
+from ..picklevm.joblib_arrays import STRING_DTYPE, STRING_LAYOUT, WRAPPER_CLASSES, typestr_layout
+from ..streams import Window, atomic_file
+from .safe_load import compressions, opened_for_scan, scan_or_refuse
 
 CHUNK = 1 << 20
 MAX_ENTRIES = 1_000_000  # entries of the loaded object walked for tensors
@@ -67,8 +68,7 @@ class Converted(NamedTuple):
 
 def convert(source: str, output: str, fail_on: Severity = Severity.HIGH) -> Converted:
     """Write ``source``'s tensors to ``output`` as safetensors; UnsafeModelError when the scan refuses it."""
-    with open(source, "rb") as handle:
-        path = f"/proc/self/fd/{handle.fileno()}" if os.path.isdir("/proc/self/fd") else source
+    with opened_for_scan(source) as (handle, path):
         formats = scan_or_refuse(path, fail_on)
         if "pytorch-zip" in formats:
             tensors, left_out, read = _torch_zip(handle)
@@ -172,9 +172,9 @@ def _dtype(storage_type: Any) -> tuple[str, int]:
     return STORAGES[name]
 
 
-def _read_pickle(stream: IO[bytes], storage: Callable[[tuple[Any, ...]], Storage]) -> Any:
+def _read_pickle(unpickler: _StandIns | _JoblibStandIns) -> Any:
     try:
-        return _StandIns(stream, storage).load()
+        return unpickler.load()
     except ConvertError:
         raise
     # a malformed pickle, or stand-ins called with arguments no real checkpoint passes
@@ -203,7 +203,7 @@ def _torch_zip(handle: IO[bytes]) -> tuple[dict[str, TensorRef], list[str], Read
         return Storage(str(pid[2]), dtype, itemsize, int(pid[4]))
 
     with archive.open(pickles[0]) as stream:
-        loaded = _read_pickle(stream, storage)
+        loaded = _read_pickle(_StandIns(stream, storage))
     tensors, left_out = _tensors(loaded)
 
     def read(tensor: TensorRef, out: IO[bytes]) -> None:
@@ -230,9 +230,9 @@ def _torch_legacy(handle: IO[bytes]) -> tuple[dict[str, TensorRef], list[str], R
         return root
 
     for _ in range(3):
-        _read_pickle(handle, storage)
-    loaded = _read_pickle(handle, storage)
-    keys = _read_pickle(handle, storage)
+        _read_pickle(_StandIns(handle, storage))
+    loaded = _read_pickle(_StandIns(handle, storage))
+    keys = _read_pickle(_StandIns(handle, storage))
     if not isinstance(keys, list):
         raise ConvertError("the storage key list is missing")
     starts: dict[str, tuple[int, int]] = {}
@@ -247,7 +247,7 @@ def _torch_legacy(handle: IO[bytes]) -> tuple[dict[str, TensorRef], list[str], R
 
     def read(tensor: TensorRef, out: IO[bytes]) -> None:
         start, size = starts[tensor.storage.key]
-        _copy(tensor, _Window(handle, start), size, out)
+        _copy(tensor, Window(handle, start, size), size, out)
 
     return tensors, left_out, read
 
@@ -258,7 +258,7 @@ def _numpy(handle: IO[bytes]) -> tuple[dict[str, TensorRef], list[str], Read]:
         tensor = _npy_header(handle, "array")
         start = handle.tell()
         size = os.fstat(handle.fileno()).st_size - start
-        return {"array": tensor}, [], lambda ref, out: _copy(ref, _Window(handle, start), size, out)
+        return {"array": tensor}, [], lambda ref, out: _copy(ref, Window(handle, start, size), size, out)
     handle.seek(0)
     archive = zipfile.ZipFile(handle)
     tensors: dict[str, TensorRef] = {}
@@ -277,9 +277,9 @@ def _numpy(handle: IO[bytes]) -> tuple[dict[str, TensorRef], list[str], Read]:
 
     def read(tensor: TensorRef, out: IO[bytes]) -> None:
         name = tensor.storage.key
+        size = archive.getinfo(name + ".npy").file_size - starts[name]
         with archive.open(name + ".npy") as stream:
-            stream.seek(starts[name])
-            _copy(tensor, _Window(stream, starts[name]), archive.getinfo(name + ".npy").file_size, out)
+            _copy(tensor, Window(stream, starts[name], size), size, out)
 
     return tensors, left_out, read
 
@@ -299,7 +299,7 @@ def _npy_header(stream: IO[bytes], key: str) -> TensorRef:
     if not isinstance(descr, str) or descr[:1] not in "<|" or descr[1:] not in NUMPY or not _ints(shape):
         raise ConvertError(f"dtype {descr!r} has no safetensors equivalent (objects, big-endian, records)")
     dtype, itemsize = NUMPY[descr[1:]]
-    numel = _numel(shape)
+    numel = math.prod(shape)
     strides = _row_major(shape[::-1])[::-1] if fortran else _row_major(shape)
     return TensorRef(Storage(key.removesuffix(".npy"), dtype, itemsize, numel), 0, shape, strides)
 
@@ -309,22 +309,30 @@ class _ArrayWrapper:
 
 
 class _Dtype:
-    """numpy.dtype(code, align, copy), its byte order set by BUILD."""
+    """numpy.dtype(typestr, align, copy) and the state BUILD gives it (its byte order, size and flags)."""
 
-    def __init__(self, code: Any = "", *_: Any) -> None:
-        self.code = str(code)
-        self.order = "|"
+    def __init__(self, typestr: Any = "", *_: Any) -> None:
+        self.typestr = typestr
+        self.state: tuple[Any, ...] = ()
 
     def __setstate__(self, state: Any) -> None:
-        if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "|", "="):
-            self.order = state[1]
+        self.state = state if isinstance(state, tuple) else ()
 
-    def itemsize(self) -> int | None:
-        """Bytes per element, from the type code (U counts 4 bytes a character); None for objects."""
-        kind, digits = self.code[:1], self.code[1:]
-        if kind == "O" or not digits.isdigit():
-            return None
-        return int(digits) * (4 if kind == "U" else 1)
+    @property
+    def name(self) -> str:
+        order = self.state[1] if len(self.state) > 1 and self.state[1] in ("<", ">", "|", "=") else "|"
+        scalar = isinstance(self.typestr, type) and issubclass(self.typestr, _Stranger)  # ml_dtypes' bfloat16
+        return f"{order}{self.typestr.name if scalar else self.typestr}"
+
+    def layout(self) -> tuple[int, bool] | None:
+        return typestr_layout(self.typestr, self.state)
+
+
+class _StringDtype(_Dtype):
+    """NumPy 2's StringDType, pickled as a call of a numpy helper."""
+
+    def layout(self) -> tuple[int, bool] | None:
+        return STRING_LAYOUT
 
 
 class _JoblibStandIns(pickle._Unpickler):  # type: ignore[name-defined]
@@ -339,11 +347,14 @@ class _JoblibStandIns(pickle._Unpickler):  # type: ignore[name-defined]
         self.stream = stream
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
+        dotted = f"{module}.{name}"
+        if dotted in WRAPPER_CLASSES:
             return _ArrayWrapper
-        if (module, name) == ("numpy", "dtype"):
+        if dotted == "numpy.dtype":
             return _Dtype
-        return STAND_INS.get((module, name)) or _stranger(f"{module}.{name}")
+        if dotted in STRING_DTYPE:
+            return _StringDtype
+        return STAND_INS.get((module, name)) or _stranger(dotted)
 
     def persistent_load(self, pid: Any) -> Any:
         raise ConvertError("a persistent id in a joblib file")
@@ -362,29 +373,31 @@ class _JoblibStandIns(pickle._Unpickler):  # type: ignore[name-defined]
         if not isinstance(dtype, _Dtype) or not _ints(state.get("shape")):
             raise ConvertError("a joblib array without a dtype or shape")
         shape: tuple[int, ...] = tuple(state["shape"])
-        itemsize = dtype.itemsize()
-        if itemsize is None:  # an object array: a nested pickle, read with the stand-ins and left out
-            _JoblibStandIns(self.stream).load()
+        layout = dtype.layout()  # the emulator's own reading of joblib's layout: one source of truth
+        if layout is None:
+            raise ConvertError(f"cannot tell the size of a joblib array of dtype {dtype.name}")
+        itemsize, has_objects = layout
+        if has_objects:  # a nested pickle, read with the stand-ins and left out
+            _read_pickle(_JoblibStandIns(self.stream))
             return _stranger("numpy.ndarray (objects)")()
         if state.get("numpy_array_alignment_bytes") is not None:
             padding = self.stream.read(1)
             self.stream.read(int.from_bytes(padding, "little"))
         start = self.stream.tell()
-        self.stream.seek(start + _numel(shape) * itemsize)
-        code = dtype.code if dtype.order in ("<", "|", "=") else ""
+        self.stream.seek(start + math.prod(shape) * itemsize)
+        code = dtype.name[1:] if dtype.name[0] in "<|=" else ""
         if code not in NUMPY:
-            return _stranger(f"numpy.ndarray (dtype {dtype.order}{dtype.code})")()
+            return _stranger(f"numpy.ndarray (dtype {dtype.name})")()
         name, size = NUMPY[code]
         strides = _row_major(shape[::-1])[::-1] if state.get("order") == "F" else _row_major(shape)
-        return TensorRef(Storage(str(start), name, size, _numel(shape)), 0, shape, strides)
+        return TensorRef(Storage(str(start), name, size, math.prod(shape)), 0, shape, strides)
 
 
 def _joblib(handle: IO[bytes], formats: frozenset[str]) -> tuple[dict[str, TensorRef], list[str], Read]:
     from ..limits import Budget, Limits
-    from ..registry import catalog
     from ..streams import Decompressed
 
-    kinds = [label for label in formats if catalog()[label].kind == "wrapper"]
+    kinds = compressions(formats)
     if len(kinds) > 1 or "joblib-zfile" in kinds:
         raise ConvertError("a joblib file of an old or nested compression")
 
@@ -392,20 +405,15 @@ def _joblib(handle: IO[bytes], formats: frozenset[str]) -> tuple[dict[str, Tenso
         handle.seek(0)
         return _Lines(Decompressed(handle, kinds[0], Budget(Limits()))) if kinds else handle
 
-    unpickler = _JoblibStandIns(opened())
-    try:
-        loaded = unpickler.load()
-    except ConvertError:
-        raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, LookupError) as exc:
-        raise ConvertError(f"the pickle could not be read ({type(exc).__name__}: {exc})") from None
+    loaded = _read_pickle(_JoblibStandIns(opened()))
     found, left_out = _tensors(loaded)
     tensors = dict(sorted(found.items(), key=lambda item: int(item[1].storage.key)))  # in stream order
     stream = opened()
 
     def read(tensor: TensorRef, out: IO[bytes]) -> None:  # forward only: a compressed stream is read once
         start = int(tensor.storage.key)
-        _copy(tensor, _Window(stream, start), tensor.storage.numel * tensor.storage.itemsize, out)
+        size = tensor.storage.numel * tensor.storage.itemsize
+        _copy(tensor, Window(stream, start, size), size, out)
 
     return tensors, left_out, read
 
@@ -427,20 +435,6 @@ class _Lines:
                 break
             line += byte
         return bytes(line)
-
-
-class _Window:
-    """A stream seen from ``start``: storage offsets count from the storage's first byte."""
-
-    def __init__(self, stream: IO[bytes], start: int) -> None:
-        self.stream = stream
-        self.start = start
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return self.stream.seek(self.start + offset, whence) - self.start
-
-    def read(self, size: int = -1) -> bytes:
-        return self.stream.read(size)
 
 
 # ------------------------------------------------------------------ tensors and the output
@@ -480,13 +474,6 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _numel(shape: tuple[int, ...]) -> int:
-    count = 1
-    for size in shape:
-        count *= size
-    return count
-
-
 def _row_major(shape: tuple[int, ...]) -> tuple[int, ...]:
     strides = []
     step = 1
@@ -500,7 +487,7 @@ def _write(output: str, tensors: dict[str, TensorRef], read: Read) -> int:
     header: dict[str, Any] = {"__metadata__": {"format": "pt", "converted_by": "mloops"}}
     position = 0
     for key, tensor in tensors.items():
-        size = _numel(tensor.shape) * tensor.storage.itemsize
+        size = math.prod(tensor.shape) * tensor.storage.itemsize
         header[key] = {
             "dtype": tensor.storage.dtype,
             "shape": list(tensor.shape),
@@ -509,17 +496,10 @@ def _write(output: str, tensors: dict[str, TensorRef], read: Read) -> int:
         position += size
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
-    folder = os.path.dirname(os.path.abspath(output))
-    fd, temporary = tempfile.mkstemp(prefix=".mloops-convert-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(struct.pack("<Q", len(text)) + text)
-            for tensor in tensors.values():
-                read(tensor, out)
-        os.replace(temporary, output)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    with atomic_file(output) as out:
+        out.write(struct.pack("<Q", len(text)) + text)
+        for tensor in tensors.values():
+            read(tensor, out)
     return position
 
 
@@ -527,14 +507,14 @@ def _copy(tensor: TensorRef, stream: Any, available: int, out: IO[bytes]) -> Non
     """The tensor's elements in row-major order, from its storage's bytes (strided views gathered run by run)."""
     storage, shape = tensor.storage, tensor.shape
     itemsize = storage.itemsize
-    if _numel(shape) == 0:
+    if math.prod(shape) == 0:
         return
     base = storage.offset + tensor.offset
     last = base + sum((size - 1) * stride for size, stride in zip(shape, tensor.strides, strict=True))
     if base < 0 or min(tensor.strides, default=0) < 0 or (last + 1) * itemsize > available:
         raise ConvertError(f"a tensor reaches outside its storage ({storage.key})")
     if tensor.strides == _row_major(shape):
-        _copy_run(stream, base * itemsize, _numel(shape) * itemsize, out)
+        _copy_run(stream, base * itemsize, math.prod(shape) * itemsize, out)
         return
     inner = shape[-1] if shape and tensor.strides[-1] == 1 else 1
     outer = shape[:-1] if inner > 1 else shape

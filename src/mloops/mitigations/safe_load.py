@@ -57,11 +57,11 @@ def safe_load(source: Source, *, fail_on: Severity = Severity.HIGH) -> Any:
     """Load a raw pickle, a PyTorch checkpoint (ZIP or legacy), a joblib file or a NumPy ``.npy``/``.npz``
     file, after a scan found nothing at or above ``fail_on``; raise UnsafeModelError otherwise. An ``.npz``
     comes back as a dict of its arrays."""
-    with _opened(source) as (handle, path):
+    with opened_for_scan(source) as (handle, path):
         formats = scan_or_refuse(path, fail_on)
         if formats & TORCH:
             return _torch_load(handle)
-        if "joblib" in formats or _compressed(formats):  # joblib writes and reads every compression it sniffs
+        if "joblib" in formats or compressions(formats):  # joblib writes and reads every compression it sniffs
             return _joblib_load(handle, path)
         if "npy" in formats or "numpy-object" in formats:
             return _numpy_load(handle)
@@ -70,13 +70,13 @@ def safe_load(source: Source, *, fail_on: Severity = Severity.HIGH) -> Any:
 
 def safe_torch_load(source: Source, map_location: Any = None, *, fail_on: Severity = Severity.HIGH) -> Any:
     """``torch.load`` of a checkpoint a scan passed, with the restricted unpickler instead of pickle."""
-    with _opened(source) as (handle, path):
+    with opened_for_scan(source) as (handle, path):
         scan_or_refuse(path, fail_on)
         return _torch_load(handle, map_location)
 
 
 @contextlib.contextmanager
-def _opened(source: Source) -> Iterator[tuple[IO[bytes], str]]:
+def opened_for_scan(source: Source) -> Iterator[tuple[IO[bytes], str]]:
     """The file to load and a path the scan reads: the open file's own path, so that a rename between scan
     and load changes neither; a file object is copied to a temporary file for the scan."""
     if isinstance(source, str | os.PathLike):
@@ -106,10 +106,11 @@ def scan_or_refuse(path: str, fail_on: Severity) -> frozenset[str]:
     return frozenset(asset.format for asset in result.assets)
 
 
-def _compressed(formats: frozenset[str]) -> bool:
+def compressions(formats: frozenset[str]) -> list[str]:
+    """The compression layers (the catalog's wrappers) among a scan's formats."""
     from ..registry import catalog
 
-    return any(catalog()[label].kind == "wrapper" for label in formats)
+    return [label for label in formats if catalog()[label].kind == "wrapper"]
 
 
 def _torch_load(handle: IO[bytes], map_location: Any = None) -> Any:

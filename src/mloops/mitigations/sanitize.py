@@ -52,15 +52,14 @@ def sanitize(data: bytes, keep_known: bool = False) -> Sanitized:
     except (ValueError, RecursionError, nb.Malformed) as exc:
         raise SanitizeError(f"not a notebook ({exc})") from None
     removed: list[Removed] = []
-    for round_ in range(MAX_ROUNDS):
-        active = _active_paths(_text(notebook, removed))
-        if round_ and not any(active.values()):
-            break
+    active = _active_paths(_text(notebook, removed))
+    for _ in range(MAX_ROUNDS):
         removed += _neutralise(notebook, cells, active, keep_known)
-    else:
-        if any(_active_paths(_text(notebook, removed)).values()):
-            raise SanitizeError(f"active content remains after {MAX_ROUNDS} passes; nothing was written")
-    return Sanitized(_text(notebook, removed), removed)
+        text = _text(notebook, removed)
+        active = _active_paths(text)
+        if not any(active.values()):
+            return Sanitized(text, removed)
+    raise SanitizeError(f"active content remains after {MAX_ROUNDS} passes; nothing was written")
 
 
 def _active_paths(text: str) -> dict[str, set[str]]:

@@ -9,6 +9,7 @@ bytes, or every joblib file would look malformed.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from ..limits import LimitExceeded
@@ -22,7 +23,8 @@ WRAPPER_CLASSES = (
 
 _ITEMSIZE = re.compile(r"^[<>=|]?[a-zA-Z]+(\d+)")
 # NumPy 2's StringDType pickles as the result of this helper, not as numpy.dtype(typestr).
-_STRING_DTYPE = tuple(f"{module}._internal._convert_to_stringdtype_kwargs" for module in ("numpy._core", "numpy.core"))
+STRING_DTYPE = tuple(f"{module}._internal._convert_to_stringdtype_kwargs" for module in ("numpy._core", "numpy.core"))
+STRING_LAYOUT = (16, True)  # variable-width strings: joblib pickles such an array whole, as it does object arrays
 
 
 def step_over_array(machine: Machine, target: Any, state: Any) -> Any:
@@ -58,10 +60,13 @@ def dtype_layout(value: Any) -> tuple[int, bool] | None:
     """(itemsize, holds Python objects) of a pickled numpy.dtype(...) with its BUILD state."""
     if not isinstance(value, Call) or not isinstance(value.args, Seq) or not value.args.items:
         return None
-    if isinstance(value.func, Global) and value.func.dotted in _STRING_DTYPE:
-        return 16, True  # variable-width strings: joblib pickles such an array whole, as it does object arrays
-    typestr = value.args.items[0]
-    state = value.state.items if isinstance(value.state, Seq) else []
+    if isinstance(value.func, Global) and value.func.dotted in STRING_DTYPE:
+        return STRING_LAYOUT
+    return typestr_layout(value.args.items[0], value.state.items if isinstance(value.state, Seq) else [])
+
+
+def typestr_layout(typestr: Any, state: Sequence[Any]) -> tuple[int, bool] | None:
+    """(itemsize, holds Python objects) of numpy.dtype(typestr) given the state BUILD sets on it."""
     flags = state[7] if len(state) > 7 and isinstance(state[7], int) else 0
     elsize = state[5] if len(state) > 5 and isinstance(state[5], int) else -1
     if not isinstance(typestr, str):
